@@ -1,0 +1,1 @@
+//! Runnable examples of `monitor`; see `examples/demo.rs`.

@@ -1,0 +1,74 @@
+//! The runtime of `monitor`: annotate a function with `#[monitored]` and the process knows, for
+//! every annotated function, its calls in flight and the most ever in flight, successes, errors
+//! by kind, panics, cancellations, success and failure latency distributions with quantiles, who
+//! called it (the call graph), and a span with W3C-sized trace ids for every call.
+//!
+//! # Example
+//!
+//! ```
+//! use monitor_core::monitored;
+//!
+//! #[monitored(name = "example::load")]
+//! fn load(path: &str) -> std::io::Result<String> {
+//!     std::fs::read_to_string(path)
+//! }
+//!
+//! #[monitored(name = "example::handle")]
+//! fn handle() -> usize {
+//!     load("/no/such/file").map_or(0, |s| s.len())
+//! }
+//!
+//! handle();
+//! let snap = monitor_core::registry().snapshot();
+//! let load = snap.function("example::load").unwrap();
+//! assert_eq!(load.error("NotFound"), 1);
+//! assert_eq!(load.calls_from("example::handle"), 1);
+//! assert!(snap.function("example::handle").unwrap().is_entry());
+//! ```
+//!
+//! # Concepts
+//!
+//! - A **call site** ([`CallSite`]) is the static record `#[monitored]` emits for a function.
+//!   The linker gathers all of them, so [`registry()`] lists every monitored function before any
+//!   has run.
+//! - Every call ends in exactly one **outcome**: success, error (with a kind), panic, or
+//!   cancelled (an async call whose future was dropped before finishing). The outcome comes from
+//!   the returned value's type: any `Result` that is `Err` is an error, named by [`ErrorName`]
+//!   when the error implements it, else by the short name of its type.
+//! - Every call is a **span** ([`Span`]) whose parent is the call running on the same thread or
+//!   task; the parent-child pairs of functions make the **call graph**. [`Span::current`] with
+//!   [`Span::wrap`] or [`FutureExt`] carries it into spawned threads and tasks.
+//! - [`Registry::snapshot`] copies it all into plain data ([`Snapshot`]) for rendering.
+//!
+//! # Performance
+//!
+//! After a function's first call, a call allocates nothing and takes no lock: two clock reads,
+//! a thread-local span swap, relaxed atomic increments on counters striped per thread, and one
+//! lock-free histogram bucket increment. The first call of a function allocates its statistics
+//! (about 20 KiB); the first time a function returns a new error kind, the kind claims a slot.
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+mod call;
+mod clock;
+mod error;
+mod histogram;
+mod registry;
+mod site;
+mod snapshot;
+mod span;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub(crate) use __private as private;
+
+pub use error::ErrorName;
+pub use registry::{registry, Registry};
+pub use site::CallSite;
+pub use snapshot::{Bucket, Caller, CallerCount, Distribution, FunctionStats, Snapshot, QUANTILES};
+pub use span::{FutureExt, Span, SpanId, TraceId, WithSpan};
+
+#[cfg(feature = "macros")]
+pub use monitor_macros::{monitored, ErrorName};

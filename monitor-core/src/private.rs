@@ -1,0 +1,166 @@
+//! Support for the code `#[monitored]` generates. Not public API: no stability promise.
+
+use std::convert::Infallible;
+use std::ops::ControlFlow;
+use std::task::Poll;
+
+pub use crate::call::{Guard, Instrumented, Outcome};
+pub use crate::site::CallSite;
+pub use linkme;
+
+use crate::error::{short_type_name, ErrorName};
+
+/// Every `#[monitored]` function's call site, gathered by the linker.
+#[linkme::distributed_slice]
+pub static CALL_SITES: [&'static CallSite];
+
+/// Pins the type of the instrumented body to the function's return type, so `?` conversions
+/// and coercions infer as they would in the original body.
+#[inline(always)]
+pub fn identity<T>(v: T) -> T {
+    v
+}
+
+/// Wraps a returned value for outcome classification by autoref specialisation: the generated
+/// code calls `(&&&Probe(&value)).__monitor_outcome()`, and method resolution picks the first
+/// of these impls that applies to the concrete type.
+#[allow(missing_debug_implementations)]
+pub struct Probe<'a, T: ?Sized>(pub &'a T);
+
+/// `Result<T, E>` where `E: ErrorName`: the kind is the name the error gives.
+pub trait ViaErrorName {
+    fn __monitor_outcome(&self) -> Outcome;
+}
+
+impl<T, E: ErrorName> ViaErrorName for &&Probe<'_, Result<T, E>> {
+    #[inline]
+    fn __monitor_outcome(&self) -> Outcome {
+        match self.0 {
+            Ok(_) => Outcome::Success,
+            Err(e) => Outcome::Error(e.error_name()),
+        }
+    }
+}
+
+/// Any other `Result<T, E>`: the kind is the short name of `E`'s type.
+pub trait ViaTypeName {
+    fn __monitor_outcome(&self) -> Outcome;
+}
+
+impl<T, E> ViaTypeName for &Probe<'_, Result<T, E>> {
+    #[inline]
+    fn __monitor_outcome(&self) -> Outcome {
+        match self.0 {
+            Ok(_) => Outcome::Success,
+            Err(_) => Outcome::Error(short_type_name(std::any::type_name::<E>())),
+        }
+    }
+}
+
+/// Anything else returned is a success.
+pub trait ViaValue {
+    fn __monitor_outcome(&self) -> Outcome;
+}
+
+impl<T: ?Sized> ViaValue for Probe<'_, T> {
+    #[inline]
+    fn __monitor_outcome(&self) -> Outcome {
+        Outcome::Success
+    }
+}
+
+/// What `?` does, for the types whose `?` a monitored body may use: the generated code rewrites
+/// `expr?` into a `match` on [`Try::__monitor_branch`] that leaves through the body's label
+/// instead of returning past the call's bookkeeping.
+pub trait Try {
+    type Output;
+    type Residual;
+    fn __monitor_branch(self) -> ControlFlow<Self::Residual, Self::Output>;
+}
+
+/// Builds the early-return value from a `?` residual, converting errors with `From`.
+pub trait FromResidual<R> {
+    fn __monitor_from_residual(residual: R) -> Self;
+}
+
+impl<T, E> Try for Result<T, E> {
+    type Output = T;
+    type Residual = Result<Infallible, E>;
+    #[inline(always)]
+    fn __monitor_branch(self) -> ControlFlow<Self::Residual, T> {
+        match self {
+            Ok(v) => ControlFlow::Continue(v),
+            Err(e) => ControlFlow::Break(Err(e)),
+        }
+    }
+}
+
+impl<T> Try for Option<T> {
+    type Output = T;
+    type Residual = Option<Infallible>;
+    #[inline(always)]
+    fn __monitor_branch(self) -> ControlFlow<Self::Residual, T> {
+        match self {
+            Some(v) => ControlFlow::Continue(v),
+            None => ControlFlow::Break(None),
+        }
+    }
+}
+
+impl<T, E> Try for Poll<Result<T, E>> {
+    type Output = Poll<T>;
+    type Residual = Result<Infallible, E>;
+    #[inline(always)]
+    fn __monitor_branch(self) -> ControlFlow<Self::Residual, Poll<T>> {
+        match self {
+            Poll::Ready(Ok(v)) => ControlFlow::Continue(Poll::Ready(v)),
+            Poll::Ready(Err(e)) => ControlFlow::Break(Err(e)),
+            Poll::Pending => ControlFlow::Continue(Poll::Pending),
+        }
+    }
+}
+
+impl<T, E> Try for Poll<Option<Result<T, E>>> {
+    type Output = Poll<Option<T>>;
+    type Residual = Result<Infallible, E>;
+    #[inline(always)]
+    fn __monitor_branch(self) -> ControlFlow<Self::Residual, Poll<Option<T>>> {
+        match self {
+            Poll::Ready(Some(Ok(v))) => ControlFlow::Continue(Poll::Ready(Some(v))),
+            Poll::Ready(Some(Err(e))) => ControlFlow::Break(Err(e)),
+            Poll::Ready(None) => ControlFlow::Continue(Poll::Ready(None)),
+            Poll::Pending => ControlFlow::Continue(Poll::Pending),
+        }
+    }
+}
+
+impl<T, E, F: From<E>> FromResidual<Result<Infallible, E>> for Result<T, F> {
+    #[inline(always)]
+    fn __monitor_from_residual(residual: Result<Infallible, E>) -> Self {
+        match residual {
+            Err(e) => Err(From::from(e)),
+            Ok(never) => match never {},
+        }
+    }
+}
+
+impl<T> FromResidual<Option<Infallible>> for Option<T> {
+    #[inline(always)]
+    fn __monitor_from_residual(_: Option<Infallible>) -> Self {
+        None
+    }
+}
+
+impl<T, E, F: From<E>> FromResidual<Result<Infallible, E>> for Poll<Result<T, F>> {
+    #[inline(always)]
+    fn __monitor_from_residual(residual: Result<Infallible, E>) -> Self {
+        Poll::Ready(Result::__monitor_from_residual(residual))
+    }
+}
+
+impl<T, E, F: From<E>> FromResidual<Result<Infallible, E>> for Poll<Option<Result<T, F>>> {
+    #[inline(always)]
+    fn __monitor_from_residual(residual: Result<Infallible, E>) -> Self {
+        Poll::Ready(Some(Result::__monitor_from_residual(residual)))
+    }
+}

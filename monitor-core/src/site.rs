@@ -1,0 +1,597 @@
+//! Call sites: the static record the macro emits per function, and its lazily built state.
+
+use std::fmt;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::OnceLock;
+
+use crossbeam_utils::CachePadded;
+use once_cell::race::OnceBox;
+
+use crate::histogram::AtomicHistogram;
+use crate::snapshot::{Caller, CallerCount, Distribution};
+
+/// Stripes of per-site counters. Each thread writes the stripe its index picks, so threads
+/// calling the same function do not fight over one cache line; a snapshot sums the stripes.
+pub(crate) const STRIPES: usize = 8;
+/// Distinct callers a site keeps apart; more are counted as [`Caller::Other`].
+pub(crate) const CALLER_SLOTS: usize = 8;
+/// Distinct error kinds a site keeps apart; more are counted as `other`.
+pub(crate) const KIND_SLOTS: usize = 64;
+/// Caller key of calls with no monitored caller.
+pub(crate) const ENTRY_KEY: u32 = u32::MAX;
+
+/// A monitored function: its static description, and (after its first call) its statistics.
+///
+/// `#[monitored]` emits one `static CallSite` per function and registers it at link time, so
+/// every site is in [`registry()`](crate::registry) before any of them runs.
+///
+/// # Examples
+///
+/// ```
+/// #[monitor_core::monitored(name = "site_example", category = "io")]
+/// fn work() {}
+///
+/// let site = monitor_core::registry().sites().find(|s| s.name() == "site_example").unwrap();
+/// assert_eq!(site.category(), Some("io"));
+/// assert!(site.file().ends_with(".rs"));
+/// ```
+pub struct CallSite {
+    explicit_name: Option<&'static str>,
+    path: fn() -> &'static str,
+    module: &'static str,
+    file: &'static str,
+    line: u32,
+    category: Option<&'static str>,
+    name: OnceLock<&'static str>,
+    state: OnceBox<SiteState>,
+}
+
+impl CallSite {
+    /// Used by the macro; `path` returns the `type_name` of an item declared inside the function.
+    #[doc(hidden)]
+    pub const fn new(
+        explicit_name: Option<&'static str>,
+        path: fn() -> &'static str,
+        module: &'static str,
+        file: &'static str,
+        line: u32,
+        category: Option<&'static str>,
+    ) -> Self {
+        Self {
+            explicit_name,
+            path,
+            module,
+            file,
+            line,
+            category,
+            name: OnceLock::new(),
+            state: OnceBox::new(),
+        }
+    }
+
+    /// The function's name: the one given with `name = "…"`, else its Rust path as a user
+    /// writes it (module path, impl type for methods, function name), e.g. `vlite::Proxy::handle`.
+    ///
+    /// ```
+    /// mod shop {
+    ///     pub struct Cart;
+    ///     impl Cart {
+    ///         #[monitor_core::monitored]
+    ///         pub fn total(&self) -> u32 { 0 }
+    ///     }
+    /// }
+    /// shop::Cart.total();
+    /// assert!(monitor_core::registry().sites().any(|s| s.name().ends_with("shop::Cart::total")));
+    /// ```
+    pub fn name(&self) -> &'static str {
+        self.name.get_or_init(|| match self.explicit_name {
+            Some(name) => name,
+            None => clean_path((self.path)()),
+        })
+    }
+
+    /// The module the function is defined in, as `module_path!()` gives it.
+    ///
+    /// ```
+    /// # for site in monitor_core::registry().sites() {
+    /// assert!(!site.module().is_empty());
+    /// # }
+    /// ```
+    pub fn module(&self) -> &'static str {
+        self.module
+    }
+
+    /// The source file of the function.
+    ///
+    /// ```
+    /// # for site in monitor_core::registry().sites() {
+    /// assert!(!site.file().is_empty());
+    /// # }
+    /// ```
+    pub fn file(&self) -> &'static str {
+        self.file
+    }
+
+    /// The line of the function in its source file.
+    ///
+    /// ```
+    /// # for site in monitor_core::registry().sites() {
+    /// assert!(site.line() > 0);
+    /// # }
+    /// ```
+    pub fn line(&self) -> u32 {
+        self.line
+    }
+
+    /// The category given with `#[monitored(category = "…")]`.
+    ///
+    /// ```
+    /// # for site in monitor_core::registry().sites() {
+    /// let _ = site.category();
+    /// # }
+    /// ```
+    pub fn category(&self) -> Option<&'static str> {
+        self.category
+    }
+
+    /// The site's statistics, built on its first call.
+    #[inline]
+    pub(crate) fn state(&'static self) -> &'static SiteState {
+        match self.state.get() {
+            Some(state) => state,
+            None => self.init_state(),
+        }
+    }
+
+    /// The site's statistics if it was ever called.
+    pub(crate) fn state_if_called(&self) -> Option<&SiteState> {
+        self.state.get()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn init_state(&'static self) -> &'static SiteState {
+        let id = crate::registry().id_of(self).unwrap_or(ENTRY_KEY);
+        // A lost race frees the loser's box; every thread then uses the winner's.
+        self.state.get_or_init(|| Box::new(SiteState::new(id)))
+    }
+}
+
+impl fmt::Debug for CallSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallSite")
+            .field("name", &self.name())
+            .field("module", &self.module)
+            .field("file", &self.file)
+            .field("line", &self.line)
+            .field("category", &self.category)
+            .finish()
+    }
+}
+
+/// Turns `krate::m::Foo<_>::method::__MonitorMarker` into `krate::m::Foo::method`, and
+/// `<krate::Foo<_> as krate::Trait>::method::…` into `krate::Foo::method`.
+fn clean_path(raw: &'static str) -> &'static str {
+    let trimmed = raw.rsplit_once("::").map_or(raw, |(head, _marker)| head);
+    let needs_work = trimmed.contains(['<', '{']);
+    if !needs_work {
+        return trimmed;
+    }
+    let mut out = String::with_capacity(trimmed.len());
+    let mut rest = trimmed;
+    // `<Type as Trait>::rest` → `Type::rest`.
+    if let Some(inner) = rest.strip_prefix('<') {
+        let mut depth = 0usize;
+        let mut end = None;
+        for (i, c) in inner.char_indices() {
+            match c {
+                '<' => depth += 1,
+                '>' if depth == 0 => {
+                    end = Some(i);
+                    break;
+                }
+                '>' => depth -= 1,
+                _ => {}
+            }
+        }
+        if let Some(end) = end {
+            let qualified = &inner[..end];
+            let ty = split_as(qualified).unwrap_or(qualified);
+            out.push_str(ty);
+            rest = &inner[end + 1..];
+        }
+    }
+    out.push_str(rest);
+    let mut cleaned = String::with_capacity(out.len());
+    let mut depth = 0usize;
+    for c in out.chars() {
+        match c {
+            '<' => depth += 1,
+            '>' if depth > 0 => depth -= 1,
+            _ if depth == 0 => cleaned.push(c),
+            _ => {}
+        }
+    }
+    let cleaned = cleaned.replace("::{{closure}}", "");
+    // Leaked once per site, the first time its name is asked for: names live as long as the site.
+    Box::leak(cleaned.into_boxed_str())
+}
+
+/// Splits `Type as Trait` at the ` as ` that is not nested in generics.
+fn split_as(s: &str) -> Option<&str> {
+    let mut depth = 0usize;
+    for (i, c) in s.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' => depth = depth.saturating_sub(1),
+            ' ' if depth == 0 && s[i..].starts_with(" as ") => return Some(&s[..i]),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Counters one thread (of those sharing the stripe) writes.
+#[derive(Default)]
+pub(crate) struct Stripe {
+    pub(crate) success: AtomicU64,
+    pub(crate) panics: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) success_sum: WideSum,
+    pub(crate) failure_sum: WideSum,
+    pub(crate) success_recent: Recent,
+    pub(crate) failure_recent: Recent,
+    /// Calls per caller slot; the last one counts callers past [`CALLER_SLOTS`].
+    pub(crate) callers: [AtomicU64; CALLER_SLOTS + 1],
+}
+
+/// A sum of nanoseconds that cannot overflow: a carry word counts wraps of the low word.
+#[derive(Default)]
+pub(crate) struct WideSum {
+    low: AtomicU64,
+    high: AtomicU64,
+}
+
+impl WideSum {
+    #[inline]
+    pub(crate) fn add(&self, v: u64) {
+        let prev = self.low.fetch_add(v, Relaxed);
+        if prev.checked_add(v).is_none() {
+            self.high.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub(crate) fn get(&self) -> u128 {
+        (u128::from(self.high.load(Relaxed)) << 64) | u128::from(self.low.load(Relaxed))
+    }
+}
+
+/// The last value recorded on a stripe, with the clock reading that ended it, so a snapshot can
+/// tell which stripe saw the most recent one.
+#[derive(Default)]
+pub(crate) struct Recent {
+    value: AtomicU64,
+    at: AtomicU64,
+}
+
+impl Recent {
+    #[inline]
+    pub(crate) fn set(&self, value: u64, at: u64) {
+        self.value.store(value, Relaxed);
+        self.at.store(at, Relaxed);
+    }
+
+    fn get(&self) -> (u64, u64) {
+        (self.at.load(Relaxed), self.value.load(Relaxed))
+    }
+}
+
+/// A histogram with its exact extremes.
+pub(crate) struct Times {
+    hist: AtomicHistogram,
+    min: AtomicU64,
+    max: AtomicU64,
+}
+
+impl Times {
+    fn new() -> Self {
+        Self { hist: AtomicHistogram::new(), min: AtomicU64::new(u64::MAX), max: AtomicU64::new(0) }
+    }
+
+    #[inline]
+    pub(crate) fn record(&self, ns: u64) {
+        self.hist.record(ns);
+        // Load first: after warm-up a new extreme is rare, and a load of a line nobody writes
+        // stays in this core's cache, where an RMW would take the line away from other cores.
+        if ns < self.min.load(Relaxed) {
+            self.min.fetch_min(ns, Relaxed);
+        }
+        if ns > self.max.load(Relaxed) {
+            self.max.fetch_max(ns, Relaxed);
+        }
+    }
+}
+
+/// Error counts by kind. Slots fill in order and never empty, so a kind is found by scanning the
+/// filled prefix, and two threads racing to add the same new kind meet on the same slot.
+pub(crate) struct ErrorKinds {
+    names: [OnceLock<&'static str>; KIND_SLOTS],
+    counts: [AtomicU64; KIND_SLOTS],
+    other: AtomicU64,
+}
+
+impl ErrorKinds {
+    fn new() -> Self {
+        Self {
+            names: std::array::from_fn(|_| OnceLock::new()),
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            other: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn record(&self, kind: &'static str) {
+        for (name, count) in self.names.iter().zip(&self.counts) {
+            let claimed = match name.get() {
+                Some(k) => k,
+                // First sight of a kind at this site: the only time this path may wait (on the
+                // slot's once), and never more than KIND_SLOTS times per site.
+                None => match name.set(kind) {
+                    Ok(()) => kind,
+                    Err(_) => name.get().copied().unwrap_or(""),
+                },
+            };
+            if std::ptr::eq(claimed, kind) || claimed == kind {
+                count.fetch_add(1, Relaxed);
+                return;
+            }
+        }
+        self.other.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn read(&self) -> Vec<(&'static str, u64)> {
+        let mut out: Vec<_> = self
+            .names
+            .iter()
+            .zip(&self.counts)
+            .filter_map(|(name, count)| Some((*name.get()?, count.load(Relaxed))))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        match self.other.load(Relaxed) {
+            0 => {}
+            n => out.push(("other", n)),
+        }
+        out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        out
+    }
+}
+
+/// What a site records, allocated on its first call.
+pub(crate) struct SiteState {
+    pub(crate) id: u32,
+    /// In-flight calls: one shared counter, so `highwater` sees the true concurrency.
+    current: CachePadded<AtomicI64>,
+    highwater: CachePadded<AtomicU64>,
+    stripes: Box<[CachePadded<Stripe>]>,
+    pub(crate) success_times: Times,
+    pub(crate) failure_times: Times,
+    pub(crate) kinds: ErrorKinds,
+    /// Caller keys: 0 is an empty slot, [`ENTRY_KEY`] is entry, else the caller's id + 1.
+    caller_keys: [AtomicU32; CALLER_SLOTS],
+}
+
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
+/// A stripe index for a new thread: round robin, so concurrently started threads spread out.
+pub(crate) fn next_stripe() -> usize {
+    NEXT_STRIPE.fetch_add(1, Relaxed) % STRIPES
+}
+
+impl SiteState {
+    fn new(id: u32) -> Self {
+        Self {
+            id,
+            current: CachePadded::new(AtomicI64::new(0)),
+            highwater: CachePadded::new(AtomicU64::new(0)),
+            stripes: (0..STRIPES).map(|_| CachePadded::new(Stripe::default())).collect(),
+            success_times: Times::new(),
+            failure_times: Times::new(),
+            kinds: ErrorKinds::new(),
+            caller_keys: std::array::from_fn(|_| AtomicU32::new(0)),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn stripe(&self, i: usize) -> &Stripe {
+        &self.stripes[i % STRIPES]
+    }
+
+    /// Counts a call starting: in flight, highwater, and the caller edge.
+    #[inline]
+    pub(crate) fn begin(&self, stripe: &Stripe, caller_key: u32) {
+        let now = self.current.fetch_add(1, Relaxed) + 1;
+        let now = now.max(0) as u64;
+        if now > self.highwater.load(Relaxed) {
+            self.highwater.fetch_max(now, Relaxed);
+        }
+        stripe.callers[self.caller_slot(caller_key)].fetch_add(1, Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn end(&self) {
+        self.current.fetch_sub(1, Relaxed);
+    }
+
+    #[inline]
+    fn caller_slot(&self, key: u32) -> usize {
+        for (i, slot) in self.caller_keys.iter().enumerate() {
+            match slot.load(Relaxed) {
+                k if k == key => return i,
+                // Slots fill in order: an empty one means the key is new; claim it.
+                0 => match slot.compare_exchange(0, key, Relaxed, Relaxed) {
+                    Ok(_) => return i,
+                    Err(k) if k == key => return i,
+                    Err(_) => {}
+                },
+                _ => {}
+            }
+        }
+        CALLER_SLOTS
+    }
+
+    pub(crate) fn read_callers(&self, name_of: impl Fn(usize) -> &'static str) -> Vec<CallerCount> {
+        let mut counts = [0u64; CALLER_SLOTS + 1];
+        for stripe in self.stripes.iter() {
+            for (sum, c) in counts.iter_mut().zip(&stripe.callers) {
+                *sum += c.load(Relaxed);
+            }
+        }
+        let mut out = Vec::new();
+        for (i, &count) in counts.iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
+            let caller = match self.caller_keys.get(i).map(|k| k.load(Relaxed)) {
+                None => Caller::Other,
+                Some(ENTRY_KEY) => Caller::Entry,
+                Some(0) => continue,
+                Some(k) => {
+                    let id = (k - 1) as usize;
+                    Caller::Function { id, name: name_of(id) }
+                }
+            };
+            out.push(CallerCount { caller, count });
+        }
+        out.sort_by(|a, b| {
+            b.count.cmp(&a.count).then_with(|| a.caller.name().cmp(b.caller.name()))
+        });
+        out
+    }
+
+    pub(crate) fn read_counts(&self) -> Counts {
+        let mut c = Counts::default();
+        let mut recent_success = (0, 0);
+        let mut recent_failure = (0, 0);
+        for s in self.stripes.iter() {
+            c.success += s.success.load(Relaxed);
+            c.panics += s.panics.load(Relaxed);
+            c.cancelled += s.cancelled.load(Relaxed);
+            c.success_sum += s.success_sum.get();
+            c.failure_sum += s.failure_sum.get();
+            recent_success = recent_success.max(s.success_recent.get());
+            recent_failure = recent_failure.max(s.failure_recent.get());
+        }
+        c.recent_success = recent_success.1;
+        c.recent_failure = recent_failure.1;
+        c.current = self.current.load(Relaxed).max(0) as u64;
+        c.highwater = self.highwater.load(Relaxed);
+        c
+    }
+
+    pub(crate) fn distribution(times: &Times, count: u64, sum: u128, recent: u64) -> Distribution {
+        Distribution::from_parts(
+            count,
+            sum,
+            times.min.load(Relaxed),
+            times.max.load(Relaxed),
+            recent,
+            times.hist.read(),
+        )
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Counts {
+    pub(crate) success: u64,
+    pub(crate) panics: u64,
+    pub(crate) cancelled: u64,
+    pub(crate) success_sum: u128,
+    pub(crate) failure_sum: u128,
+    pub(crate) recent_success: u64,
+    pub(crate) recent_failure: u64,
+    pub(crate) current: u64,
+    pub(crate) highwater: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn clean_paths() {
+        assert_eq!(clean_path("k::m::f::__MonitorMarker"), "k::m::f");
+        assert_eq!(clean_path("k::m::Foo<_>::method::__MonitorMarker"), "k::m::Foo::method");
+        assert_eq!(
+            clean_path("<k::m::Foo<_, Vec<u8>> as k::m::Tr<u8>>::t::__MonitorMarker"),
+            "k::m::Foo::t"
+        );
+        assert_eq!(clean_path("k::f::{{closure}}::__MonitorMarker"), "k::f");
+    }
+
+    #[test]
+    fn kinds_mt_no_duplicates_and_exact() {
+        let kinds = Arc::new(ErrorKinds::new());
+        let names: Vec<&'static str> =
+            (0..80).map(|i| &*Box::leak(format!("K{i}").into_boxed_str())).collect();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let kinds = Arc::clone(&kinds);
+                let names = names.clone();
+                std::thread::spawn(move || {
+                    for round in 0..100 {
+                        for (i, n) in names.iter().enumerate() {
+                            if (i + round + t) % 2 == 0 {
+                                kinds.record(n);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let read = kinds.read();
+        let total: u64 = read.iter().map(|(_, n)| n).sum();
+        assert_eq!(total, 4 * 100 * 40);
+        let kept: Vec<_> = read.iter().filter(|(k, _)| *k != "other").collect();
+        assert_eq!(kept.len(), KIND_SLOTS);
+        let mut unique: Vec<_> = kept.iter().map(|(k, _)| *k).collect();
+        unique.dedup();
+        assert_eq!(unique.len(), KIND_SLOTS);
+    }
+
+    #[test]
+    fn caller_slots_mt() {
+        let state = Arc::new(SiteState::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let state = Arc::clone(&state);
+                std::thread::spawn(move || {
+                    for i in 0..10_000u32 {
+                        let key = 1 + (i + t) % 12;
+                        state.begin(state.stripe(t as usize), key);
+                        state.end();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let callers = state.read_callers(|_| "f");
+        assert_eq!(callers.iter().map(|c| c.count).sum::<u64>(), 40_000);
+        assert_eq!(callers.iter().filter(|c| c.caller != Caller::Other).count(), CALLER_SLOTS);
+        let c = state.read_counts();
+        assert_eq!(c.current, 0);
+        assert!((1..=4).contains(&c.highwater));
+    }
+
+    #[test]
+    fn wide_sum_carries() {
+        let s = WideSum::default();
+        s.add(u64::MAX);
+        s.add(2);
+        assert_eq!(s.get(), u128::from(u64::MAX) + 2);
+    }
+}

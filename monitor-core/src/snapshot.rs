@@ -1,0 +1,391 @@
+//! Plain-data copies of everything the registry knows, taken once and read by every renderer.
+
+use crate::histogram::bucket_range;
+
+/// The quantiles every view shows, in order.
+pub const QUANTILES: [f64; 9] = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0];
+
+/// Everything the registry knows at one moment, as plain data.
+///
+/// Taken by [`Registry::snapshot`](crate::Registry::snapshot). Functions are in a stable order
+/// (by name, then file and line), and a function's [`id`](FunctionStats::id) is its index here.
+///
+/// # Examples
+///
+/// ```
+/// #[monitor_core::monitored(name = "snapshot_doc::parse")]
+/// fn parse(s: &str) -> Result<u32, std::num::ParseIntError> {
+///     s.parse()
+/// }
+///
+/// parse("12").unwrap();
+/// parse("x").unwrap_err();
+/// let snap = monitor_core::registry().snapshot();
+/// let f = snap.function("snapshot_doc::parse").unwrap();
+/// assert_eq!((f.success, f.errors_total()), (1, 1));
+/// assert_eq!(f.error("ParseIntError"), 1);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// Every monitored function of the program, called or not.
+    pub functions: Vec<FunctionStats>,
+}
+
+impl Snapshot {
+    /// The function with this exact name, if any.
+    ///
+    /// ```
+    /// let snap = monitor_core::registry().snapshot();
+    /// assert!(snap.function("no::such::function").is_none());
+    /// ```
+    pub fn function(&self, name: &str) -> Option<&FunctionStats> {
+        self.functions.iter().find(|f| f.name == name)
+    }
+
+    /// Iterates over the functions that have been called at least once.
+    ///
+    /// ```
+    /// let snap = monitor_core::registry().snapshot();
+    /// assert!(snap.iter_called().all(|f| f.calls() > 0));
+    /// ```
+    pub fn iter_called(&self) -> impl Iterator<Item = &FunctionStats> {
+        self.functions.iter().filter(|f| f.calls() > 0 || f.current > 0)
+    }
+}
+
+/// Who called a function.
+///
+/// ```
+/// use monitor_core::Caller;
+/// assert_eq!(Caller::Entry.name(), "entry");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Caller {
+    /// No monitored function was running on the thread or task: the call is an entry point.
+    Entry,
+    /// A monitored function.
+    Function {
+        /// Its [`FunctionStats::id`].
+        id: usize,
+        /// Its name.
+        name: &'static str,
+    },
+    /// Callers beyond the number of distinct callers a function keeps apart (8), counted together.
+    Other,
+}
+
+impl Caller {
+    /// The caller's name: a function's name, `entry` or `other`.
+    ///
+    /// ```
+    /// assert_eq!(monitor_core::Caller::Other.name(), "other");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        match self {
+            Caller::Entry => "entry",
+            Caller::Function { name, .. } => name,
+            Caller::Other => "other",
+        }
+    }
+}
+
+/// One edge of the call graph: a caller and how many calls it made.
+///
+/// ```
+/// # use monitor_core::{Caller, CallerCount};
+/// let edge = CallerCount { caller: Caller::Entry, count: 3 };
+/// assert_eq!(edge.caller.name(), "entry");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallerCount {
+    /// Who called.
+    pub caller: Caller,
+    /// How many calls it made.
+    pub count: u64,
+}
+
+/// What one monitored function has done so far.
+///
+/// ```
+/// #[monitor_core::monitored(name = "stats_doc::query", category = "sql")]
+/// fn query() {}
+///
+/// query();
+/// let snap = monitor_core::registry().snapshot();
+/// let f = snap.function("stats_doc::query").unwrap();
+/// assert_eq!(f.category, Some("sql"));
+/// assert_eq!(f.success_times.count, 1);
+/// assert!(f.is_entry());
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionStats {
+    /// Index of this function in [`Snapshot::functions`]; stable for the life of the process.
+    pub id: usize,
+    /// The function's path as a user writes it, e.g. `vlite::Proxy::handle`, or the name given
+    /// with `#[monitored(name = "…")]`.
+    pub name: &'static str,
+    /// The module the function is defined in (`module_path!()`).
+    pub module: &'static str,
+    /// The source file.
+    pub file: &'static str,
+    /// The line of the function in its source file.
+    pub line: u32,
+    /// The category given with `#[monitored(category = "…")]`.
+    pub category: Option<&'static str>,
+    /// Who called it, most calls first, then by name.
+    pub callers: Vec<CallerCount>,
+    /// Calls in flight now.
+    pub current: u64,
+    /// The most calls that were ever in flight at once.
+    pub highwater: u64,
+    /// Calls that returned a success.
+    pub success: u64,
+    /// Calls that returned an error, by kind, sorted by kind.
+    pub errors: Vec<(&'static str, u64)>,
+    /// Calls that panicked (the panic went on unchanged).
+    pub panics: u64,
+    /// Async calls whose future was dropped before it finished.
+    pub cancelled: u64,
+    /// Durations of successful calls.
+    pub success_times: Distribution,
+    /// Durations of failed calls: errors, panics and cancellations.
+    pub failure_times: Distribution,
+}
+
+impl FunctionStats {
+    /// Calls that finished, in any way.
+    ///
+    /// ```
+    /// let snap = monitor_core::registry().snapshot();
+    /// for f in &snap.functions {
+    ///     assert_eq!(f.calls(), f.success + f.errors_total() + f.panics + f.cancelled);
+    /// }
+    /// ```
+    pub fn calls(&self) -> u64 {
+        self.success + self.errors_total() + self.panics + self.cancelled
+    }
+
+    /// Calls that returned an error, of any kind.
+    ///
+    /// ```
+    /// # let snap = monitor_core::registry().snapshot();
+    /// # for f in &snap.functions {
+    /// assert_eq!(f.errors_total(), f.errors.iter().map(|(_, n)| n).sum::<u64>());
+    /// # }
+    /// ```
+    pub fn errors_total(&self) -> u64 {
+        self.errors.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Calls that returned an error of this kind.
+    ///
+    /// ```
+    /// # let snap = monitor_core::registry().snapshot();
+    /// # for f in &snap.functions {
+    /// assert_eq!(f.error("NoSuchKind"), 0);
+    /// # }
+    /// ```
+    pub fn error(&self, kind: &str) -> u64 {
+        self.errors.iter().find(|(k, _)| *k == kind).map_or(0, |(_, n)| *n)
+    }
+
+    /// Calls this caller made (0 if it never called).
+    ///
+    /// ```
+    /// # use monitor_core::Caller;
+    /// # let snap = monitor_core::registry().snapshot();
+    /// # for f in &snap.functions {
+    /// assert_eq!(f.calls_from("entry"), f.callers.iter()
+    ///     .filter(|c| c.caller == Caller::Entry).map(|c| c.count).sum::<u64>());
+    /// # }
+    /// ```
+    pub fn calls_from(&self, caller: &str) -> u64 {
+        self.callers.iter().filter(|c| c.caller.name() == caller).map(|c| c.count).sum()
+    }
+
+    /// Whether some calls came with no monitored caller (the function is an entry point).
+    ///
+    /// ```
+    /// # let snap = monitor_core::registry().snapshot();
+    /// # for f in &snap.functions {
+    /// assert_eq!(f.is_entry(), f.calls_from("entry") > 0);
+    /// # }
+    /// ```
+    pub fn is_entry(&self) -> bool {
+        self.callers.iter().any(|c| c.caller == Caller::Entry)
+    }
+}
+
+/// A histogram bucket of a [`Distribution`]: `count` values in `[low_ns, high_ns)`.
+///
+/// ```
+/// let b = monitor_core::Bucket { low_ns: 64, high_ns: 65, count: 2 };
+/// assert!(b.low_ns < b.high_ns);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
+    /// Smallest value of the bucket, in nanoseconds.
+    pub low_ns: u64,
+    /// One past the largest value of the bucket, in nanoseconds.
+    pub high_ns: u64,
+    /// Values recorded in the bucket (relative: see [`Distribution::buckets`]).
+    pub count: u64,
+}
+
+/// A distribution of durations: exact count, sum, min, max and most recent value, and a
+/// histogram whose quantiles are within 1% of the true values.
+///
+/// ```
+/// let d = monitor_core::Distribution::default();
+/// assert_eq!((d.count, d.avg_ns(), d.quantile(0.5)), (0, 0.0, 0));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Distribution {
+    /// How many durations were recorded.
+    pub count: u64,
+    /// Their sum, in nanoseconds.
+    pub sum_ns: u128,
+    /// The smallest, in nanoseconds (0 when `count` is 0).
+    pub min_ns: u64,
+    /// The largest, in nanoseconds (0 when `count` is 0).
+    pub max_ns: u64,
+    /// The most recently recorded one, in nanoseconds (0 when `count` is 0).
+    pub recent_ns: u64,
+    /// The non-empty histogram buckets, in increasing order. Counts are relative: after billions
+    /// of values in one bucket the histogram halves itself, keeping its shape; `count` stays exact.
+    pub buckets: Vec<Bucket>,
+}
+
+impl Distribution {
+    pub(crate) fn from_parts(
+        count: u64,
+        sum_ns: u128,
+        min_ns: u64,
+        max_ns: u64,
+        recent_ns: u64,
+        buckets: Vec<(usize, u64)>,
+    ) -> Self {
+        if count == 0 {
+            return Self::default();
+        }
+        let buckets = buckets
+            .into_iter()
+            .map(|(i, count)| {
+                let (low_ns, high_ns) = bucket_range(i);
+                Bucket { low_ns, high_ns, count }
+            })
+            .collect();
+        Self { count, sum_ns, min_ns, max_ns, recent_ns, buckets }
+    }
+
+    /// The mean in nanoseconds, 0.0 when empty (never NaN).
+    ///
+    /// ```
+    /// assert_eq!(monitor_core::Distribution::default().avg_ns(), 0.0);
+    /// ```
+    pub fn avg_ns(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum_ns as f64 / self.count as f64
+        }
+    }
+
+    /// The `q` quantile in nanoseconds (`q` is clamped to `[0, 1]`; NaN reads as 0): 0 is the
+    /// exact minimum, 1 the exact maximum, anything between is within 1% of the true value.
+    /// Returns 0 when empty.
+    ///
+    /// ```
+    /// let d = monitor_core::Distribution::default();
+    /// assert_eq!(d.quantile(0.99), 0);
+    /// ```
+    pub fn quantile(&self, q: f64) -> u64 {
+        let total: u64 = self.buckets.iter().map(|b| b.count).sum();
+        if self.count == 0 || total == 0 {
+            return 0;
+        }
+        let q = if q.is_nan() { 0.0 } else { q.clamp(0.0, 1.0) };
+        if q == 0.0 {
+            return self.min_ns;
+        }
+        if q == 1.0 {
+            return self.max_ns;
+        }
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for b in &self.buckets {
+            seen += b.count;
+            if seen >= rank {
+                let mid = b.low_ns + (b.high_ns - 1 - b.low_ns) / 2;
+                return mid.clamp(self.min_ns, self.max_ns);
+            }
+        }
+        self.max_ns
+    }
+
+    /// The standard [`QUANTILES`] as `(q, nanoseconds)` pairs.
+    ///
+    /// ```
+    /// let d = monitor_core::Distribution::default();
+    /// assert_eq!(d.quantiles().len(), monitor_core::QUANTILES.len());
+    /// ```
+    pub fn quantiles(&self) -> [(f64, u64); QUANTILES.len()] {
+        QUANTILES.map(|q| (q, self.quantile(q)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::histogram::AtomicHistogram;
+
+    fn dist(values: &[u64]) -> Distribution {
+        let h = AtomicHistogram::new();
+        for &v in values {
+            h.record(v);
+        }
+        Distribution::from_parts(
+            values.len() as u64,
+            values.iter().map(|&v| u128::from(v)).sum(),
+            *values.iter().min().unwrap(),
+            *values.iter().max().unwrap(),
+            *values.last().unwrap(),
+            h.read(),
+        )
+    }
+
+    #[test]
+    fn quantiles_within_one_percent() {
+        // A deterministic spread over nine decades.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut values: Vec<u64> = (0..20_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let decade = x % 9;
+                10u64.pow(decade as u32) + x % (9 * 10u64.pow(decade as u32))
+            })
+            .collect();
+        let d = dist(&values);
+        values.sort_unstable();
+        for q in [0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999] {
+            let rank = ((q * values.len() as f64).ceil() as usize).max(1);
+            let truth = values[rank - 1] as f64;
+            let got = d.quantile(q) as f64;
+            assert!((got - truth).abs() <= truth * 0.01, "q={q}: got {got}, true {truth}");
+        }
+        assert_eq!(d.quantile(0.0), values[0]);
+        assert_eq!(d.quantile(1.0), *values.last().unwrap());
+        assert_eq!(d.quantile(f64::NAN), values[0]);
+    }
+
+    #[test]
+    fn single_value_is_exact() {
+        let d = dist(&[123_456_789]);
+        for (_, v) in d.quantiles() {
+            assert_eq!(v, 123_456_789);
+        }
+        assert_eq!(d.avg_ns(), 123_456_789.0);
+    }
+}

@@ -1,0 +1,404 @@
+//! Spans: ids, the span current on each thread, and carrying it to other threads and tasks.
+
+use std::cell::Cell;
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::site::{next_stripe, CallSite, ENTRY_KEY};
+
+/// A 128-bit trace id (W3C Trace Context), shown as 32 lower-case hex digits.
+///
+/// ```
+/// let id = monitor_core::TraceId::from_u128(0xabc);
+/// assert_eq!(id.to_string(), "00000000000000000000000000000abc");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TraceId(u128);
+
+impl TraceId {
+    /// A trace id from its numeric value.
+    ///
+    /// ```
+    /// assert_eq!(monitor_core::TraceId::from_u128(7).to_u128(), 7);
+    /// ```
+    pub const fn from_u128(v: u128) -> Self {
+        Self(v)
+    }
+
+    /// The numeric value.
+    ///
+    /// ```
+    /// assert_eq!(monitor_core::TraceId::from_u128(7).to_u128(), 7);
+    /// ```
+    pub const fn to_u128(self) -> u128 {
+        self.0
+    }
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceId({self})")
+    }
+}
+
+/// A 64-bit span id, shown as 16 lower-case hex digits. Never zero.
+///
+/// ```
+/// let id = monitor_core::SpanId::from_u64(0xff);
+/// assert_eq!(id.to_string(), "00000000000000ff");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpanId(u64);
+
+impl SpanId {
+    /// A span id from its numeric value.
+    ///
+    /// ```
+    /// assert_eq!(monitor_core::SpanId::from_u64(9).to_u64(), 9);
+    /// ```
+    pub const fn from_u64(v: u64) -> Self {
+        Self(v)
+    }
+
+    /// The numeric value.
+    ///
+    /// ```
+    /// assert_eq!(monitor_core::SpanId::from_u64(9).to_u64(), 9);
+    /// ```
+    pub const fn to_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl fmt::Debug for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SpanId({self})")
+    }
+}
+
+/// The identity of a running monitored call, as kept on the thread-local stack.
+#[derive(Clone, Copy)]
+pub(crate) struct SpanCtx {
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
+    pub(crate) site: &'static CallSite,
+    /// The site's id + 1: the caller key its callees record.
+    pub(crate) key: u32,
+}
+
+/// Per-thread state of the hot path. `const`-initialised and without `Drop`, so access is a
+/// plain thread-local load with no lazy registration.
+struct Local {
+    current: Cell<Option<SpanCtx>>,
+    rng: Cell<u64>,
+    stripe: Cell<usize>,
+}
+
+thread_local! {
+    static LOCAL: Local = const {
+        Local { current: Cell::new(None), rng: Cell::new(0), stripe: Cell::new(usize::MAX) }
+    };
+}
+
+impl Local {
+    #[inline]
+    fn stripe(&self) -> usize {
+        match self.stripe.get() {
+            usize::MAX => self.init(),
+            s => s,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn init(&self) -> usize {
+        let s = next_stripe();
+        self.stripe.set(s);
+        // Seeded from std's per-process random keys, mixed with the stripe counter, so threads
+        // and processes draw different ids without a syscall per id.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(s);
+        h.write_usize(std::ptr::from_ref(self) as usize);
+        self.rng.set(h.finish() | 1);
+        s
+    }
+
+    /// wyrand: one multiply per 64 random bits.
+    #[inline]
+    fn next_u64(&self) -> u64 {
+        let s = self.rng.get().wrapping_add(0xa076_1d64_78bd_642f);
+        self.rng.set(s);
+        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) as u64) ^ (t as u64)
+    }
+}
+
+/// What a call needs from its thread at entry.
+pub(crate) struct Entry {
+    pub(crate) parent: Option<SpanCtx>,
+    pub(crate) ctx: SpanCtx,
+    pub(crate) stripe: usize,
+}
+
+impl Entry {
+    pub(crate) fn caller_key(&self) -> u32 {
+        self.parent.map_or(ENTRY_KEY, |p| p.key)
+    }
+}
+
+/// Reads the parent and draws ids for a new call at `site`; with `install`, makes it current.
+#[inline]
+pub(crate) fn begin(site: &'static CallSite, site_id: u32, install: bool) -> Entry {
+    LOCAL.with(|l| {
+        let stripe = l.stripe();
+        let parent = l.current.get();
+        let trace_id = match parent {
+            Some(p) => p.trace_id,
+            None => TraceId((u128::from(l.next_u64()) << 64) | u128::from(l.next_u64() | 1)),
+        };
+        let span_id = SpanId(l.next_u64() | 1);
+        let ctx =
+            SpanCtx { trace_id, span_id, site, key: site_id.checked_add(1).unwrap_or(ENTRY_KEY) };
+        if install {
+            l.current.set(Some(ctx));
+        }
+        Entry { parent, ctx, stripe }
+    })
+}
+
+/// Makes `ctx` the current span, returning the one it replaces.
+#[inline]
+pub(crate) fn replace_current(ctx: Option<SpanCtx>) -> Option<SpanCtx> {
+    LOCAL.with(|l| l.current.replace(ctx))
+}
+
+/// Restores a saved current span when dropped, also while unwinding.
+pub(crate) struct Restore(pub(crate) Option<SpanCtx>);
+
+impl Drop for Restore {
+    #[inline]
+    fn drop(&mut self) {
+        replace_current(self.0);
+    }
+}
+
+/// A handle to a monitored call's span, to carry it where the thread-local stack does not reach:
+/// a spawned thread, a spawned task, a callback run elsewhere.
+///
+/// Calls made under a carried span get it as their parent: they join its trace and count it as
+/// their caller in the call graph. A `Span` is a small `Copy` value; carrying one costs nothing
+/// until it is entered.
+///
+/// # Examples
+///
+/// ```
+/// use monitor_core::{monitored, Span};
+///
+/// #[monitored(name = "span_doc::worker")]
+/// fn worker() -> Option<monitor_core::TraceId> { Span::current().trace_id() }
+///
+/// #[monitored(name = "span_doc::handler")]
+/// fn handler() -> bool {
+///     let span = Span::current();
+///     let seen = std::thread::spawn(span.wrap(worker)).join().unwrap();
+///     seen == span.trace_id()
+/// }
+///
+/// assert!(handler());
+/// let snap = monitor_core::registry().snapshot();
+/// assert_eq!(snap.function("span_doc::worker").unwrap().calls_from("span_doc::handler"), 1);
+/// ```
+#[derive(Clone, Copy, Default)]
+#[must_use = "a Span does nothing until it is entered with `in_scope`, `wrap` or `wrap_future`"]
+pub struct Span {
+    ctx: Option<SpanCtx>,
+}
+
+impl Span {
+    /// The span of the monitored call running on this thread (or in this task), or the empty span
+    /// when there is none.
+    ///
+    /// ```
+    /// assert!(monitor_core::Span::current().is_none());
+    /// ```
+    #[inline]
+    pub fn current() -> Span {
+        Span { ctx: LOCAL.with(|l| l.current.get()) }
+    }
+
+    /// The empty span: entering it makes calls entry points.
+    ///
+    /// ```
+    /// assert!(monitor_core::Span::none().is_none());
+    /// ```
+    pub const fn none() -> Span {
+        Span { ctx: None }
+    }
+
+    /// Whether this is the empty span.
+    ///
+    /// ```
+    /// assert!(monitor_core::Span::none().is_none());
+    /// ```
+    pub fn is_none(&self) -> bool {
+        self.ctx.is_none()
+    }
+
+    /// The trace this span belongs to.
+    ///
+    /// ```
+    /// assert_eq!(monitor_core::Span::none().trace_id(), None);
+    /// ```
+    pub fn trace_id(&self) -> Option<TraceId> {
+        self.ctx.map(|c| c.trace_id)
+    }
+
+    /// This span's id.
+    ///
+    /// ```
+    /// assert_eq!(monitor_core::Span::none().span_id(), None);
+    /// ```
+    pub fn span_id(&self) -> Option<SpanId> {
+        self.ctx.map(|c| c.span_id)
+    }
+
+    /// The monitored function this span is a call of.
+    ///
+    /// ```
+    /// #[monitor_core::monitored(name = "span_doc::site")]
+    /// fn f() -> &'static str { monitor_core::Span::current().site().unwrap().name() }
+    /// assert_eq!(f(), "span_doc::site");
+    /// ```
+    pub fn site(&self) -> Option<&'static CallSite> {
+        self.ctx.map(|c| c.site)
+    }
+
+    /// Runs `f` with this span as the current one, then restores the previous (also on panic).
+    ///
+    /// ```
+    /// let span = monitor_core::Span::none();
+    /// assert_eq!(span.in_scope(|| 2 + 2), 4);
+    /// ```
+    pub fn in_scope<R>(self, f: impl FnOnce() -> R) -> R {
+        let _restore = Restore(replace_current(self.ctx));
+        f()
+    }
+
+    /// Wraps `f` so that it runs under this span wherever it is called, e.g. on a new thread.
+    ///
+    /// ```
+    /// let span = monitor_core::Span::current();
+    /// let answer = std::thread::spawn(span.wrap(|| 42)).join().unwrap();
+    /// assert_eq!(answer, 42);
+    /// ```
+    pub fn wrap<R>(self, f: impl FnOnce() -> R) -> impl FnOnce() -> R {
+        move || self.in_scope(f)
+    }
+
+    /// Wraps `fut` so that each of its polls runs under this span, e.g. in a spawned task.
+    ///
+    /// ```
+    /// use monitor_core::Span;
+    /// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # rt.block_on(async {
+    /// let task = tokio::spawn(Span::current().wrap_future(async { 1 }));
+    /// assert_eq!(task.await.unwrap(), 1);
+    /// # });
+    /// ```
+    pub fn wrap_future<F: Future>(self, fut: F) -> WithSpan<F> {
+        WithSpan { span: self, inner: fut }
+    }
+}
+
+impl fmt::Debug for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.ctx {
+            None => f.write_str("Span(none)"),
+            Some(c) => f
+                .debug_struct("Span")
+                .field("trace_id", &c.trace_id)
+                .field("span_id", &c.span_id)
+                .field("site", &c.site.name())
+                .finish(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future that runs each poll of the inner one under a [`Span`]; made by
+    /// [`Span::wrap_future`] and [`FutureExt`].
+    ///
+    /// ```
+    /// use monitor_core::{FutureExt, WithSpan};
+    /// let fut: WithSpan<_> = async { 1 }.with_current_span();
+    /// # drop(fut);
+    /// ```
+    #[derive(Debug)]
+    #[must_use = "futures do nothing unless polled"]
+    pub struct WithSpan<F> {
+        span: Span,
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for WithSpan<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _restore = Restore(replace_current(this.span.ctx));
+        this.inner.poll(cx)
+    }
+}
+
+/// Carrying the current span into futures that run elsewhere (spawned tasks).
+///
+/// ```
+/// use monitor_core::FutureExt;
+/// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// # rt.block_on(async {
+/// let handle = tokio::spawn(async { 7 }.with_current_span());
+/// assert_eq!(handle.await.unwrap(), 7);
+/// # });
+/// ```
+pub trait FutureExt: Future + Sized {
+    /// Runs this future under `span`.
+    ///
+    /// ```
+    /// use monitor_core::{FutureExt, Span};
+    /// let fut = async {}.with_span(Span::none());
+    /// # drop(fut);
+    /// ```
+    fn with_span(self, span: Span) -> WithSpan<Self> {
+        span.wrap_future(self)
+    }
+
+    /// Runs this future under the span current now, wherever it is polled.
+    ///
+    /// ```
+    /// use monitor_core::FutureExt;
+    /// let fut = async {}.with_current_span();
+    /// # drop(fut);
+    /// ```
+    fn with_current_span(self) -> WithSpan<Self> {
+        Span::current().wrap_future(self)
+    }
+}
+
+impl<F: Future> FutureExt for F {}
