@@ -242,3 +242,74 @@ fn every_shape_runs_and_is_named() {
     assert_eq!(snap.function("test_shapes::early").unwrap().error("String"), 1);
     assert_eq!(snap.function("test_shapes::async_free").unwrap().error("InvalidInput"), 1);
 }
+
+trait Shape {
+    fn area(&self) -> f64;
+}
+struct Sq;
+struct Circle;
+impl Shape for Sq {
+    fn area(&self) -> f64 {
+        1.0
+    }
+}
+impl Shape for Circle {
+    fn area(&self) -> f64 {
+        3.0
+    }
+}
+
+/// Branches of different types coerce to the return type, as in the original body.
+#[monitored]
+fn coerce(round: bool, early: bool) -> Box<dyn Shape> {
+    if early {
+        return Box::new(Sq);
+    }
+    if round {
+        Box::new(Circle)
+    } else {
+        Box::new(Sq)
+    }
+}
+
+#[derive(Debug)]
+struct MyErr;
+impl From<std::num::ParseIntError> for MyErr {
+    fn from(_: std::num::ParseIntError) -> Self {
+        MyErr
+    }
+}
+
+/// `?` converts with `From` into the declared error type.
+#[monitored]
+fn converts(s: &str) -> Result<u8, MyErr> {
+    Ok(s.parse::<u8>()?)
+}
+
+/// A diverging body compiles without warnings (the build denies them).
+#[monitored]
+#[allow(dead_code)]
+fn not_yet(x: u32) -> u32 {
+    let _ = x;
+    todo!()
+}
+
+#[monitored]
+#[allow(dead_code)]
+fn never_returns() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
+
+#[test]
+fn coercions_and_conversions_work_as_unmonitored() {
+    assert_eq!(
+        coerce(true, false).area() + coerce(false, false).area() + coerce(true, true).area(),
+        5.0
+    );
+    assert!(converts("x").is_err());
+    assert_eq!(converts("9").unwrap(), 9);
+    let snap = registry().snapshot();
+    assert_eq!(snap.function("test_shapes::converts").unwrap().error("MyErr"), 1);
+}

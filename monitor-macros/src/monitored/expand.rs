@@ -141,12 +141,30 @@ fn body(ctx: &Ctx, sig: &Signature, mut block: Block) -> TokenStream {
         }};
     }
 
+    if matches!(&sig.output, ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_))) {
+        // Never returns: the only ends are a panic or the process exiting, which the guard's
+        // `Drop` (or nothing) sees; there is no value to classify.
+        return quote! {{
+            #site
+            let __monitor_guard = #krate::__private::Guard::enter(&__MONITOR_SITE);
+            #block
+        }};
+    }
+
     let label = Lifetime::new("'__monitor_body", Span::call_site());
-    let mut rewriter = Rewriter { label: &label, krate, changed: false };
+    let is_future = returns_impl_future(sig);
+    // `()` needs no pinning (no `?` can produce it), and pinning it would make a diverging
+    // body an unreachable call.
+    let pin_ty = match &sig.output {
+        ReturnType::Type(..) if !is_future => ret_ty.as_ref(),
+        _ => None,
+    };
+    let mut rewriter = Rewriter { label: &label, krate, ret_ty: pin_ty, changed: false };
     syn::visit_mut::VisitMut::visit_block_mut(&mut rewriter, &mut block);
+    rewriter.pin_tail(&mut block);
     let labelled = if rewriter.changed { quote!(#label: #block) } else { block.to_token_stream() };
 
-    if returns_impl_future(sig) {
+    if is_future {
         return quote! {{
             #site
             let __monitor_fut = #labelled;
@@ -158,17 +176,17 @@ fn body(ctx: &Ctx, sig: &Signature, mut block: Block) -> TokenStream {
         }};
     }
 
-    let value = match ret_ty {
-        Some(ty) => quote!(#krate::__private::identity::<#ty>(#labelled)),
-        None => labelled,
-    };
     let outcome = classify(krate, quote!(&__monitor_ret));
+    // Names the value's type before it is classified: a body that never completes leaves it
+    // open, and the classification must not pick a type for it.
+    let typed = ret_ty.map(|ty| quote!(let __monitor_ret: #ty = __monitor_ret;));
     quote! {{
         #site
         let __monitor_guard = #krate::__private::Guard::enter(&__MONITOR_SITE);
-        match #value {
+        match #labelled {
             #[allow(unreachable_code)]
             __monitor_ret => {
+                #typed
                 __monitor_guard.finish(#outcome);
                 __monitor_ret
             }
