@@ -1,1 +1,7 @@
-//! Runnable examples of `monitor`; see `examples/demo.rs`.
+//! Runnable examples of `monitor`.
+//!
+//! [`vlite`] is a small instrumented service, a caching proxy in front of a simulated upstream,
+//! with [`vlite::traffic`] to drive it. `examples/demo.rs` runs it and shows what the monitor
+//! records.
+
+pub mod vlite;

@@ -72,6 +72,12 @@ impl<T: ?Sized> ViaValue for Probe<'_, T> {
 /// What `?` does, for the types whose `?` a monitored body may use: the generated code rewrites
 /// `expr?` into a `match` on [`Try::__monitor_branch`] that leaves through the body's label
 /// instead of returning past the call's bookkeeping.
+#[diagnostic::on_unimplemented(
+    message = "`?` on `{Self}` is not supported inside a #[monitored] function",
+    label = "`?` here",
+    note = "inside #[monitored] functions `?` works on `Result`, `Option` and `Poll<Result>`; \
+            match on this value instead"
+)]
 pub trait Try {
     type Output;
     type Residual;
@@ -79,6 +85,12 @@ pub trait Try {
 }
 
 /// Builds the early-return value from a `?` residual, converting errors with `From`.
+#[diagnostic::on_unimplemented(
+    message = "`?` cannot return its residual as `{Self}` from a #[monitored] function",
+    label = "`?` here",
+    note = "inside #[monitored] functions `?` returns through `Result`, `Option` or \
+            `Poll<Result>`"
+)]
 pub trait FromResidual<R> {
     fn __monitor_from_residual(residual: R) -> Self;
 }

@@ -1,7 +1,6 @@
 //! The plain-text view of the function statistics (`/funcs`).
 
 use std::fmt::Write;
-use std::time::Duration;
 
 use monitor_core::{Distribution, FunctionStats, Snapshot};
 
@@ -42,16 +41,59 @@ fn write_function(f: &FunctionStats, out: &mut String) {
 }
 
 fn write_times(title: &str, d: &Distribution, out: &mut String) {
+    if d.count == 0 {
+        let _ = writeln!(out, "  {title}: none");
+        return;
+    }
     let _ = writeln!(out, "  {title}:");
     for (q, ns) in d.quantiles() {
-        let _ = writeln!(out, "    {q:.2}: {:?}", Duration::from_nanos(ns));
+        let _ = writeln!(out, "    {q:.2}: {}", Nanos(u128::from(ns)));
     }
     let _ = writeln!(
         out,
-        "    avg: {:?}, recent: {:?}, sum: {:?}, count: {}",
-        Duration::from_nanos(d.avg_ns() as u64),
-        Duration::from_nanos(d.recent_ns),
-        Duration::from_nanos(u64::try_from(d.sum_ns).unwrap_or(u64::MAX)),
+        "    avg: {}, recent: {}, sum: {}, count: {}",
+        Nanos(d.avg_ns() as u128),
+        Nanos(u128::from(d.recent_ns)),
+        Nanos(d.sum_ns),
         d.count
     );
+}
+
+/// A duration in nanoseconds, shown with four significant digits in the largest fitting unit.
+struct Nanos(u128);
+
+impl std::fmt::Display for Nanos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ns = self.0;
+        let (value, unit) = match ns {
+            0..=999 => return write!(f, "{ns}ns"),
+            1_000..=999_999 => (ns as f64 / 1e3, "µs"),
+            1_000_000..=999_999_999 => (ns as f64 / 1e6, "ms"),
+            _ => (ns as f64 / 1e9, "s"),
+        };
+        let decimals = match value {
+            v if v < 10.0 => 3,
+            v if v < 100.0 => 2,
+            v if v < 1000.0 => 1,
+            _ => 0,
+        };
+        write!(f, "{value:.decimals$}{unit}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Nanos;
+
+    #[test]
+    fn durations_read_well() {
+        let show = |ns| Nanos(ns).to_string();
+        assert_eq!(show(0), "0ns");
+        assert_eq!(show(999), "999ns");
+        assert_eq!(show(1_500), "1.500µs");
+        assert_eq!(show(5_079_039), "5.079ms");
+        assert_eq!(show(61_079_551), "61.08ms");
+        assert_eq!(show(7_516_155_880), "7.516s");
+        assert_eq!(show(7_516_155_880_000), "7516s");
+    }
 }

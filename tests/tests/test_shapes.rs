@@ -313,3 +313,25 @@ fn coercions_and_conversions_work_as_unmonitored() {
     let snap = registry().snapshot();
     assert_eq!(snap.function("test_shapes::converts").unwrap().error("MyErr"), 1);
 }
+
+struct Early;
+
+#[monitored]
+impl Early {
+    fn put(&self, v: u64) -> Result<u64, String> {
+        if v == 0 {
+            return Err("zero".into());
+        }
+        let parsed: u64 = "1".parse::<u64>().map_err(|e| e.to_string())?;
+        Ok(v + parsed)
+    }
+}
+
+#[test]
+fn early_returns_in_impl_blocks() {
+    assert_eq!(Early.put(0), Err("zero".into()));
+    assert_eq!(Early.put(1), Ok(2));
+    let snap = registry().snapshot();
+    let f = snap.function("test_shapes::Early::put").unwrap();
+    assert_eq!((f.success, f.error("String")), (1, 1));
+}

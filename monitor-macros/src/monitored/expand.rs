@@ -2,7 +2,6 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
-use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{Attribute, Block, ImplItem, ItemImpl, Lifetime, ReturnType, Signature, Type};
 
@@ -252,14 +251,15 @@ pub(crate) fn impl_block(outer: &Args, mut imp: ItemImpl) -> syn::Result<TokenSt
         let args = own.inherit(outer);
         let ctx = Ctx::new(&args);
         let block = std::mem::replace(&mut method.block, syn::parse_quote!({}));
-        let new_body = body(&ctx, &method.sig, block);
-        method.block = match syn::parse2(new_body) {
-            Ok(b) => b,
-            Err(e) => {
-                errors.push(syn::Error::new(method.sig.span(), e.to_string()));
-                continue;
-            }
-        };
+        let body = body(&ctx, &method.sig, block);
+        let (attrs, vis, defaultness, sig) =
+            (&method.attrs, &method.vis, &method.defaultness, &method.sig);
+        // Emitted as tokens, not re-parsed: syn does not parse every expression rustc accepts
+        // (a labelled block as a `match` scrutinee).
+        *item = ImplItem::Verbatim(quote! {
+            #(#attrs)*
+            #vis #defaultness #sig #body
+        });
     }
     errors.finish()?;
     Ok(imp.into_token_stream())

@@ -1,0 +1,56 @@
+//! The demo service under traffic: what the monitor records matches what the clients saw.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use monitor_core::registry;
+use monitor_examples::vlite::{traffic, Proxy};
+
+#[test]
+fn monitor_agrees_with_the_clients() {
+    std::panic::set_hook(Box::new(|_| {}));
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let proxy = Arc::new(Proxy::new(7));
+    let tally = rt.block_on(traffic(proxy, 400, 32, Duration::from_millis(60), 11));
+    let _ = std::panic::take_hook();
+    assert_eq!(tally.ok + tally.errors + tally.panics + tally.timeouts, 400);
+    assert!(tally.ok > 0 && tally.errors > 0, "{tally:?}");
+
+    let snap = registry().snapshot();
+    let f = |name: &str| {
+        snap.function(&format!("monitor_examples::vlite::{name}"))
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    let handle = f("Proxy::handle");
+    assert_eq!(handle.success, tally.ok);
+    assert_eq!(handle.errors_total(), tally.errors);
+    assert_eq!(handle.panics, tally.panics);
+    assert_eq!(handle.cancelled, tally.timeouts);
+    assert_eq!(handle.current, 0);
+    assert_eq!(handle.calls_from("entry"), 400);
+    assert!(handle.error("Unauthorized") > 0);
+
+    let authorize = f("Proxy::authorize");
+    assert_eq!(authorize.calls(), 400);
+    assert_eq!(authorize.error("Unauthorized"), handle.error("Unauthorized"));
+
+    let fetch = f("Upstream::fetch");
+    assert_eq!(fetch.calls_from("monitor_examples::vlite::Proxy::handle"), fetch.calls());
+    assert_eq!(fetch.category, Some("http"));
+    let connect = f("Upstream::connect");
+    assert_eq!(connect.category, Some("socket"));
+    assert_eq!(connect.calls_from("monitor_examples::vlite::Upstream::fetch"), connect.calls());
+    assert_eq!(connect.calls(), fetch.calls());
+    // Every upstream error reaches the handler, except those of calls the client abandoned.
+    assert!(handle.error("NotFound") + handle.error("Upstream") <= fetch.errors_total());
+
+    let render = f("render");
+    assert_eq!(render.panics, tally.panics, "every panic comes from render");
+    assert_eq!(render.calls_from("monitor_examples::vlite::Proxy::handle"), render.calls());
+
+    let mut text = String::new();
+    monitor_http::write_text(&snap, &mut text);
+    assert!(text.contains("] monitor_examples::vlite::Proxy::handle\n  parents: entry\n"));
+    assert!(text.contains(&format!("error Unauthorized: {}", handle.error("Unauthorized"))));
+}

@@ -1,0 +1,8 @@
+use monitor_core::monitored;
+
+#[monitored(name = "a", name = "b")]
+fn work() {}
+
+fn main() {
+    work();
+}

@@ -1,0 +1,8 @@
+use monitor_core::monitored;
+
+#[monitored(category = "")]
+fn work() {}
+
+fn main() {
+    work();
+}

@@ -1,0 +1,8 @@
+use monitor_core::monitored;
+
+#[monitored]
+trait Handler {
+    fn handle(&self);
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use monitor_core::monitored;
+
+#[monitored(skip)]
+fn work() {}
+
+fn main() {
+    work();
+}
