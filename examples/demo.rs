@@ -1,9 +1,10 @@
-//! The demo: an instrumented proxy under synthetic traffic, with what `monitor` records about
-//! it printed every few seconds.
+//! The demo: an instrumented proxy under synthetic traffic, with the monitor served on
+//! http://127.0.0.1:9000/ and a summary printed every few seconds.
 //!
 //! ```text
-//! cargo run -p monitor-examples --example demo                 # runs until Ctrl-C
-//! cargo run -p monitor-examples --example demo -- --seconds 5  # stops after 5 s
+//! cargo run -p monitor-examples --example demo                   # runs until Ctrl-C
+//! cargo run -p monitor-examples --example demo -- --seconds 5    # stops after 5 s
+//! cargo run -p monitor-examples --example demo -- --addr 127.0.0.1:0 --print
 //! ```
 
 use std::sync::Arc;
@@ -12,16 +13,26 @@ use std::time::{Duration, Instant};
 use monitor_examples::vlite::{traffic, Proxy};
 
 fn usage() -> ! {
-    eprintln!("usage: demo [--seconds N] [--every N]");
+    eprintln!(
+        "usage: demo [--addr HOST:PORT] [--seconds N] [--every N] [--print]\n\
+         \x20 --addr     where the monitor listens (default 127.0.0.1:9000; port 0: any free one)\n\
+         \x20 --seconds  stop after N seconds (default: run until interrupted)\n\
+         \x20 --every    print a summary every N seconds (default 3)\n\
+         \x20 --print    print every function's statistics, not only a summary"
+    );
     std::process::exit(2)
 }
 
-fn parse_flag(args: &[String], name: &str) -> Option<u64> {
+fn flag_value<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     let i = args.iter().position(|a| a == name)?;
-    match args.get(i + 1).and_then(|v| v.parse().ok()) {
+    match args.get(i + 1) {
         Some(v) => Some(v),
         None => usage(),
     }
+}
+
+fn parse_flag(args: &[String], name: &str) -> Option<u64> {
+    flag_value(args, name).map(|v| v.parse().unwrap_or_else(|_| usage()))
 }
 
 fn main() {
@@ -29,7 +40,18 @@ fn main() {
     if args.iter().any(|a| a == "-h" || a == "--help") {
         usage();
     }
+    let known = ["--addr", "--seconds", "--every", "--print"];
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--print" => i += 1,
+            a if known.contains(&a) => i += 2,
+            _ => usage(),
+        }
+    }
     let seconds = parse_flag(&args, "--seconds");
+    let print_all = args.iter().any(|a| a == "--print");
+    let addr = flag_value(&args, "--addr").unwrap_or("127.0.0.1:9000");
     let every = Duration::from_secs(parse_flag(&args, "--every").unwrap_or(3).max(1));
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -43,9 +65,22 @@ fn main() {
     // the terminal for the statistics.
     std::panic::set_hook(Box::new(|_| {}));
 
+    let server = match monitor_http::serve(addr) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            std::process::exit(1)
+        }
+    };
+    let base = format!("http://{}", server.local_addr());
+    println!("demo: a caching proxy under synthetic traffic. The monitor is at:");
+    println!("  {base}/             index: every view, and a table of the functions");
+    println!("  {base}/funcs        per function: callers, counts, errors, latency quantiles");
+    println!("  {base}/funcs/dot    the call graph (dot -Tsvg), /funcs/json, /stats, /stats/json");
+    println!("  {base}/metrics      Prometheus; /debug/vars for expvar readers");
+
     let proxy = Arc::new(Proxy::new(0x5eed));
     let started = Instant::now();
-    println!("demo: a proxy under synthetic traffic; statistics every {}s", every.as_secs());
     runtime.block_on(async {
         let mut next_report = started + every;
         loop {
@@ -55,7 +90,7 @@ fn main() {
             let done = seconds.is_some_and(|s| now.duration_since(started).as_secs() >= s);
             if now >= next_report || done {
                 next_report = now + every;
-                report(started.elapsed(), &tally);
+                report(started.elapsed(), &tally, print_all);
             }
             if done {
                 break;
@@ -70,15 +105,31 @@ fn rand_seed() -> u64 {
         .map_or(1, |d| d.as_nanos() as u64)
 }
 
-fn report(elapsed: Duration, last: &monitor_examples::vlite::Tally) {
-    let mut out = String::new();
-    monitor_http::write_text(&monitor_core::registry().snapshot(), &mut out);
+fn report(elapsed: Duration, last: &monitor_examples::vlite::Tally, print_all: bool) {
+    let snapshot = monitor_core::registry().snapshot();
     println!(
-        "\n===== after {:.1}s (last batch: {} ok, {} errors, {} panics, {} timed out) =====\n{out}",
+        "\nafter {:.0}s (last batch of 200 requests: {} ok, {} errors, {} panics, {} timed out)",
         elapsed.as_secs_f64(),
         last.ok,
         last.errors,
         last.panics,
         last.timeouts
     );
+    if print_all {
+        let mut out = String::new();
+        monitor_http::write_text(&snapshot, &mut out);
+        println!("{out}");
+        return;
+    }
+    for f in snapshot.iter_called() {
+        println!(
+            "  {:<45} calls {:>7}  errors {:>5}  panics {:>3}  cancelled {:>4}  p99 {:>9.3} ms",
+            f.name.trim_start_matches("monitor_examples::"),
+            f.calls(),
+            f.errors_total(),
+            f.panics,
+            f.cancelled,
+            f.success_times.quantile(0.99) as f64 / 1e6
+        );
+    }
 }

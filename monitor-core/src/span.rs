@@ -96,6 +96,7 @@ impl fmt::Debug for SpanId {
 pub(crate) struct SpanCtx {
     pub(crate) trace_id: TraceId,
     pub(crate) span_id: SpanId,
+    pub(crate) parent_id: Option<SpanId>,
     pub(crate) site: &'static CallSite,
     /// The site's id + 1: the caller key its callees record.
     pub(crate) key: u32,
@@ -172,8 +173,13 @@ pub(crate) fn begin(site: &'static CallSite, site_id: u32, install: bool) -> Ent
             None => TraceId((u128::from(l.next_u64()) << 64) | u128::from(l.next_u64() | 1)),
         };
         let span_id = SpanId(l.next_u64() | 1);
-        let ctx =
-            SpanCtx { trace_id, span_id, site, key: site_id.checked_add(1).unwrap_or(ENTRY_KEY) };
+        let ctx = SpanCtx {
+            trace_id,
+            span_id,
+            parent_id: parent.map(|p| p.span_id),
+            site,
+            key: site_id.checked_add(1).unwrap_or(ENTRY_KEY),
+        };
         if install {
             l.current.set(Some(ctx));
         }
@@ -277,6 +283,25 @@ impl Span {
         self.ctx.map(|c| c.span_id)
     }
 
+    /// The id of this span's parent: the monitored call that was current when this one started
+    /// (`None` for the first call of a trace).
+    ///
+    /// ```
+    /// use monitor_core::{monitored, Span, SpanId};
+    ///
+    /// #[monitored]
+    /// fn child() -> Option<SpanId> { Span::current().parent_id() }
+    ///
+    /// #[monitored]
+    /// fn parent() -> bool { child() == Span::current().span_id() }
+    ///
+    /// assert!(parent());
+    /// assert_eq!(child(), None);
+    /// ```
+    pub fn parent_id(&self) -> Option<SpanId> {
+        self.ctx.and_then(|c| c.parent_id)
+    }
+
     /// The monitored function this span is a call of.
     ///
     /// ```
@@ -333,6 +358,7 @@ impl fmt::Debug for Span {
                 .debug_struct("Span")
                 .field("trace_id", &c.trace_id)
                 .field("span_id", &c.span_id)
+                .field("parent_id", &c.parent_id)
                 .field("site", &c.site.name())
                 .finish(),
         }

@@ -1,10 +1,54 @@
-//! Presentation and export for `monitor`: renderers over a [`monitor_core::Snapshot`] and the
+//! Presentation and export for `monitor`: renderers over a [`monitor_core::Snapshot`], and the
 //! HTTP server that serves them.
 //!
-//! This crate is being built; for now it offers [`write_text`], a plain-text rendering of the
-//! function statistics.
+//! # Example
+//!
+//! ```
+//! use monitor_core::monitored;
+//!
+//! #[monitored]
+//! fn work() {}
+//!
+//! work();
+//! // A server on its own thread: browse http://127.0.0.1:9000/ (here: any free port).
+//! let server = monitor_http::serve("127.0.0.1:0").unwrap();
+//! println!("monitor at http://{}/", server.local_addr());
+//!
+//! // Or render without a server, e.g. the call graph to a file for `dot -Tsvg`.
+//! let mut dot = String::new();
+//! monitor_http::write_dot(&monitor_core::registry().snapshot(), &mut dot);
+//! assert!(dot.contains("entry ->"));
+//! server.shutdown();
+//! ```
+//!
+//! # Views
+//!
+//! | path | what | function |
+//! | --- | --- | --- |
+//! | `/` | HTML index: links and a table of the functions | [`write_html`] |
+//! | `/funcs`, `/funcs/text` | per function: callers, counts, errors, latency quantiles | [`write_text`] |
+//! | `/funcs/json` | the same as JSON | [`write_funcs_json`] |
+//! | `/funcs/dot` | the call graph for Graphviz | [`write_dot`] |
+//! | `/stats`, `/stats/text` | every series, `measurement,tag=value field value` | [`write_stats_text`] |
+//! | `/stats/json` | `[measurement, {tags}, field, value]` | [`write_stats_json`] |
+//! | `/metrics` | Prometheus text format, or OpenMetrics when asked | [`write_prometheus`] |
+//! | `/debug/vars` | expvar-style JSON (Go's `expvar`, for Datadog's go_expvar check) | [`write_expvar`] |
+//!
+//! The function views take `?filter=<part of a name>`. Every renderer is a pure function of a
+//! snapshot; the server reads the statistics and never blocks the instrumented program.
 #![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
-mod text;
+mod render;
+mod routes;
+mod server;
 
-pub use text::write_text;
+pub use render::dot::write_dot;
+pub use render::expvar::write_expvar;
+pub use render::html::write_html;
+pub use render::json::write_funcs_json;
+pub use render::prometheus::{write_prometheus, Buckets, BucketsError, Format};
+pub use render::stats::{write_stats_json, write_stats_text};
+pub use render::text::write_text;
+pub use routes::{PrefixError, Routes};
+pub use server::{serve, Config, MonitorService, ServeError, Server};

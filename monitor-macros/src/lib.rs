@@ -17,6 +17,34 @@ mod monitored;
 /// Options: `name = "…"` (instead of the function's path), `category = "…"` (free text such as
 /// `"sql"` or `"http"`), `skip` (on a method inside a monitored `impl` block), `crate = path`
 /// (where `monitor_core` is, when renamed).
+///
+/// # Examples
+///
+/// ```
+/// use monitor_core::monitored;
+///
+/// #[monitored(name = "orders::place", category = "db")]
+/// fn place(qty: u32) -> Result<u32, String> {
+///     if qty == 0 {
+///         return Err("empty order".into());
+///     }
+///     Ok(qty)
+/// }
+///
+/// struct Cart;
+///
+/// #[monitored]
+/// impl Cart {
+///     async fn checkout(&self) -> u32 { 1 }
+///
+///     #[monitored(skip)]
+///     fn helper(&self) {}
+/// }
+///
+/// assert!(place(0).is_err());
+/// let snap = monitor_core::registry().snapshot();
+/// assert_eq!(snap.function("orders::place").unwrap().error("String"), 1);
+/// ```
 #[proc_macro_attribute]
 pub fn monitored(args: TokenStream, item: TokenStream) -> TokenStream {
     monitored::expand(args.into(), item.into()).into()
@@ -24,6 +52,22 @@ pub fn monitored(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Implements `ErrorName` so `#[monitored]` counts each error under its variant's name (or the
 /// type's name, for a struct). `#[monitor(name = "…")]` on a variant or the type overrides it.
+///
+/// # Examples
+///
+/// ```
+/// use monitor_core::ErrorName;
+///
+/// #[derive(Debug, ErrorName)]
+/// enum PayError {
+///     Declined,
+///     #[monitor(name = "gateway_timeout")]
+///     Timeout { after_ms: u64 },
+/// }
+///
+/// assert_eq!(PayError::Declined.error_name(), "Declined");
+/// assert_eq!(PayError::Timeout { after_ms: 5 }.error_name(), "gateway_timeout");
+/// ```
 #[proc_macro_derive(ErrorName, attributes(monitor))]
 pub fn derive_error_name(input: TokenStream) -> TokenStream {
     error_name::expand(input.into()).into()

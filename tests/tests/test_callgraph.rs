@@ -124,3 +124,22 @@ fn spans_carried_into_threads() {
     assert_eq!(f.calls_from("test_callgraph::spawns_threads"), 2);
     assert_eq!(f.calls_from("entry"), 1);
 }
+
+#[monitored]
+fn child_ids() -> (Option<SpanId>, Option<TraceId>) {
+    let s = Span::current();
+    (s.parent_id(), s.trace_id())
+}
+
+#[monitored]
+fn parent_ids() -> bool {
+    let me = Span::current();
+    let (parent, trace) = child_ids();
+    me.parent_id().is_none() && parent == me.span_id() && trace == me.trace_id()
+}
+
+#[test]
+fn parent_span_ids_link_the_tree() {
+    assert!(parent_ids());
+    assert_eq!(child_ids().0, None);
+}

@@ -4,6 +4,8 @@ use std::fmt::Write;
 
 use monitor_core::{Distribution, FunctionStats, Snapshot};
 
+use super::util::Nanos;
+
 /// Writes every called function of `snapshot` as text: its callers, counts, errors by kind and
 /// both latency distributions with quantiles. Functions never called are left out.
 ///
@@ -57,43 +59,4 @@ fn write_times(title: &str, d: &Distribution, out: &mut String) {
         Nanos(d.sum_ns),
         d.count
     );
-}
-
-/// A duration in nanoseconds, shown with four significant digits in the largest fitting unit.
-struct Nanos(u128);
-
-impl std::fmt::Display for Nanos {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ns = self.0;
-        let (value, unit) = match ns {
-            0..=999 => return write!(f, "{ns}ns"),
-            1_000..=999_999 => (ns as f64 / 1e3, "µs"),
-            1_000_000..=999_999_999 => (ns as f64 / 1e6, "ms"),
-            _ => (ns as f64 / 1e9, "s"),
-        };
-        let decimals = match value {
-            v if v < 10.0 => 3,
-            v if v < 100.0 => 2,
-            v if v < 1000.0 => 1,
-            _ => 0,
-        };
-        write!(f, "{value:.decimals$}{unit}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Nanos;
-
-    #[test]
-    fn durations_read_well() {
-        let show = |ns| Nanos(ns).to_string();
-        assert_eq!(show(0), "0ns");
-        assert_eq!(show(999), "999ns");
-        assert_eq!(show(1_500), "1.500µs");
-        assert_eq!(show(5_079_039), "5.079ms");
-        assert_eq!(show(61_079_551), "61.08ms");
-        assert_eq!(show(7_516_155_880), "7.516s");
-        assert_eq!(show(7_516_155_880_000), "7516s");
-    }
 }

@@ -1,0 +1,117 @@
+//! `/`: the HTML index, links to every view and a table of the functions.
+
+use std::fmt::Write;
+
+use monitor_core::{FunctionStats, Snapshot};
+
+use super::util::{html, Nanos};
+
+/// The views the index links to: path (relative to the index) and title.
+pub(crate) const VIEWS: [(&str, &str); 7] = [
+    ("funcs", "functions (text)"),
+    ("funcs/json", "functions (JSON)"),
+    ("funcs/dot", "call graph (Graphviz dot)"),
+    ("stats", "all statistics (text)"),
+    ("stats/json", "all statistics (JSON)"),
+    ("metrics", "Prometheus metrics"),
+    ("debug/vars", "expvar (JSON)"),
+];
+
+/// `/`: a page with links to every view and a table of the called functions (name, category,
+/// current, highwater, success, errors, panics, cancelled, p50 and p99 of successes); functions
+/// never called are listed below it. All links are relative, so the page works under any
+/// prefix the routes are mounted at.
+///
+/// ```
+/// let mut out = String::new();
+/// monitor_http::write_html(&monitor_core::registry().snapshot(), &mut out);
+/// assert!(out.starts_with("<!doctype html>"));
+/// ```
+pub fn write_html(snapshot: &Snapshot, out: &mut String) {
+    out.push_str(concat!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+        "<title>monitor</title><style>",
+        "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}",
+        "table{border-collapse:collapse}th,td{padding:.25em .6em;text-align:right}",
+        "th{border-bottom:2px solid #888;position:sticky;top:0;background:#fff}",
+        "td.name,th.name{text-align:left;font-family:ui-monospace,monospace}",
+        "tr:nth-child(even){background:#f4f4f4}tr.err td.errors{color:#b35c00;font-weight:bold}",
+        "tr.panic td.panics{color:#c00;font-weight:bold}.muted{color:#888}",
+        "nav a{margin-right:1em}",
+        "</style></head><body>\n<h1>monitor</h1>\n<nav>"
+    ));
+    for (href, title) in VIEWS {
+        let _ = write!(out, "<a href=\"{href}\">{title}</a>");
+    }
+    out.push_str("</nav>\n");
+    let called: Vec<&FunctionStats> = snapshot.iter_called().collect();
+    let _ = writeln!(
+        out,
+        "<p>{} functions monitored, {} called. Durations are of successful calls.</p>",
+        snapshot.functions.len(),
+        called.len()
+    );
+    out.push_str(concat!(
+        "<table id=\"functions\"><thead><tr><th class=\"name\">function</th>",
+        "<th class=\"name\">category</th><th>current</th><th>highwater</th><th>success</th>",
+        "<th>errors</th><th>panics</th><th>cancelled</th><th>p50</th><th>p99</th></tr></thead>",
+        "<tbody>\n"
+    ));
+    for f in &called {
+        row(f, out);
+    }
+    out.push_str("</tbody></table>\n");
+    let idle: Vec<&FunctionStats> =
+        snapshot.functions.iter().filter(|f| f.calls() == 0 && f.current == 0).collect();
+    if !idle.is_empty() {
+        let _ =
+            write!(out, "<details><summary>{} functions never called</summary><ul>", idle.len());
+        for f in idle {
+            out.push_str("<li class=\"name\">");
+            html(f.name, out);
+            out.push_str("</li>");
+        }
+        out.push_str("</ul></details>\n");
+    }
+    out.push_str("</body></html>\n");
+}
+
+fn row(f: &FunctionStats, out: &mut String) {
+    let errors = f.errors_total();
+    let class = match (f.panics > 0, errors > 0) {
+        (true, true) => " class=\"err panic\"",
+        (true, false) => " class=\"panic\"",
+        (false, true) => " class=\"err\"",
+        (false, false) => "",
+    };
+    let _ = write!(out, "<tr{class}><td class=\"name\" title=\"");
+    html(&format!("{} ({}:{})", f.module, f.file, f.line), out);
+    out.push_str("\">");
+    html(f.name, out);
+    out.push_str("</td><td class=\"name\">");
+    html(f.category.unwrap_or(""), out);
+    let _ = write!(
+        out,
+        "</td><td>{}</td><td>{}</td><td>{}</td><td class=\"errors\" title=\"",
+        f.current, f.highwater, f.success
+    );
+    let kinds: Vec<String> = f.errors.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+    html(&kinds.join(", "), out);
+    let _ = write!(
+        out,
+        "\">{errors}</td><td class=\"panics\">{}</td><td>{}</td>",
+        f.panics, f.cancelled
+    );
+    let d = &f.success_times;
+    if d.count == 0 {
+        out.push_str("<td class=\"muted\">-</td><td class=\"muted\">-</td></tr>\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "<td>{}</td><td>{}</td></tr>",
+            Nanos(u128::from(d.quantile(0.5))),
+            Nanos(u128::from(d.quantile(0.99)))
+        );
+    }
+}

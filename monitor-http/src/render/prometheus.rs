@@ -1,0 +1,261 @@
+//! `/metrics`: Prometheus text exposition (0.0.4) and OpenMetrics 1.0.
+
+use std::fmt::Write;
+
+use monitor_core::{Distribution, FunctionStats, Snapshot};
+
+use super::stats::unique_names;
+
+/// Latency bucket bounds in seconds for the Prometheus histograms.
+///
+/// ```
+/// let b = monitor_http::Buckets::new(vec![0.001, 0.01, 0.1]).unwrap();
+/// assert_eq!(b.bounds(), &[0.001, 0.01, 0.1]);
+/// assert!(monitor_http::Buckets::new(vec![0.1, 0.01]).is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Buckets(Vec<f64>);
+
+/// Why a set of bucket bounds was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BucketsError {
+    /// No bounds were given.
+    #[error("histogram buckets: give at least one bound")]
+    Empty,
+    /// A bound is NaN, infinite, zero or negative.
+    #[error("histogram buckets: bounds must be finite and positive (seconds)")]
+    NotPositive,
+    /// The bounds are not strictly increasing.
+    #[error("histogram buckets: bounds must be strictly increasing")]
+    NotIncreasing,
+}
+
+impl Buckets {
+    /// Bounds in seconds, strictly increasing, finite and positive (`+Inf` is implied).
+    ///
+    /// ```
+    /// use monitor_http::{Buckets, BucketsError};
+    /// assert_eq!(Buckets::new(vec![]), Err(BucketsError::Empty));
+    /// assert_eq!(Buckets::new(vec![f64::NAN]), Err(BucketsError::NotPositive));
+    /// ```
+    pub fn new(bounds: Vec<f64>) -> Result<Buckets, BucketsError> {
+        if bounds.is_empty() {
+            return Err(BucketsError::Empty);
+        }
+        if bounds.iter().any(|b| !b.is_finite() || *b <= 0.0) {
+            return Err(BucketsError::NotPositive);
+        }
+        if bounds.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(BucketsError::NotIncreasing);
+        }
+        Ok(Buckets(bounds))
+    }
+
+    /// The bounds, in seconds.
+    ///
+    /// ```
+    /// assert_eq!(monitor_http::Buckets::default().bounds().len(), 16);
+    /// ```
+    pub fn bounds(&self) -> &[f64] {
+        &self.0
+    }
+}
+
+impl Default for Buckets {
+    /// 100 µs to 10 s, about three per decade.
+    fn default() -> Self {
+        Buckets(vec![
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            2.5, 5.0, 10.0,
+        ])
+    }
+}
+
+/// Which exposition format to write.
+///
+/// ```
+/// assert_eq!(monitor_http::Format::default(), monitor_http::Format::Prometheus);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Prometheus text format 0.0.4 (`text/plain; version=0.0.4`).
+    #[default]
+    Prometheus,
+    /// OpenMetrics 1.0 (`application/openmetrics-text; version=1.0.0`).
+    OpenMetrics,
+}
+
+impl Format {
+    /// The Content-Type of a response in this format.
+    ///
+    /// ```
+    /// assert!(monitor_http::Format::OpenMetrics.content_type().starts_with("application/openmetrics-text"));
+    /// ```
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+fn label_value(v: &str, out: &mut String) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn labels(pairs: &[(&str, &str)], out: &mut String) {
+    out.push('{');
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        label_value(v, out);
+        out.push('"');
+    }
+    out.push('}');
+}
+
+/// One metric family: HELP and TYPE, then its samples.
+struct Family<'a> {
+    name: &'a str,
+    kind: &'a str,
+    help: &'a str,
+}
+
+impl Family<'_> {
+    fn header(&self, format: Format, out: &mut String) {
+        // OpenMetrics names a counter family without its `_total` suffix.
+        let name = match (format, self.kind) {
+            (Format::OpenMetrics, "counter") => self.name.trim_end_matches("_total"),
+            _ => self.name,
+        };
+        let _ = writeln!(out, "# HELP {name} {}", self.help);
+        let _ = writeln!(out, "# TYPE {name} {}", self.kind);
+    }
+}
+
+/// `/metrics`: every called function's statistics as Prometheus metric families, with latency
+/// as histograms over `buckets` (cumulative `le` buckets, `_sum` in seconds, exact `_count`).
+/// Functions are labelled `name` and `scope` (module), errors `error_name`, times `kind`.
+///
+/// ```
+/// use monitor_http::{write_prometheus, Buckets, Format};
+/// let mut out = String::new();
+/// write_prometheus(&monitor_core::registry().snapshot(), &Buckets::default(), Format::Prometheus, &mut out);
+/// assert!(out.contains("# TYPE function_current gauge"));
+/// ```
+pub fn write_prometheus(snapshot: &Snapshot, buckets: &Buckets, format: Format, out: &mut String) {
+    let funcs: Vec<(&FunctionStats, String)> = unique_names(snapshot);
+    let gauge = |name, help, value: &dyn Fn(&FunctionStats) -> u64, out: &mut String| {
+        Family { name, kind: "gauge", help }.header(format, out);
+        for (f, name_label) in &funcs {
+            out.push_str(name);
+            labels(&[("name", name_label), ("scope", f.module)], out);
+            let _ = writeln!(out, " {}", value(f));
+        }
+    };
+    gauge("function_current", "Calls in flight now.", &|f| f.current, out);
+    gauge("function_highwater", "Most calls ever in flight at once.", &|f| f.highwater, out);
+    let counter = |name, help, value: &dyn Fn(&FunctionStats) -> u64, out: &mut String| {
+        Family { name, kind: "counter", help }.header(format, out);
+        for (f, name_label) in &funcs {
+            out.push_str(name);
+            labels(&[("name", name_label), ("scope", f.module)], out);
+            let _ = writeln!(out, " {}", value(f));
+        }
+    };
+    counter("function_successes_total", "Calls that returned a success.", &|f| f.success, out);
+    counter("function_panics_total", "Calls that panicked.", &|f| f.panics, out);
+    counter(
+        "function_cancelled_total",
+        "Async calls dropped before they finished.",
+        &|f| f.cancelled,
+        out,
+    );
+    Family {
+        name: "function_errors_total",
+        kind: "counter",
+        help: "Calls that returned an error, by error kind.",
+    }
+    .header(format, out);
+    for (f, name_label) in &funcs {
+        for (kind, n) in &f.errors {
+            out.push_str("function_errors_total");
+            labels(&[("error_name", kind), ("name", name_label), ("scope", f.module)], out);
+            let _ = writeln!(out, " {n}");
+        }
+    }
+    Family {
+        name: "function_times_seconds",
+        kind: "histogram",
+        help: "Durations of calls, by kind: success, or failure (errors, panics, cancellations).",
+    }
+    .header(format, out);
+    for (f, name_label) in &funcs {
+        for (kind, d) in [("success", &f.success_times), ("failure", &f.failure_times)] {
+            histogram(
+                &[("kind", kind), ("name", name_label), ("scope", f.module)],
+                d,
+                buckets,
+                out,
+            );
+        }
+    }
+    if format == Format::OpenMetrics {
+        out.push_str("# EOF\n");
+    }
+}
+
+/// Cumulative counts at each bound. The histogram's buckets (at most 1.6% wide) are assigned
+/// to a bound by their midpoint; counts are scaled to the exact `count`, since the histogram
+/// keeps relative counts after halving itself.
+fn histogram(base: &[(&str, &str)], d: &Distribution, buckets: &Buckets, out: &mut String) {
+    let total: u64 = d.buckets.iter().map(|b| b.count).sum();
+    let scale = |n: u64| -> u64 {
+        if total == 0 {
+            0
+        } else {
+            ((u128::from(n) * u128::from(d.count)) / u128::from(total)) as u64
+        }
+    };
+    let mut cum = 0u64;
+    let mut it = d.buckets.iter().peekable();
+    for &bound in buckets.bounds() {
+        let bound_ns = bound * 1e9;
+        while let Some(b) = it.peek() {
+            let mid = (b.low_ns as f64 + (b.high_ns - 1) as f64) / 2.0;
+            if mid <= bound_ns {
+                cum += b.count;
+                it.next();
+            } else {
+                break;
+            }
+        }
+        let le = format!("{bound}");
+        bucket_line(base, &le, scale(cum).min(d.count), out);
+    }
+    bucket_line(base, "+Inf", d.count, out);
+    out.push_str("function_times_seconds_sum");
+    labels(base, out);
+    let _ = writeln!(out, " {}", d.sum_ns as f64 / 1e9);
+    out.push_str("function_times_seconds_count");
+    labels(base, out);
+    let _ = writeln!(out, " {}", d.count);
+}
+
+fn bucket_line(base: &[(&str, &str)], le: &str, count: u64, out: &mut String) {
+    out.push_str("function_times_seconds_bucket");
+    let mut all = base.to_vec();
+    all.push(("le", le));
+    labels(&all, out);
+    let _ = writeln!(out, " {count}");
+}
