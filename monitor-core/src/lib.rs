@@ -72,8 +72,3 @@ pub use span::{FutureExt, Span, SpanId, TraceId, WithSpan};
 
 #[cfg(feature = "macros")]
 pub use monitor_macros::{monitored, ErrorName};
-
-/// The README's examples, compiled and run as doctests so they cannot rot.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;

@@ -52,3 +52,9 @@ pub use render::stats::{write_stats_json, write_stats_text};
 pub use render::text::write_text;
 pub use routes::{PrefixError, Routes};
 pub use server::{serve, Config, MonitorService, ServeError, Server};
+
+/// The README's examples, compiled and run as doctests so they cannot rot. They live here
+/// because this crate sees both `monitor-core` and the server.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

@@ -1,12 +1,15 @@
 //! The monitor server end to end: real requests over TCP to every route, with numbers checked
 //! against known call patterns, and the server's defences against bad clients.
 
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::{parse, send, Reply};
 use monitor_core::{monitored, ErrorName};
 use monitor_http::{Config, MonitorService, Routes, Server};
 use serde_json::Value;
@@ -59,69 +62,24 @@ fn server() -> &'static Server {
     })
 }
 
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map_or("", |(_, v)| v.as_str())
-    }
-}
-
-fn send(addr: SocketAddr, request: &[u8]) -> Reply {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    stream.write_all(request).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    parse(&raw)
-}
-
-fn parse(raw: &[u8]) -> Reply {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status =
-        lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Reply { status, headers, body: body.to_string() }
-}
-
 fn get_with(path: &str, extra: &str) -> Reply {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\n{extra}Connection: close\r\n\r\n");
-    send(server().local_addr(), req.as_bytes())
+    common::get_with(server().local_addr(), path, extra)
 }
 
 fn get(path: &str) -> Reply {
     get_with(path, "")
 }
 
-/// Runs an external checker; where it is not installed, the test says so and passes, except
-/// under CI, whose script installs it.
+/// Feeds `input` to an external checker, which must accept it.
 fn check_with(tool: &str, args: &[&str], input: &str) {
-    let child = Command::new(tool)
+    let Some(path) = common::tool(tool) else { return };
+    let mut child = Command::new(path)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("skipping the {tool} check: {e} (CI installs it)");
-            return;
-        }
-        Err(e) => panic!("{tool} is not installed: {e}"),
-    };
+        .spawn()
+        .unwrap();
     child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
