@@ -44,6 +44,58 @@ pub(crate) fn bucket_range(i: usize) -> (u64, u64) {
     ((SUB as u64 + sub) << shift, (SUB as u64 + sub + 1) << shift)
 }
 
+/// Values of a float histogram below this magnitude share the zero bucket.
+const F_MIN_EXP: i32 = -20;
+/// Values of a float histogram from this magnitude up share the outermost buckets.
+const F_MAX_EXP: i32 = 44;
+const F_HALF: usize = (F_MAX_EXP - F_MIN_EXP) as usize * SUB;
+/// Buckets of a float histogram: negatives, zero, positives.
+pub(crate) const F_BUCKETS: usize = 2 * F_HALF + 1;
+
+/// The bucket of a magnitude `m` (> 0), within one half.
+fn float_magnitude_index(m: f64) -> usize {
+    let bits = m.to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as i32 - 1023;
+    if exp >= F_MAX_EXP {
+        return F_HALF - 1;
+    }
+    // The top SUB_BITS bits of the mantissa pick the sub-bucket.
+    let sub = ((bits >> (52 - SUB_BITS)) & (SUB as u64 - 1)) as usize;
+    (exp - F_MIN_EXP) as usize * SUB + sub
+}
+
+/// The bucket of a finite value in a float histogram: monotone in the value.
+#[inline]
+pub(crate) fn float_index(v: f64) -> usize {
+    let zero = f64::powi(2.0, F_MIN_EXP);
+    if v >= zero {
+        F_HALF + 1 + float_magnitude_index(v)
+    } else if v <= -zero {
+        F_HALF - 1 - float_magnitude_index(-v)
+    } else {
+        F_HALF
+    }
+}
+
+/// The values `[low, high)` of bucket `i` of a float histogram.
+pub(crate) fn float_range(i: usize) -> (f64, f64) {
+    let magnitude = |j: usize| {
+        let exp = (j / SUB) as i32 + F_MIN_EXP;
+        let sub = (j % SUB) as f64;
+        let base = f64::powi(2.0, exp);
+        (base * (1.0 + sub / SUB as f64), base * (1.0 + (sub + 1.0) / SUB as f64))
+    };
+    let zero = f64::powi(2.0, F_MIN_EXP);
+    match i.cmp(&F_HALF) {
+        std::cmp::Ordering::Equal => (-zero, zero),
+        std::cmp::Ordering::Greater => magnitude(i - F_HALF - 1),
+        std::cmp::Ordering::Less => {
+            let (lo, hi) = magnitude(F_HALF - 1 - i);
+            (-hi, -lo)
+        }
+    }
+}
+
 /// Fixed buckets written with relaxed `fetch_add`: no lock, no allocation after construction.
 pub(crate) struct AtomicHistogram {
     buckets: Box<[AtomicU32]>,
@@ -51,18 +103,31 @@ pub(crate) struct AtomicHistogram {
 }
 
 impl AtomicHistogram {
+    /// A histogram of durations in nanoseconds ([`bucket_index`]).
     pub(crate) fn new() -> Self {
+        Self::with_buckets(BUCKETS)
+    }
+
+    /// A histogram with `n` buckets, indexed by the caller.
+    pub(crate) fn with_buckets(n: usize) -> Self {
         Self {
-            buckets: (0..BUCKETS).map(|_| AtomicU32::new(0)).collect(),
+            buckets: (0..n).map(|_| AtomicU32::new(0)).collect(),
             halving: AtomicBool::new(false),
         }
     }
 
     #[inline]
     pub(crate) fn record(&self, v: u64) {
+        self.record_index(bucket_index(v));
+    }
+
+    /// Counts one value in bucket `i` (ignored if out of range).
+    #[inline]
+    pub(crate) fn record_index(&self, i: usize) {
+        let Some(bucket) = self.buckets.get(i) else { return };
         // Relaxed: a bucket count is a statistic read at snapshot time; no other memory is
         // published through it.
-        let prev = self.buckets[bucket_index(v)].fetch_add(1, Relaxed);
+        let prev = bucket.fetch_add(1, Relaxed);
         if prev >= HALVE_AT {
             self.halve();
         }
@@ -123,6 +188,36 @@ mod tests {
     fn buckets_are_contiguous() {
         for i in 1..BUCKETS {
             assert_eq!(bucket_range(i - 1).1, bucket_range(i).0, "gap before bucket {i}");
+        }
+    }
+
+    #[test]
+    fn float_index_is_monotone_and_ranges_agree() {
+        let mut values = vec![0.0, 1e-9, -1e-9, 1e-6, -1e-6, 1e20, -1e20];
+        let mut v = 1e-6;
+        while v < 1e13 {
+            values.push(v);
+            values.push(-v);
+            v *= 1.013;
+        }
+        values.sort_by(f64::total_cmp);
+        let idx: Vec<usize> = values.iter().map(|&v| float_index(v)).collect();
+        assert!(idx.windows(2).all(|w| w[0] <= w[1]));
+        assert!(idx.iter().all(|&i| i < F_BUCKETS));
+        for (&v, &i) in values.iter().zip(&idx) {
+            let (lo, hi) = float_range(i);
+            if i != 0 && i != F_BUCKETS - 1 {
+                assert!(
+                    lo <= v && v < hi || (v < 0.0 && lo < v && v <= hi),
+                    "v={v} i={i} [{lo},{hi})"
+                );
+                if i != F_HALF {
+                    assert!(
+                        (hi - lo).abs() <= lo.abs().min(hi.abs()) / 63.9,
+                        "bucket {i} too wide"
+                    );
+                }
+            }
         }
     }
 

@@ -51,8 +51,11 @@
 
 mod call;
 mod clock;
+mod collector;
 mod error;
 mod histogram;
+mod metrics;
+pub mod process;
 mod registry;
 mod site;
 mod snapshot;
@@ -64,11 +67,19 @@ pub mod __private;
 
 pub(crate) use __private as private;
 
+pub use collector::set_collect_interval;
 pub use error::ErrorName;
+pub use metrics::{
+    BoolVal, Counter, DurationVal, Event, FloatVal, IntVal, Meter, MetricError, MetricKind,
+    Metrics, Scope, Timer, TimerGuard, RATE_WINDOW,
+};
 pub use registry::{registry, Registry};
 pub use site::CallSite;
-pub use snapshot::{Bucket, Caller, CallerCount, Distribution, FunctionStats, Snapshot, QUANTILES};
+pub use snapshot::{
+    Bucket, Caller, CallerCount, Distribution, FunctionStats, MetricStats, MetricValue, Snapshot,
+    Values, QUANTILES,
+};
 pub use span::{FutureExt, Span, SpanId, TraceId, WithSpan};
 
 #[cfg(feature = "macros")]
-pub use monitor_macros::{monitored, ErrorName};
+pub use monitor_macros::{monitored, ErrorName, Metrics};

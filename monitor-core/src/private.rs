@@ -5,6 +5,7 @@ use std::ops::ControlFlow;
 use std::task::Poll;
 
 pub use crate::call::{Guard, Instrumented, Outcome};
+pub use crate::metrics::MetricField;
 pub use crate::site::CallSite;
 pub use linkme;
 

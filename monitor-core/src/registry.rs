@@ -75,7 +75,7 @@ impl Registry {
         self.sites.iter().copied()
     }
 
-    /// Copies every statistic into plain data. Costs a pass over each called site's counters and
+    /// Copies every statistic — functions and registered instruments — into plain data. Costs a pass over each called site's counters and
     /// histogram buckets; monitored calls go on undisturbed meanwhile.
     ///
     /// ```
@@ -114,7 +114,7 @@ impl Registry {
                 f
             })
             .collect();
-        Snapshot { functions }
+        Snapshot { functions, metrics: crate::metrics::snapshot() }
     }
 }
 
@@ -130,10 +130,8 @@ fn fill(f: &mut FunctionStats, state: &SiteState, name_of: &impl Fn(usize) -> &'
     f.panics = c.panics;
     f.cancelled = c.cancelled;
     let failures = f.errors_total() + c.panics + c.cancelled;
-    f.success_times =
-        SiteState::distribution(&state.success_times, c.success, c.success_sum, c.recent_success);
-    f.failure_times =
-        SiteState::distribution(&state.failure_times, failures, c.failure_sum, c.recent_failure);
+    f.success_times = state.success_times.distribution(c.success, c.success_sum, c.recent_success);
+    f.failure_times = state.failure_times.distribution(failures, c.failure_sum, c.recent_failure);
 }
 
 impl fmt::Debug for Registry {

@@ -294,8 +294,20 @@ pub(crate) struct Times {
 }
 
 impl Times {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { hist: AtomicHistogram::new(), min: AtomicU64::new(u64::MAX), max: AtomicU64::new(0) }
+    }
+
+    /// The distribution, given the exact count, sum and most recent value kept elsewhere.
+    pub(crate) fn distribution(&self, count: u64, sum: u128, recent: u64) -> Distribution {
+        Distribution::from_parts(
+            count,
+            sum,
+            self.min.load(Relaxed),
+            self.max.load(Relaxed),
+            recent,
+            self.hist.read(),
+        )
     }
 
     #[inline]
@@ -485,17 +497,6 @@ impl SiteState {
         c.current = self.current.load(Relaxed).max(0) as u64;
         c.highwater = self.highwater.load(Relaxed);
         c
-    }
-
-    pub(crate) fn distribution(times: &Times, count: u64, sum: u128, recent: u64) -> Distribution {
-        Distribution::from_parts(
-            count,
-            sum,
-            times.min.load(Relaxed),
-            times.max.load(Relaxed),
-            recent,
-            times.hist.read(),
-        )
     }
 }
 

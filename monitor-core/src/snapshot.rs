@@ -29,6 +29,8 @@ pub const QUANTILES: [f64; 9] = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0
 pub struct Snapshot {
     /// Every monitored function of the program, called or not.
     pub functions: Vec<FunctionStats>,
+    /// Every registered instrument, by scope, name and tags.
+    pub metrics: Vec<MetricStats>,
 }
 
 impl Snapshot {
@@ -40,6 +42,18 @@ impl Snapshot {
     /// ```
     pub fn function(&self, name: &str) -> Option<&FunctionStats> {
         self.functions.iter().find(|f| f.name == name)
+    }
+
+    /// The first instrument named `name` in scope `scope` (of any tags), if any.
+    ///
+    /// ```
+    /// let c = monitor_core::Scope::new("snapshot_metric_doc").counter("n");
+    /// c.inc();
+    /// let snap = monitor_core::registry().snapshot();
+    /// assert!(snap.metric("snapshot_metric_doc", "n").is_some());
+    /// ```
+    pub fn metric(&self, scope: &str, name: &str) -> Option<&MetricStats> {
+        self.metrics.iter().find(|m| m.scope == scope && m.name == name)
     }
 
     /// Iterates over the functions that have been called at least once.
@@ -300,27 +314,18 @@ impl Distribution {
     /// assert_eq!(d.quantile(0.99), 0);
     /// ```
     pub fn quantile(&self, q: f64) -> u64 {
-        let total: u64 = self.buckets.iter().map(|b| b.count).sum();
-        if self.count == 0 || total == 0 {
+        if self.count == 0 {
             return 0;
         }
-        let q = if q.is_nan() { 0.0 } else { q.clamp(0.0, 1.0) };
-        if q == 0.0 {
-            return self.min_ns;
-        }
-        if q == 1.0 {
-            return self.max_ns;
-        }
-        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
-        let mut seen = 0;
-        for b in &self.buckets {
-            seen += b.count;
-            if seen >= rank {
+        match quantile_bucket(self.buckets.iter().map(|b| b.count), q) {
+            Rank::Min => self.min_ns,
+            Rank::Max => self.max_ns,
+            Rank::Bucket(i) => {
+                let b = &self.buckets[i];
                 let mid = b.low_ns + (b.high_ns - 1 - b.low_ns) / 2;
-                return mid.clamp(self.min_ns, self.max_ns);
+                mid.clamp(self.min_ns, self.max_ns)
             }
         }
-        self.max_ns
     }
 
     /// The standard [`QUANTILES`] as `(q, nanoseconds)` pairs.
@@ -332,6 +337,182 @@ impl Distribution {
     pub fn quantiles(&self) -> [(f64, u64); QUANTILES.len()] {
         QUANTILES.map(|q| (q, self.quantile(q)))
     }
+}
+
+/// Where a quantile falls in a histogram.
+enum Rank {
+    Min,
+    Max,
+    Bucket(usize),
+}
+
+/// The bucket holding the `q` quantile of a histogram with these bucket counts (`q` clamped to
+/// `[0, 1]`, NaN read as 0); the extremes are exact and kept beside the histogram.
+fn quantile_bucket(counts: impl Iterator<Item = u64> + Clone, q: f64) -> Rank {
+    let total: u64 = counts.clone().sum();
+    let q = if q.is_nan() { 0.0 } else { q.clamp(0.0, 1.0) };
+    if total == 0 || q == 0.0 {
+        return Rank::Min;
+    }
+    if q == 1.0 {
+        return Rank::Max;
+    }
+    let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+    let mut seen = 0;
+    for (i, n) in counts.enumerate() {
+        seen += n;
+        if seen >= rank {
+            return Rank::Bucket(i);
+        }
+    }
+    Rank::Max
+}
+
+/// A distribution of numbers ([`IntVal`](crate::IntVal), [`FloatVal`](crate::FloatVal)):
+/// count, sum, min, max, most recent, and a histogram whose quantiles are within 1%.
+///
+/// ```
+/// let v = monitor_core::Values::default();
+/// assert_eq!((v.count, v.avg(), v.quantile(0.5)), (0, 0.0, 0.0));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Values {
+    /// How many values were recorded.
+    pub count: u64,
+    /// Their sum (exact for integers up to 2^53).
+    pub sum: f64,
+    /// The smallest (0 when `count` is 0).
+    pub min: f64,
+    /// The largest (0 when `count` is 0).
+    pub max: f64,
+    /// The most recent (0 when `count` is 0).
+    pub recent: f64,
+    /// The non-empty buckets as `(low, high, count)`, in increasing order (relative counts).
+    /// For an [`IntVal`](crate::IntVal) the bounds are the integers the bucket holds,
+    /// inclusive; otherwise `[low, high)` for positive values and `(low, high]` for negative.
+    pub buckets: Vec<(f64, f64, u64)>,
+}
+
+impl Values {
+    /// The mean, 0.0 when empty (never NaN).
+    ///
+    /// ```
+    /// assert_eq!(monitor_core::Values::default().avg(), 0.0);
+    /// ```
+    pub fn avg(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum / self.count as f64
+        }
+    }
+
+    /// The `q` quantile: 0 is the exact minimum, 1 the exact maximum, anything between within
+    /// 1% of the true value (0.0 when empty).
+    ///
+    /// ```
+    /// let v = monitor_core::IntVal::new();
+    /// for n in 1..=100 { v.observe(n); }
+    /// let p50 = v.stats().quantile(0.5);
+    /// assert!((p50 - 50.0).abs() <= 0.5);
+    /// ```
+    pub fn quantile(&self, q: f64) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        match quantile_bucket(self.buckets.iter().map(|b| b.2), q) {
+            Rank::Min => self.min,
+            Rank::Max => self.max,
+            Rank::Bucket(i) => {
+                let (lo, hi, _) = self.buckets[i];
+                ((lo + hi) / 2.0).clamp(self.min, self.max)
+            }
+        }
+    }
+
+    /// The standard [`QUANTILES`] as `(q, value)` pairs.
+    ///
+    /// ```
+    /// assert_eq!(monitor_core::Values::default().quantiles().len(), 9);
+    /// ```
+    pub fn quantiles(&self) -> [(f64, f64); QUANTILES.len()] {
+        QUANTILES.map(|q| (q, self.quantile(q)))
+    }
+}
+
+/// A registered instrument's statistics.
+///
+/// ```
+/// let s = monitor_core::Scope::new("metric_stats_doc");
+/// s.bool_val("hit").observe(true);
+/// let snap = monitor_core::registry().snapshot();
+/// let m = snap.metric("metric_stats_doc", "hit").unwrap();
+/// assert_eq!(m.value, monitor_core::MetricValue::BoolVal { trues: 1, falses: 0, recent: Some(true) });
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricStats {
+    /// The scope's name.
+    pub scope: String,
+    /// The instrument's name.
+    pub name: String,
+    /// The scope's tags, sorted by key.
+    pub tags: Vec<(String, String)>,
+    /// What it measures, if described.
+    pub description: Option<String>,
+    /// Its kind and values.
+    pub value: MetricValue,
+}
+
+/// The values of one instrument, by kind.
+///
+/// ```
+/// let v = monitor_core::MetricValue::Gauge(1.5);
+/// assert!(matches!(v, monitor_core::MetricValue::Gauge(x) if x == 1.5));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetricValue {
+    /// A [`Counter`](crate::Counter).
+    Counter {
+        /// Its value now.
+        value: i64,
+        /// Its highest value.
+        high: i64,
+        /// Its lowest value.
+        low: i64,
+    },
+    /// A [`Meter`](crate::Meter).
+    Meter {
+        /// Everything counted.
+        total: u64,
+        /// Per second, recently.
+        rate: f64,
+    },
+    /// An [`Event`](crate::Event).
+    Event {
+        /// Occurrences.
+        total: u64,
+        /// Per second, recently.
+        rate: f64,
+    },
+    /// An [`IntVal`](crate::IntVal).
+    IntVal(Values),
+    /// A [`FloatVal`](crate::FloatVal).
+    FloatVal(Values),
+    /// A [`BoolVal`](crate::BoolVal).
+    BoolVal {
+        /// Trues.
+        trues: u64,
+        /// Falses.
+        falses: u64,
+        /// The most recent.
+        recent: Option<bool>,
+    },
+    /// A [`DurationVal`](crate::DurationVal).
+    DurationVal(Distribution),
+    /// A [`Timer`](crate::Timer).
+    Timer(Distribution),
+    /// A gauge's reading.
+    Gauge(f64),
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 use proc_macro::TokenStream;
 
 mod error_name;
+mod metrics_derive;
 mod monitored;
 
 /// Records every call of a function, method, `async fn` or every method of an `impl` block:
@@ -71,4 +72,30 @@ pub fn monitored(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_derive(ErrorName, attributes(monitor))]
 pub fn derive_error_name(input: TokenStream) -> TokenStream {
     error_name::expand(input.into()).into()
+}
+
+/// Implements `monitor_core::Metrics` for a struct of instruments: each field is registered
+/// as `<prefix>.<field>` with its doc comment as description. Options: `#[metric(prefix =
+/// "…")]` on the struct; `#[metric(name = "…")]`, `#[metric(skip)]`, `#[metric(tags(k =
+/// "v"))]` on fields.
+///
+/// # Examples
+///
+/// ```
+/// use monitor_core::{Counter, Metrics, Scope};
+///
+/// #[derive(Metrics)]
+/// #[metric(prefix = "http")]
+/// struct Http {
+///     /// Requests served.
+///     requests: Counter,
+/// }
+///
+/// let http = Http::register(&Scope::new("metrics_macro_doc"));
+/// http.requests.inc();
+/// assert!(monitor_core::registry().snapshot().metric("metrics_macro_doc", "http.requests").is_some());
+/// ```
+#[proc_macro_derive(Metrics, attributes(metric))]
+pub fn derive_metrics(input: TokenStream) -> TokenStream {
+    metrics_derive::expand(input.into()).into()
 }

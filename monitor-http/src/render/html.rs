@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use monitor_core::{FunctionStats, Snapshot};
+use monitor_core::{FunctionStats, MetricValue, Snapshot};
 
 use super::util::{html, Nanos};
 
@@ -74,7 +74,70 @@ pub fn write_html(snapshot: &Snapshot, out: &mut String) {
         }
         out.push_str("</ul></details>\n");
     }
+    if !snapshot.metrics.is_empty() {
+        metrics_table(snapshot, out);
+    }
     out.push_str("</body></html>\n");
+}
+
+/// The registered instruments: scope, name, tags, kind and a one-line summary of the values.
+fn metrics_table(snapshot: &Snapshot, out: &mut String) {
+    out.push_str(concat!(
+        "<h2>Metrics</h2>\n<table id=\"metrics\"><thead><tr><th class=\"name\">metric</th>",
+        "<th class=\"name\">scope</th><th class=\"name\">tags</th><th class=\"name\">kind</th>",
+        "<th class=\"name\">value</th></tr></thead><tbody>\n"
+    ));
+    for m in &snapshot.metrics {
+        let (kind, value) = summary(&m.value);
+        out.push_str("<tr><td class=\"name\" title=\"");
+        html(m.description.as_deref().unwrap_or(""), out);
+        out.push_str("\">");
+        html(&m.name, out);
+        out.push_str("</td><td class=\"name\">");
+        html(&m.scope, out);
+        out.push_str("</td><td class=\"name\">");
+        let tags: Vec<String> = m.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        html(&tags.join(", "), out);
+        let _ = write!(out, "</td><td class=\"name\">{kind}</td><td class=\"name\">");
+        html(&value, out);
+        out.push_str("</td></tr>\n");
+    }
+    out.push_str("</tbody></table>\n");
+}
+
+fn summary(v: &MetricValue) -> (&'static str, String) {
+    let dist = |d: &monitor_core::Distribution| {
+        format!(
+            "count {}, p50 {}, p99 {}",
+            d.count,
+            Nanos(u128::from(d.quantile(0.5))),
+            Nanos(u128::from(d.quantile(0.99)))
+        )
+    };
+    let vals = |v: &monitor_core::Values| {
+        format!(
+            "count {}, avg {:.4}, p50 {:.4}, p99 {:.4}",
+            v.count,
+            v.avg(),
+            v.quantile(0.5),
+            v.quantile(0.99)
+        )
+    };
+    match v {
+        MetricValue::Counter { value, high, low } => {
+            ("counter", format!("{value} (high {high}, low {low})"))
+        }
+        MetricValue::Meter { total, rate } => ("meter", format!("{total} total, {rate:.2}/s")),
+        MetricValue::Event { total, rate } => ("event", format!("{total} total, {rate:.2}/s")),
+        MetricValue::IntVal(x) => ("int", vals(x)),
+        MetricValue::FloatVal(x) => ("float", vals(x)),
+        MetricValue::BoolVal { trues, falses, .. } => {
+            ("bool", format!("{trues} true, {falses} false"))
+        }
+        MetricValue::DurationVal(d) => ("duration", dist(d)),
+        MetricValue::Timer(d) => ("timer", dist(d)),
+        MetricValue::Gauge(x) => ("gauge", format!("{x}")),
+    }
 }
 
 fn row(f: &FunctionStats, out: &mut String) {

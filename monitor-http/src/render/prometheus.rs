@@ -2,9 +2,11 @@
 
 use std::fmt::Write;
 
-use monitor_core::{Distribution, FunctionStats, Snapshot};
+use std::collections::BTreeMap;
 
-use super::stats::unique_names;
+use monitor_core::{Distribution, FunctionStats, MetricStats, MetricValue, Snapshot, Values};
+
+use super::stats::{metric_tags, unique_names};
 
 /// Latency bucket bounds in seconds for the Prometheus histograms.
 ///
@@ -210,9 +212,152 @@ pub fn write_prometheus(snapshot: &Snapshot, buckets: &Buckets, format: Format, 
             );
         }
     }
+    write_instruments(snapshot, format, out);
     if format == Format::OpenMetrics {
         out.push_str("# EOF\n");
     }
+}
+
+/// A metric name from an instrument's name: anything but `[a-zA-Z0-9_:]` becomes `_`.
+fn metric_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '_' })
+        .collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) || out.is_empty() {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// A label name from a tag key: `[a-zA-Z_][a-zA-Z0-9_]*`, never starting with `__`.
+fn label_name(key: &str) -> String {
+    let mut out: String =
+        key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) || out.is_empty() || out.starts_with("__") {
+        out.insert_str(0, "tag_");
+    }
+    out
+}
+
+/// The samples of one family of instruments, gathered before writing so each family is
+/// written once with its HELP and TYPE.
+struct Samples {
+    kind: &'static str,
+    help: String,
+    lines: String,
+}
+
+fn instrument_labels(m: &MetricStats) -> Vec<(String, String)> {
+    let mut seen = std::collections::HashSet::new();
+    metric_tags(m)
+        .into_iter()
+        .map(|(k, v)| (label_name(&k), v))
+        .filter(|(k, _)| seen.insert(k.clone()))
+        .collect()
+}
+
+fn sample(
+    name: &str,
+    labels_: &[(String, String)],
+    extra: Option<(&str, &str)>,
+    value: f64,
+    out: &mut String,
+) {
+    out.push_str(name);
+    let mut all: Vec<(&str, &str)> =
+        labels_.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    if let Some(e) = extra {
+        all.push(e);
+    }
+    labels(&all, out);
+    let v = if value.is_finite() { value } else { 0.0 };
+    let _ = writeln!(out, " {v}");
+}
+
+/// Registered instruments: counters and gauges as gauges, meters and events as `_total`
+/// counters with a `_rate` gauge, distributions as summaries (quantiles, `_sum`, `_count`;
+/// durations in seconds), boolean tallies as `_true_total`/`_false_total` counters with a
+/// `_disposition` gauge. A family name already taken by another kind is left out.
+fn write_instruments(snapshot: &Snapshot, format: Format, out: &mut String) {
+    let mut families: BTreeMap<String, Samples> = BTreeMap::new();
+    for m in &snapshot.metrics {
+        let base = metric_name(&m.name);
+        let labels_ = instrument_labels(m);
+        let help =
+            m.description.clone().unwrap_or_else(|| format!("{} of scope {}", m.name, m.scope));
+        let mut add = |family: String, kind: &'static str, f: &dyn Fn(&str, &mut String)| {
+            if family.starts_with("function_") {
+                return;
+            }
+            let entry = families.entry(family.clone()).or_insert_with(|| Samples {
+                kind,
+                help: help.replace('\\', "\\\\").replace('\n', "\\n"),
+                lines: String::new(),
+            });
+            if entry.kind == kind {
+                f(&family, &mut entry.lines);
+            }
+        };
+        match &m.value {
+            MetricValue::Counter { value, .. } => {
+                add(base.clone(), "gauge", &|n, o| sample(n, &labels_, None, *value as f64, o));
+            }
+            MetricValue::Gauge(v) => {
+                add(base.clone(), "gauge", &|n, o| sample(n, &labels_, None, *v, o))
+            }
+            MetricValue::Meter { total, rate } | MetricValue::Event { total, rate } => {
+                add(format!("{base}_total"), "counter", &|n, o| {
+                    sample(n, &labels_, None, *total as f64, o)
+                });
+                add(format!("{base}_rate"), "gauge", &|n, o| sample(n, &labels_, None, *rate, o));
+            }
+            MetricValue::BoolVal { trues, falses, .. } => {
+                add(format!("{base}_true_total"), "counter", &|n, o| {
+                    sample(n, &labels_, None, *trues as f64, o)
+                });
+                add(format!("{base}_false_total"), "counter", &|n, o| {
+                    sample(n, &labels_, None, *falses as f64, o)
+                });
+                add(format!("{base}_disposition"), "gauge", &|n, o| {
+                    sample(n, &labels_, None, *trues as f64 - *falses as f64, o)
+                });
+            }
+            MetricValue::IntVal(v) | MetricValue::FloatVal(v) => {
+                add(base.clone(), "summary", &|n, o| summary(n, &labels_, v, o));
+            }
+            MetricValue::DurationVal(d) | MetricValue::Timer(d) => {
+                let v = seconds(d);
+                add(format!("{base}_seconds"), "summary", &|n, o| summary(n, &labels_, &v, o));
+            }
+        }
+    }
+    for (name, fam) in families {
+        let help = fam.help;
+        Family { name: &name, kind: fam.kind, help: &help }.header(format, out);
+        out.push_str(&fam.lines);
+    }
+}
+
+fn seconds(d: &Distribution) -> Values {
+    let s = |ns: u64| ns as f64 / 1e9;
+    Values {
+        count: d.count,
+        sum: d.sum_ns as f64 / 1e9,
+        min: s(d.min_ns),
+        max: s(d.max_ns),
+        recent: s(d.recent_ns),
+        buckets: d.buckets.iter().map(|b| (s(b.low_ns), s(b.high_ns), b.count)).collect(),
+    }
+}
+
+fn summary(name: &str, labels_: &[(String, String)], v: &Values, out: &mut String) {
+    for (q, x) in v.quantiles() {
+        let qs = format!("{q}");
+        sample(name, labels_, Some(("quantile", &qs)), x, out);
+    }
+    sample(&format!("{name}_sum"), labels_, None, v.sum, out);
+    sample(&format!("{name}_count"), labels_, None, v.count as f64, out);
 }
 
 /// Cumulative counts at each bound. The histogram's buckets (at most 1.6% wide) are assigned

@@ -3,15 +3,17 @@
 
 use std::fmt::Write;
 
-use monitor_core::{Distribution, FunctionStats, Snapshot, QUANTILES};
+use monitor_core::{
+    Distribution, FunctionStats, MetricStats, MetricValue, Snapshot, Values, QUANTILES,
+};
 
 use super::util::{json_f64, json_str};
 
 /// One value: a measurement with sorted tags, a field and its value.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Series {
-    pub(crate) measurement: &'static str,
-    pub(crate) tags: Vec<(&'static str, String)>,
+    pub(crate) measurement: String,
+    pub(crate) tags: Vec<(String, String)>,
     pub(crate) field: String,
     pub(crate) value: f64,
 }
@@ -44,7 +46,7 @@ pub(crate) fn unique_names(snapshot: &Snapshot) -> Vec<(&FunctionStats, String)>
 pub(crate) fn series(snapshot: &Snapshot) -> Vec<Series> {
     let mut out = Vec::new();
     for (f, name) in unique_names(snapshot) {
-        let tags = vec![("name", name), ("scope", f.module.to_string())];
+        let tags = vec![("name".to_string(), name), ("scope".to_string(), f.module.to_string())];
         let errors = f.errors_total();
         let counts = [
             ("current", f.current),
@@ -58,35 +60,111 @@ pub(crate) fn series(snapshot: &Snapshot) -> Vec<Series> {
         ];
         for (field, v) in counts {
             out.push(Series {
-                measurement: "function",
+                measurement: "function".to_string(),
                 tags: tags.clone(),
                 field: field.to_string(),
                 value: v as f64,
             });
         }
         for (kind, n) in &f.errors {
-            let mut t = vec![("error_name", kind.to_string())];
+            let mut t = vec![("error_name".to_string(), kind.to_string())];
             t.extend(tags.iter().cloned());
             out.push(Series {
-                measurement: "function",
+                measurement: "function".to_string(),
                 tags: t,
                 field: "count".to_string(),
                 value: *n as f64,
             });
         }
         for (kind, d) in [("success", &f.success_times), ("failure", &f.failure_times)] {
-            let mut t = vec![("kind", kind.to_string())];
+            let mut t = vec![("kind".to_string(), kind.to_string())];
             t.extend(tags.iter().cloned());
             times(&t, d, &mut out);
         }
     }
+    for m in &snapshot.metrics {
+        metric(m, &mut out);
+    }
     out
 }
 
-fn times(tags: &[(&'static str, String)], d: &Distribution, out: &mut Vec<Series>) {
+/// The tags of an instrument's series: `scope`, then its own, sorted by key (an own tag named
+/// `scope` is shown as `tag_scope`).
+pub(crate) fn metric_tags(m: &MetricStats) -> Vec<(String, String)> {
+    let mut tags = vec![("scope".to_string(), m.scope.clone())];
+    for (k, v) in &m.tags {
+        let k = if k == "scope" { "tag_scope".to_string() } else { k.clone() };
+        tags.push((k, v.clone()));
+    }
+    tags.sort();
+    tags
+}
+
+/// An instrument's series: measurement is its name, fields by kind.
+fn metric(m: &MetricStats, out: &mut Vec<Series>) {
+    let tags = metric_tags(m);
+    let mut push = |field: &str, value: f64| {
+        out.push(Series {
+            measurement: m.name.clone(),
+            tags: tags.clone(),
+            field: field.to_string(),
+            value,
+        });
+    };
+    match &m.value {
+        MetricValue::Counter { value, high, low } => {
+            push("value", *value as f64);
+            push("high", *high as f64);
+            push("low", *low as f64);
+        }
+        MetricValue::Meter { total, rate } | MetricValue::Event { total, rate } => {
+            push("total", *total as f64);
+            push("rate", *rate);
+        }
+        MetricValue::IntVal(v) | MetricValue::FloatVal(v) => values(v, &mut push),
+        MetricValue::BoolVal { trues, falses, recent } => {
+            push("true", *trues as f64);
+            push("false", *falses as f64);
+            if let Some(r) = recent {
+                push("recent", f64::from(u8::from(*r)));
+            }
+            push("disposition", *trues as f64 - *falses as f64);
+        }
+        MetricValue::DurationVal(d) | MetricValue::Timer(d) => {
+            times_as(&m.name, &tags, d, out);
+        }
+        MetricValue::Gauge(v) => push("value", *v),
+    }
+}
+
+fn values(v: &Values, push: &mut impl FnMut(&str, f64)) {
+    push("count", v.count as f64);
+    if v.count == 0 {
+        return;
+    }
+    push("sum", v.sum);
+    push("min", v.min);
+    push("max", v.max);
+    push("avg", v.avg());
+    push("recent", v.recent);
+    for (q, x) in v.quantiles() {
+        push(&quantile_field(q), x);
+    }
+}
+
+fn times(tags: &[(String, String)], d: &Distribution, out: &mut Vec<Series>) {
+    times_as("function_times", tags, d, out);
+}
+
+fn times_as(measurement: &str, tags: &[(String, String)], d: &Distribution, out: &mut Vec<Series>) {
     let secs = |ns: f64| ns / 1e9;
     let mut push = |field: String, value: f64| {
-        out.push(Series { measurement: "function_times", tags: tags.to_vec(), field, value });
+        out.push(Series {
+            measurement: measurement.to_string(),
+            tags: tags.to_vec(),
+            field,
+            value,
+        });
     };
     push("count".into(), d.count as f64);
     if d.count == 0 {
@@ -119,7 +197,7 @@ fn escape_tag(s: &str, out: &mut String) {
 
 /// The series key, `measurement,tag=value,…`, as `/stats` shows it.
 pub(crate) fn key(s: &Series, out: &mut String) {
-    out.push_str(s.measurement);
+    escape_tag(&s.measurement, out);
     for (k, v) in &s.tags {
         out.push(',');
         escape_tag(k, out);
@@ -164,7 +242,7 @@ pub fn write_stats_json(snapshot: &Snapshot, out: &mut String) {
             out.push(',');
         }
         out.push_str("\n  [");
-        json_str(s.measurement, out);
+        json_str(&s.measurement, out);
         out.push_str(", {");
         for (j, (k, v)) in s.tags.iter().enumerate() {
             if j > 0 {

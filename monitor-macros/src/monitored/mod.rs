@@ -8,6 +8,7 @@ use proc_macro2::TokenStream;
 use quote::ToTokens;
 
 use attr::Args;
+pub(crate) use attr::Errors;
 
 /// Expands `#[monitored(args)] item`. On any error, the errors are emitted beside the unchanged
 /// item, so the user sees only what is wrong with the attribute, not follow-on errors.

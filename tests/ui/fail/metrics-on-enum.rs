@@ -1,0 +1,8 @@
+use monitor_core::Metrics;
+
+#[derive(Metrics)]
+enum Stats {
+    A,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use monitor_core::{Counter, Metrics};
+
+#[derive(Metrics)]
+struct Pair(Counter, Counter);
+
+fn main() {}
