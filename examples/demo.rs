@@ -12,6 +12,11 @@ use std::time::{Duration, Instant};
 
 use monitor_examples::vlite::{traffic, Proxy};
 
+// Allocation figures for /debug/vars, and allocations per call for every monitored function.
+#[global_allocator]
+static ALLOC: monitor_core::alloc::CountingAllocator =
+    monitor_core::alloc::CountingAllocator::system();
+
 fn usage() -> ! {
     eprintln!(
         "usage: demo [--addr HOST:PORT] [--seconds N] [--every N] [--print]\n\
@@ -65,6 +70,7 @@ fn main() {
     // the terminal for the statistics.
     std::panic::set_hook(Box::new(|_| {}));
 
+    monitor_core::process::register();
     let server = match monitor_http::serve(addr) {
         Ok(server) => server,
         Err(e) => {

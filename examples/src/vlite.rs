@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use monitor_core::{monitored, ErrorName};
+use monitor_core::{monitored, BoolVal, Counter, ErrorName, IntVal, Meter, Metrics, Scope};
 
 /// What a client asks for.
 #[derive(Debug, Clone)]
@@ -135,11 +135,25 @@ impl Cache {
     }
 }
 
+/// What the proxy counts besides its functions' calls.
+#[derive(Debug, Metrics)]
+pub struct ProxyMetrics {
+    /// Requests being handled now.
+    pub in_flight: Counter,
+    /// Whether a request was answered from the cache.
+    pub cache_hit: BoolVal,
+    /// Size of the bodies sent back, in bytes.
+    pub response_bytes: IntVal,
+    /// Bytes sent back.
+    pub bytes_out: Meter,
+}
+
 /// The proxy: authorizes, answers from the cache or the upstream, renders.
 #[derive(Debug)]
 pub struct Proxy {
     upstream: Upstream,
     cache: Cache,
+    metrics: ProxyMetrics,
 }
 
 #[monitored]
@@ -147,18 +161,33 @@ impl Proxy {
     /// A proxy whose upstream draws its behaviour from `seed`.
     #[monitored(skip)]
     pub fn new(seed: u64) -> Self {
-        Proxy { upstream: Upstream { dice: Dice::new(seed) }, cache: Cache::default() }
+        Proxy {
+            upstream: Upstream { dice: Dice::new(seed) },
+            cache: Cache::default(),
+            metrics: ProxyMetrics::register(&Scope::new("vlite")),
+        }
     }
 
     /// Handles one request.
     pub async fn handle(&self, req: Request) -> Result<Response, ProxyError> {
+        let m = &self.metrics;
+        m.in_flight.inc();
+        let _done = Defer(|| m.in_flight.dec());
         self.authorize(&req)?;
-        if let Some(body) = self.cache.lookup(&req.path) {
-            return Ok(Response { body: render(&body), cached: true });
-        }
-        let body = self.upstream.fetch(&req.path).await?;
-        self.cache.store(&req.path, &body);
-        Ok(Response { body: render(&body), cached: false })
+        let cached = self.cache.lookup(&req.path);
+        m.cache_hit.observe(cached.is_some());
+        let (body, cached) = match cached {
+            Some(body) => (body, true),
+            None => {
+                let body = self.upstream.fetch(&req.path).await?;
+                self.cache.store(&req.path, &body);
+                (body, false)
+            }
+        };
+        let body = render(&body);
+        m.response_bytes.observe(body.len() as i64);
+        m.bytes_out.mark(body.len() as u64);
+        Ok(Response { body, cached })
     }
 
     fn authorize(&self, req: &Request) -> Result<(), ProxyError> {
@@ -166,6 +195,16 @@ impl Proxy {
             Some(t) if t.starts_with("ok-") => Ok(()),
             _ => Err(ProxyError::Unauthorized),
         }
+    }
+}
+
+/// Runs a closure when dropped: the in-flight count goes down however `handle` ends (error,
+/// panic, or the client giving up).
+struct Defer<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Defer<F> {
+    fn drop(&mut self) {
+        (self.0)();
     }
 }
 

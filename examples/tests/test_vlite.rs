@@ -49,6 +49,23 @@ fn monitor_agrees_with_the_clients() {
     assert_eq!(render.panics, tally.panics, "every panic comes from render");
     assert_eq!(render.calls_from("monitor_examples::vlite::Proxy::handle"), render.calls());
 
+    // The proxy's own metrics agree too.
+    let metric = |name: &str| {
+        snap.metric("vlite", name).unwrap_or_else(|| panic!("no {name}")).value.clone()
+    };
+    match metric("proxy_metrics.in_flight") {
+        // Back to zero however requests ended (errors, panics, timeouts); up to 32 at once.
+        monitor_core::MetricValue::Counter { value, high, low } => {
+            assert_eq!((value, low), (0, 0));
+            assert!((1..=32).contains(&high), "high {high}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match metric("proxy_metrics.response_bytes") {
+        monitor_core::MetricValue::IntVal(v) => assert_eq!(v.count, tally.ok),
+        other => panic!("{other:?}"),
+    }
+
     let mut text = String::new();
     monitor_http::write_text(&snap, &mut text);
     assert!(text.contains("] monitor_examples::vlite::Proxy::handle\n  parents: entry\n"));

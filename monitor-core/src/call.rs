@@ -50,6 +50,10 @@ struct Call {
     stripe: usize,
     start: u64,
     done: bool,
+    /// This thread's allocation counters when the call last started running on it (only with
+    /// the counting allocator installed), and what it allocated while running before.
+    alloc_base: Option<(u64, u64)>,
+    allocated: (u64, u64),
 }
 
 impl Call {
@@ -57,7 +61,31 @@ impl Call {
     fn start(state: &'static SiteState, stripe: usize, caller_key: u32) -> Self {
         state.begin(state.stripe(stripe), caller_key);
         // Read last, so the bookkeeping above is not part of the measured time.
-        Call { state, stripe, start: clock::now(), done: false }
+        Call {
+            state,
+            stripe,
+            start: clock::now(),
+            done: false,
+            alloc_base: None,
+            allocated: (0, 0),
+        }
+    }
+
+    /// The call starts (or resumes) running on this thread.
+    #[inline]
+    fn resume(&mut self) {
+        self.alloc_base = crate::alloc::thread_counts();
+    }
+
+    /// The call stops running on this thread: what this thread allocated meanwhile is its.
+    #[inline]
+    fn pause(&mut self) {
+        if let (Some((n0, b0)), Some((n1, b1))) =
+            (self.alloc_base.take(), crate::alloc::thread_counts())
+        {
+            self.allocated.0 += n1.wrapping_sub(n0);
+            self.allocated.1 += b1.wrapping_sub(b0);
+        }
     }
 
     #[inline]
@@ -66,11 +94,16 @@ impl Call {
             return;
         }
         self.done = true;
+        self.pause();
         let at = clock::now();
         let ns = clock::nanos_between(self.start, at);
         let state = self.state;
         state.end();
         let stripe = state.stripe(self.stripe);
+        if self.allocated != (0, 0) {
+            stripe.allocations.fetch_add(self.allocated.0, Relaxed);
+            stripe.allocated_bytes.fetch_add(self.allocated.1, Relaxed);
+        }
         if let End::Success = end {
             stripe.success.fetch_add(1, Relaxed);
             stripe.success_sum.add(ns);
@@ -113,7 +146,9 @@ impl Guard {
     pub fn enter(site: &'static CallSite) -> Guard {
         let state = site.state();
         let entry = span::begin(site, state.id, true);
-        Guard { call: Call::start(state, entry.stripe, entry.caller_key()), parent: entry.parent }
+        let mut call = Call::start(state, entry.stripe, entry.caller_key());
+        call.resume();
+        Guard { call, parent: entry.parent }
     }
 
     /// Ends the call with the outcome of its returned value.
@@ -184,6 +219,9 @@ impl Drop for PollGuard<'_> {
     #[inline]
     fn drop(&mut self) {
         replace_current(self.prev);
+        if let Some(call) = self.call.as_mut() {
+            call.pause();
+        }
         if std::thread::panicking() {
             if let Some(mut call) = self.call.take() {
                 call.finish(End::Panic);
@@ -202,6 +240,9 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
+        if let Some(call) = this.call.as_mut() {
+            call.resume();
+        }
         let guard = PollGuard { call: this.call, prev: replace_current(Some(*this.ctx)) };
         match this.inner.poll(cx) {
             Poll::Ready(out) => {

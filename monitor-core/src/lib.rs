@@ -49,6 +49,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod alloc;
 mod call;
 mod clock;
 mod collector;

@@ -105,6 +105,8 @@ impl Registry {
                     errors: Vec::new(),
                     panics: 0,
                     cancelled: 0,
+                    allocations: 0,
+                    allocated_bytes: 0,
                     success_times: Distribution::default(),
                     failure_times: Distribution::default(),
                 };
@@ -114,7 +116,7 @@ impl Registry {
                 f
             })
             .collect();
-        Snapshot { functions, metrics: crate::metrics::snapshot() }
+        Snapshot { functions, metrics: crate::metrics::snapshot(), alloc: crate::alloc::stats() }
     }
 }
 
@@ -129,6 +131,8 @@ fn fill(f: &mut FunctionStats, state: &SiteState, name_of: &impl Fn(usize) -> &'
     f.success = c.success;
     f.panics = c.panics;
     f.cancelled = c.cancelled;
+    f.allocations = c.allocations;
+    f.allocated_bytes = c.allocated_bytes;
     let failures = f.errors_total() + c.panics + c.cancelled;
     f.success_times = state.success_times.distribution(c.success, c.success_sum, c.recent_success);
     f.failure_times = state.failure_times.distribution(failures, c.failure_sum, c.recent_failure);

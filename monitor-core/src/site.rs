@@ -243,6 +243,9 @@ pub(crate) struct Stripe {
     pub(crate) failure_recent: Recent,
     /// Calls per caller slot; the last one counts callers past [`CALLER_SLOTS`].
     pub(crate) callers: [AtomicU64; CALLER_SLOTS + 1],
+    /// Allocations made while calls ran (with the counting allocator installed).
+    pub(crate) allocations: AtomicU64,
+    pub(crate) allocated_bytes: AtomicU64,
 }
 
 /// A sum of nanoseconds that cannot overflow: a carry word counts wraps of the low word.
@@ -487,6 +490,8 @@ impl SiteState {
             c.success += s.success.load(Relaxed);
             c.panics += s.panics.load(Relaxed);
             c.cancelled += s.cancelled.load(Relaxed);
+            c.allocations += s.allocations.load(Relaxed);
+            c.allocated_bytes += s.allocated_bytes.load(Relaxed);
             c.success_sum += s.success_sum.get();
             c.failure_sum += s.failure_sum.get();
             recent_success = recent_success.max(s.success_recent.get());
@@ -502,6 +507,8 @@ impl SiteState {
 
 #[derive(Default)]
 pub(crate) struct Counts {
+    pub(crate) allocations: u64,
+    pub(crate) allocated_bytes: u64,
     pub(crate) success: u64,
     pub(crate) panics: u64,
     pub(crate) cancelled: u64,

@@ -31,6 +31,9 @@ pub struct Snapshot {
     pub functions: Vec<FunctionStats>,
     /// Every registered instrument, by scope, name and tags.
     pub metrics: Vec<MetricStats>,
+    /// Process-wide allocation figures, when the
+    /// [`CountingAllocator`](crate::alloc::CountingAllocator) is the global allocator.
+    pub alloc: Option<crate::alloc::AllocStats>,
 }
 
 impl Snapshot {
@@ -160,6 +163,11 @@ pub struct FunctionStats {
     pub panics: u64,
     /// Async calls whose future was dropped before it finished.
     pub cancelled: u64,
+    /// Allocations made while its calls ran, nested calls included (0 unless the
+    /// [`CountingAllocator`](crate::alloc::CountingAllocator) is installed).
+    pub allocations: u64,
+    /// Bytes those allocations asked for.
+    pub allocated_bytes: u64,
     /// Durations of successful calls.
     pub success_times: Distribution,
     /// Durations of failed calls: errors, panics and cancellations.
@@ -177,6 +185,22 @@ impl FunctionStats {
     /// ```
     pub fn calls(&self) -> u64 {
         self.success + self.errors_total() + self.panics + self.cancelled
+    }
+
+    /// Allocations per finished call, and bytes per finished call (0 when unknown).
+    ///
+    /// ```
+    /// # let snap = monitor_core::registry().snapshot();
+    /// # for f in &snap.functions {
+    /// let (allocs, bytes) = f.allocations_per_call();
+    /// assert!(allocs >= 0.0 && bytes >= 0.0);
+    /// # }
+    /// ```
+    pub fn allocations_per_call(&self) -> (f64, f64) {
+        match self.calls() {
+            0 => (0.0, 0.0),
+            n => (self.allocations as f64 / n as f64, self.allocated_bytes as f64 / n as f64),
+        }
     }
 
     /// Calls that returned an error, of any kind.

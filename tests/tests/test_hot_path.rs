@@ -1,5 +1,6 @@
 //! After a function's first call, its calls allocate nothing: checked with a counting global
-//! allocator around many calls of every kind (success, errors, panics, nested, async, cancelled).
+//! allocator around many calls of every kind (success, errors, panics, nested, async, cancelled),
+//! and likewise every instrument's calls on a held handle.
 #![allow(unsafe_code)] // A `GlobalAlloc` impl is unsafe by definition.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -96,10 +97,47 @@ fn run_async(i: u64, finish: bool) {
     }
 }
 
+struct Instruments {
+    counter: monitor_core::Counter,
+    meter: monitor_core::Meter,
+    event: monitor_core::Event,
+    int_val: monitor_core::IntVal,
+    float_val: monitor_core::FloatVal,
+    bool_val: monitor_core::BoolVal,
+    duration_val: monitor_core::DurationVal,
+    timer: monitor_core::Timer,
+}
+
+fn instruments() -> &'static Instruments {
+    static I: std::sync::OnceLock<Instruments> = std::sync::OnceLock::new();
+    I.get_or_init(|| {
+        let s = monitor_core::Scope::new("hot_path");
+        Instruments {
+            counter: s.counter("c"),
+            meter: s.meter("m"),
+            event: s.event("e"),
+            int_val: s.int_val("i"),
+            float_val: s.float_val("f"),
+            bool_val: s.bool_val("b"),
+            duration_val: s.duration_val("d"),
+            timer: s.timer("t"),
+        }
+    })
+}
+
 fn round(n: u64) {
+    let m = instruments();
     for i in 0..n {
         let _ = std::hint::black_box(work(i));
         run_async(i, i % 5 != 0);
+        m.counter.inc();
+        m.meter.mark(i);
+        m.event.mark();
+        m.int_val.observe(i as i64 - 7);
+        m.float_val.observe(i as f64 * 0.5);
+        m.bool_val.observe(i % 2 == 0);
+        m.duration_val.observe(std::time::Duration::from_nanos(i));
+        m.timer.start().stop();
     }
 }
 

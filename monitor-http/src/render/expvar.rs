@@ -8,8 +8,9 @@ use super::stats::{key, series};
 use super::util::{json_f64, json_str};
 
 /// Go `runtime.MemStats` fields the Datadog agent's `go_expvar` check reads. A Rust process has
-/// no garbage collector: the GC fields are zero, and the allocation fields stay zero until
-/// allocation figures are available (`Sys` and `HeapSys` carry the resident set size on Linux).
+/// no garbage collector: the GC fields are zero. The allocation fields come from the counting
+/// allocator when it is installed (zero otherwise); `Sys` and `HeapSys` carry the resident set
+/// size on Linux.
 const MEMSTATS: [&str; 13] = [
     "Alloc",
     "TotalAlloc",
@@ -54,12 +55,21 @@ pub fn write_expvar(snapshot: &Snapshot, out: &mut String) {
     }
     out.push_str("],\n\"memstats\": {");
     let rss = resident_bytes();
+    let a = snapshot.alloc.unwrap_or_default();
     for (i, field) in MEMSTATS.iter().enumerate() {
         if i > 0 {
             out.push_str(", ");
         }
         json_str(field, out);
-        let value = if matches!(*field, "Sys" | "HeapSys") { rss } else { 0 };
+        let value = match *field {
+            "Sys" | "HeapSys" => rss,
+            "Alloc" | "HeapAlloc" | "HeapInuse" => a.in_use_bytes(),
+            "TotalAlloc" => a.allocated_bytes,
+            "Mallocs" => a.allocations,
+            "Frees" => a.frees,
+            "HeapObjects" => a.live_objects(),
+            _ => 0,
+        };
         out.push_str(&format!(": {value}"));
     }
     out.push_str(", \"NumGC\": 0, \"PauseNs\": [");

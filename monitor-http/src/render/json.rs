@@ -8,7 +8,8 @@ use super::util::json_str;
 
 /// `/funcs/json`: a list with one object per called function: `id`, `name`, `module`, `file`,
 /// `line`, `category`, `entry`, `callers` (`[{"name", "count"}]`), `current`, `highwater`,
-/// `success`, `errors` (kind → count), `panics`, `cancelled`, and `success_times` /
+/// `success`, `errors` (kind → count), `panics`, `cancelled`, `allocations` and
+/// `allocated_bytes` (while its calls ran; 0 without the counting allocator), and `success_times` /
 /// `failure_times` (`count`, `sum_ns`, `min_ns`, `max_ns`, `avg_ns`, `recent_ns` and
 /// `quantiles` keyed `"0.00"` … `"1.00"`, all integer nanoseconds).
 ///
@@ -62,7 +63,11 @@ fn function(f: &FunctionStats, out: &mut String) {
         json_str(kind, out);
         let _ = write!(out, ": {n}");
     }
-    let _ = write!(out, "}}, \"panics\": {}, \"cancelled\": {}", f.panics, f.cancelled);
+    let _ = write!(
+        out,
+        "}}, \"panics\": {}, \"cancelled\": {}, \"allocations\": {}, \"allocated_bytes\": {}",
+        f.panics, f.cancelled, f.allocations, f.allocated_bytes
+    );
     out.push_str(", \"success_times\": ");
     times(&f.success_times, out);
     out.push_str(", \"failure_times\": ");

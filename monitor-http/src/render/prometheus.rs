@@ -183,6 +183,20 @@ pub fn write_prometheus(snapshot: &Snapshot, buckets: &Buckets, format: Format, 
         &|f| f.cancelled,
         out,
     );
+    if snapshot.alloc.is_some() {
+        counter(
+            "function_allocations_total",
+            "Allocations made while its calls ran, nested calls included.",
+            &|f| f.allocations,
+            out,
+        );
+        counter(
+            "function_allocated_bytes_total",
+            "Bytes allocated while its calls ran, nested calls included.",
+            &|f| f.allocated_bytes,
+            out,
+        );
+    }
     Family {
         name: "function_errors_total",
         kind: "counter",

@@ -58,7 +58,9 @@ pub(crate) fn series(snapshot: &Snapshot) -> Vec<Series> {
             ("failures", errors + f.panics + f.cancelled),
             ("total", f.calls()),
         ];
-        for (field, v) in counts {
+        let allocs = [("allocations", f.allocations), ("allocated_bytes", f.allocated_bytes)];
+        let counts = counts.iter().chain(if snapshot.alloc.is_some() { &allocs[..] } else { &[] });
+        for &(field, v) in counts {
             out.push(Series {
                 measurement: "function".to_string(),
                 tags: tags.clone(),

@@ -38,6 +38,10 @@ fn write_function(f: &FunctionStats, out: &mut String) {
     for (kind, n) in &f.errors {
         let _ = writeln!(out, "  error {kind}: {n}");
     }
+    if f.allocations > 0 {
+        let (n, bytes) = f.allocations_per_call();
+        let _ = writeln!(out, "  allocates: {n:.1} times, {bytes:.0} bytes per call");
+    }
     write_times("success times", &f.success_times, out);
     write_times("failure times", &f.failure_times, out);
 }

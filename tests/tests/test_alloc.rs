@@ -1,0 +1,78 @@
+//! The counting allocator: process figures like Go's memstats, and allocations per call of
+//! every monitored function (sync and async, nested calls included).
+
+use std::hint::black_box;
+
+use monitor_core::alloc::CountingAllocator;
+use monitor_core::{monitored, registry};
+
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator::system();
+
+#[monitored]
+fn allocates_one_kib() -> usize {
+    black_box(vec![0u8; 1024]).len()
+}
+
+#[monitored]
+fn allocates_nothing(x: u64) -> u64 {
+    black_box(x) * 2
+}
+
+#[monitored]
+fn outer() -> usize {
+    allocates_one_kib() + black_box(Box::new(7usize)).as_ref()
+}
+
+#[monitored]
+async fn async_allocates() -> usize {
+    let a = black_box(vec![1u8; 100]);
+    tokio::task::yield_now().await;
+    let b = black_box(vec![2u8; 200]);
+    a.len() + b.len()
+}
+
+#[test]
+fn allocations_are_attributed_per_call() {
+    for _ in 0..10 {
+        allocates_one_kib();
+        allocates_nothing(3);
+        outer();
+    }
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    for _ in 0..5 {
+        assert_eq!(rt.block_on(async_allocates()), 300);
+    }
+    let snap = registry().snapshot();
+    let f = |name: &str| snap.function(&format!("test_alloc::{name}")).unwrap().clone();
+    let one = f("allocates_one_kib");
+    assert_eq!(one.calls(), 20);
+    assert_eq!(one.allocations_per_call(), (1.0, 1024.0));
+    assert_eq!(f("allocates_nothing").allocations, 0);
+    let o = f("outer");
+    assert_eq!(o.allocations_per_call(), (2.0, 1024.0 + 8.0), "nested calls count in the caller");
+    let a = f("async_allocates");
+    assert_eq!(a.allocations_per_call(), (2.0, 300.0), "allocations across polls add up");
+
+    let stats = snap.alloc.expect("the counting allocator is installed");
+    assert!(stats.allocations >= 50 && stats.frees <= stats.allocations);
+    assert!(stats.allocated_bytes >= 20 * 1024 + 5 * 300);
+    assert!(stats.in_use_bytes() > 0 && stats.live_objects() > 0);
+
+    let mut text = String::new();
+    monitor_http::write_text(&snap, &mut text);
+    assert!(text.contains("] test_alloc::allocates_one_kib\n"));
+    assert!(text.contains("  allocates: 1.0 times, 1024 bytes per call\n"), "{text}");
+    let mut vars = String::new();
+    monitor_http::write_expvar(&snap, &mut vars);
+    let v: serde_json::Value = serde_json::from_str(&vars).unwrap();
+    assert_eq!(v["memstats"]["Mallocs"], stats.allocations);
+    assert_eq!(v["memstats"]["TotalAlloc"], stats.allocated_bytes);
+    assert_eq!(v["memstats"]["HeapObjects"], stats.live_objects());
+    let mut prom = String::new();
+    monitor_http::write_prometheus(&snap, &Default::default(), Default::default(), &mut prom);
+    assert!(prom.contains(
+        "function_allocated_bytes_total{name=\"test_alloc::allocates_one_kib\",scope=\"test_alloc\"} 20480\n"
+    ));
+}
