@@ -1,5 +1,6 @@
 //! What one monitored call costs, next to its floors: a relaxed atomic load, the function
-//! without instrumentation, and the two clock reads every monitored call makes.
+//! without instrumentation, and the two clock reads every monitored call makes; on 1 and 2
+//! threads, async, switched off at run time; and one histogram record.
 //!
 //! `cargo bench -p monitor-core --bench hot_path`
 
@@ -26,6 +27,34 @@ fn monitored_fn(x: u64) -> Result<u64, std::io::Error> {
 #[inline(never)]
 fn monitored_parent(x: u64) -> Result<u64, std::io::Error> {
     monitored_fn(x)
+}
+
+#[monitored]
+#[inline(never)]
+fn switched_off(x: u64) -> Result<u64, std::io::Error> {
+    Ok(black_box(x).wrapping_mul(3))
+}
+
+#[inline(never)]
+async fn plain_async(x: u64) -> Result<u64, std::io::Error> {
+    Ok(black_box(x).wrapping_mul(3))
+}
+
+#[monitored]
+#[inline(never)]
+async fn monitored_async(x: u64) -> Result<u64, std::io::Error> {
+    Ok(black_box(x).wrapping_mul(3))
+}
+
+/// Polls a future that completes at once (no executor: the floor is the future itself).
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
 }
 
 /// Runs `f` `iters` times on each of `threads` threads started together; the time of the slowest.
@@ -70,6 +99,45 @@ fn hot_path(c: &mut Criterion) {
             b.iter_custom(|iters| on_threads(threads, iters, monitored_fn))
         });
     }
+    g.finish();
+
+    let mut g = c.benchmark_group("switched_off");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("baseline/plain_fn", |b| b.iter(|| plain(black_box(7))));
+    if let Some(site) =
+        monitor_core::registry().sites().find(|s| s.name().ends_with("::switched_off"))
+    {
+        site.set_enabled(false);
+    }
+    g.bench_function("monitored/site_off", |b| b.iter(|| switched_off(black_box(7))));
+    g.finish();
+
+    let mut g = c.benchmark_group("async");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("baseline/plain_async_fn", |b| b.iter(|| run(plain_async(black_box(7)))));
+    g.bench_function("monitored/async_fn", |b| b.iter(|| run(monitored_async(black_box(7)))));
+    g.finish();
+
+    let mut g = c.benchmark_group("histogram");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("floor/relaxed_fetch_add", |b| {
+        b.iter(|| floor.fetch_add(black_box(1), Ordering::Relaxed))
+    });
+    let d = monitor_core::DurationVal::new();
+    let mut i = 0u64;
+    g.bench_function("duration_val/observe", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(977);
+            d.observe(Duration::from_nanos(black_box(i % 1_000_000)))
+        })
+    });
+    let v = monitor_core::IntVal::new();
+    g.bench_function("int_val/observe", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(977);
+            v.observe(black_box(i as i64 % 1_000_000))
+        })
+    });
     g.finish();
 }
 

@@ -239,7 +239,7 @@ pub fn stats() -> Option<AllocStats> {
 }
 
 /// This thread's allocation count and bytes so far, if the counting allocator is in use.
-#[inline]
+#[inline(always)]
 pub(crate) fn thread_counts() -> Option<(u64, u64)> {
     if !ACTIVE.load(Relaxed) {
         return None;

@@ -43,8 +43,9 @@ impl From<Outcome> for End {
 /// another macro's expansion, such as `anyhow::bail!`): such exits are almost always errors.
 pub(crate) const HIDDEN_RETURN: &str = "hidden_return";
 
-/// A call in progress. Recording its end is idempotent; dropping it unfinished counts it as
-/// cancelled.
+/// A call in progress. Recording its end is idempotent. It has no `Drop`: the sync guard ends
+/// it in its own `Drop`, and the async wrapper counts it cancelled in its `PinnedDrop`, so a
+/// switched-off guard's drop is a single inlined check.
 struct Call {
     state: &'static SiteState,
     stripe: usize,
@@ -57,7 +58,7 @@ struct Call {
 }
 
 impl Call {
-    #[inline]
+    #[inline(always)]
     fn start(state: &'static SiteState, stripe: usize, caller_key: u32) -> Self {
         state.begin(state.stripe(stripe), caller_key);
         // Read last, so the bookkeeping above is not part of the measured time.
@@ -72,13 +73,13 @@ impl Call {
     }
 
     /// The call starts (or resumes) running on this thread.
-    #[inline]
+    #[inline(always)]
     fn resume(&mut self) {
         self.alloc_base = crate::alloc::thread_counts();
     }
 
     /// The call stops running on this thread: what this thread allocated meanwhile is its.
-    #[inline]
+    #[inline(always)]
     fn pause(&mut self) {
         if let (Some((n0, b0)), Some((n1, b1))) =
             (self.alloc_base.take(), crate::alloc::thread_counts())
@@ -88,7 +89,7 @@ impl Call {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn finish(&mut self, end: End) {
         if self.done {
             return;
@@ -108,7 +109,7 @@ impl Call {
             stripe.success.fetch_add(1, Relaxed);
             stripe.success_sum.add(ns);
             stripe.success_recent.set(ns, at);
-            state.success_times.record(ns);
+            state.success_times.record(ns, &state.pool);
             return;
         }
         match end {
@@ -122,59 +123,93 @@ impl Call {
         }
         stripe.failure_sum.add(ns);
         stripe.failure_recent.set(ns, at);
-        state.failure_times.record(ns);
+        state.failure_times.record(ns, &state.pool);
     }
 }
 
-impl Drop for Call {
-    fn drop(&mut self) {
-        self.finish(End::Cancelled);
-    }
+/// Counts an async call whose future was dropped before it finished.
+#[inline(never)]
+fn cancel(call: &mut Call) {
+    call.finish(End::Cancelled);
 }
 
 /// The guard of a monitored sync call: current span for its duration, outcome at its end.
 #[doc(hidden)]
 #[must_use = "the call is recorded when the guard finishes or drops"]
-pub struct Guard {
+pub struct Guard(Option<Running>);
+
+/// A recorded sync call: its record and the span to restore when it ends.
+struct Running {
     call: Call,
     parent: Option<SpanCtx>,
 }
 
 impl Guard {
-    /// Starts a call of `site` on this thread.
-    #[inline]
-    pub fn enter(site: &'static CallSite) -> Guard {
+    /// A guard that records nothing yet; [`Guard::enter`] starts the call in place.
+    ///
+    /// The generated code makes the guard once and works on it through `&mut`: it is never
+    /// moved, so a switched-off call costs only the switch check, and the bookkeeping is one
+    /// call into a non-generic function each way, which keeps the expansion small.
+    #[inline(always)]
+    pub const fn idle() -> Guard {
+        Guard(None)
+    }
+
+    /// Starts a call of `site` on this thread (records nothing if the site is switched off).
+    #[inline(always)]
+    pub fn enter(&mut self, site: &'static CallSite) {
+        if site.active() {
+            self.start(site);
+        }
+    }
+
+    #[inline(never)]
+    fn start(&mut self, site: &'static CallSite) {
         let state = site.state();
         let entry = span::begin(site, state.id, true);
-        let mut call = Call::start(state, entry.stripe, entry.caller_key());
-        call.resume();
-        Guard { call, parent: entry.parent }
+        let call = Call::start(state, entry.stripe, entry.caller_key());
+        let running = self.0.insert(Running { call, parent: entry.parent });
+        running.call.resume();
     }
 
     /// Ends the call with the outcome of its returned value.
-    #[inline]
-    pub fn finish(mut self, outcome: Outcome) {
-        self.call.finish(outcome.into());
+    #[inline(always)]
+    pub fn finish(&mut self, outcome: Outcome) {
+        if let Some(running) = &mut self.0 {
+            running.end(outcome.into());
+        }
+    }
+}
+
+impl Running {
+    /// Records the end and restores the caller's span; later calls do nothing.
+    #[inline(never)]
+    fn end(&mut self, end: End) {
+        if !self.call.done {
+            self.call.finish(end);
+            replace_current(self.parent);
+        }
     }
 }
 
 impl Drop for Guard {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
-        if !self.call.done {
-            self.call.finish(if std::thread::panicking() {
-                End::Panic
-            } else {
-                End::Error(HIDDEN_RETURN)
-            });
+        if let Some(running) = &mut self.0 {
+            if !running.call.done {
+                running.end(if std::thread::panicking() {
+                    End::Panic
+                } else {
+                    End::Error(HIDDEN_RETURN)
+                });
+            }
         }
-        replace_current(self.parent);
     }
 }
 
 impl fmt::Debug for Guard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Guard").field("done", &self.call.done).finish_non_exhaustive()
+        f.debug_struct("Guard").field("recording", &self.0.is_some()).finish_non_exhaustive()
     }
 }
 
@@ -188,8 +223,16 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         classify: C,
-        ctx: SpanCtx,
+        ctx: Option<SpanCtx>,
         call: Option<Call>,
+    }
+
+    impl<F, C> PinnedDrop for Instrumented<F, C> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(call) = this.project().call.as_mut() {
+                cancel(call);
+            }
+        }
     }
 }
 
@@ -199,13 +242,23 @@ where
     C: Fn(&F::Output) -> Outcome,
 {
     /// Starts a call of `site` whose body is `inner`; its parent is the span current now.
+    /// If the site is switched off, the future is only polled through.
     #[inline]
     pub fn new(site: &'static CallSite, inner: F, classify: C) -> Self {
-        let state = site.state();
-        let entry = span::begin(site, state.id, false);
-        let call = Call::start(state, entry.stripe, entry.caller_key());
-        Instrumented { inner, classify, ctx: entry.ctx, call: Some(call) }
+        if !site.active() {
+            return Instrumented { inner, classify, ctx: None, call: None };
+        }
+        let (ctx, call) = start_async(site);
+        Instrumented { inner, classify, ctx: Some(ctx), call: Some(call) }
     }
+}
+
+/// The bookkeeping of an async call's start, out of line and not generic.
+#[inline(never)]
+fn start_async(site: &'static CallSite) -> (SpanCtx, Call) {
+    let state = site.state();
+    let entry = span::begin(site, state.id, false);
+    (entry.ctx, Call::start(state, entry.stripe, entry.caller_key()))
 }
 
 /// Restores the current span after a poll and, if the poll panicked, records the panic then
@@ -240,10 +293,13 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
+        let Some(ctx) = *this.ctx else {
+            return this.inner.poll(cx);
+        };
         if let Some(call) = this.call.as_mut() {
             call.resume();
         }
-        let guard = PollGuard { call: this.call, prev: replace_current(Some(*this.ctx)) };
+        let guard = PollGuard { call: this.call, prev: replace_current(Some(ctx)) };
         match this.inner.poll(cx) {
             Poll::Ready(out) => {
                 if let Some(mut call) = guard.call.take() {
@@ -258,6 +314,8 @@ where
 
 impl<F, C> fmt::Debug for Instrumented<F, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Instrumented").field("site", &self.ctx.site.name()).finish_non_exhaustive()
+        f.debug_struct("Instrumented")
+            .field("site", &self.ctx.map(|c| c.site.name()))
+            .finish_non_exhaustive()
     }
 }

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
 
-#[inline]
+#[inline(always)]
 pub(crate) fn clock() -> &'static quanta::Clock {
     match CLOCK.get() {
         Some(c) => c,
@@ -21,12 +21,12 @@ fn init() -> &'static quanta::Clock {
 }
 
 /// A raw clock reading; only differences of two readings, through [`nanos_between`], mean time.
-#[inline]
+#[inline(always)]
 pub(crate) fn now() -> u64 {
     clock().raw()
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn nanos_between(start: u64, end: u64) -> u64 {
     clock().delta_as_nanos(start, end)
 }

@@ -10,7 +10,7 @@
 //! thread halve every bucket (rounding up, so no bucket that saw a value goes back to zero): the
 //! shape, and so every quantile, survives, while exact counts and sums are kept elsewhere.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
 
 const SUB_BITS: u32 = 6;
 const SUB: usize = 1 << SUB_BITS;
@@ -20,7 +20,7 @@ pub(crate) const BUCKETS: usize = SUB + (MAX_EXP - SUB_BITS) as usize * SUB;
 const HALVE_AT: u32 = 1 << 31;
 
 /// The bucket a value falls in.
-#[inline]
+#[inline(always)]
 pub(crate) fn bucket_index(v: u64) -> usize {
     if v < SUB as u64 {
         return v as usize;
@@ -103,7 +103,9 @@ pub(crate) struct AtomicHistogram {
 }
 
 impl AtomicHistogram {
-    /// A histogram of durations in nanoseconds ([`bucket_index`]).
+    /// A histogram of durations in nanoseconds ([`bucket_index`]), dense (for tests: sites use
+    /// [`OctaveMap`]).
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
         Self::with_buckets(BUCKETS)
     }
@@ -116,13 +118,13 @@ impl AtomicHistogram {
         }
     }
 
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn record(&self, v: u64) {
         self.record_index(bucket_index(v));
     }
 
     /// Counts one value in bucket `i` (ignored if out of range).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record_index(&self, i: usize) {
         let Some(bucket) = self.buckets.get(i) else { return };
         // Relaxed: a bucket count is a statistic read at snapshot time; no other memory is
@@ -145,6 +147,16 @@ impl AtomicHistogram {
             let _ = b.fetch_update(Relaxed, Relaxed, |x| Some(x - x / 2));
         }
         self.halving.store(false, Relaxed);
+    }
+
+    /// The non-empty buckets among `start .. start + len`, as `(index - start, count)`.
+    fn read_range(&self, start: usize, len: usize) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.buckets.iter().skip(start).take(len).enumerate().filter_map(|(i, b)| {
+            match b.load(Relaxed) {
+                0 => None,
+                n => Some((i, u64::from(n))),
+            }
+        })
     }
 
     /// The non-empty buckets as `(index, count)`.
@@ -252,5 +264,178 @@ mod tests {
         }
         let total: u64 = h.read().iter().map(|(_, c)| c).sum();
         assert_eq!(total, 200_000);
+    }
+}
+
+/// Octaves of a duration histogram: the first 64 nanoseconds, then one per power of two up to
+/// 2^40 ns. Slot `s` holds the buckets `s * 64 .. s * 64 + 64` of [`bucket_index`].
+pub(crate) const SLOTS: usize = BUCKETS / SUB;
+
+/// A fixed pool of 64-bucket octave chunks, allocated up front, that [`OctaveMap`]s take from
+/// the first time a value lands in an octave. Several histograms may share one pool.
+pub(crate) struct ChunkPool {
+    next: AtomicUsize,
+    chunks: AtomicHistogram,
+    size: usize,
+}
+
+impl ChunkPool {
+    /// A pool of `size` chunks (at most 255).
+    pub(crate) fn new(size: usize) -> Self {
+        let size = size.min(255);
+        Self { next: AtomicUsize::new(0), chunks: AtomicHistogram::with_buckets(size * SUB), size }
+    }
+
+    /// The next free chunk, if any.
+    fn take(&self) -> Option<usize> {
+        let chunk = self.next.fetch_add(1, Relaxed);
+        if chunk < self.size {
+            Some(chunk)
+        } else {
+            self.next.store(self.size, Relaxed);
+            None
+        }
+    }
+}
+
+/// A duration histogram with the layout of [`bucket_index`] whose octaves live in chunks of a
+/// [`ChunkPool`], taken on first use: recording never allocates, memory follows the octaves
+/// in use, and a snapshot reads only those. Once the pool is empty, values of octaves without
+/// a chunk are counted per octave and reported with that coarser precision.
+pub(crate) struct OctaveMap {
+    /// Per octave: 0 if it has no chunk yet, else the chunk's index + 1.
+    map: [AtomicU8; SLOTS],
+    /// Values of octaves that found the pool empty.
+    coarse: [AtomicU32; SLOTS],
+}
+
+impl OctaveMap {
+    pub(crate) fn new() -> Self {
+        Self {
+            map: std::array::from_fn(|_| AtomicU8::new(0)),
+            coarse: std::array::from_fn(|_| AtomicU32::new(0)),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn record(&self, v: u64, pool: &ChunkPool) {
+        let i = bucket_index(v);
+        let (slot, sub) = (i / SUB, i % SUB);
+        match self.map[slot].load(Relaxed) {
+            0 => self.record_cold(slot, sub, pool),
+            m => pool.chunks.record_index((usize::from(m) - 1) * SUB + sub),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_cold(&self, slot: usize, sub: usize, pool: &ChunkPool) {
+        match self.claim(slot, pool) {
+            Some(chunk) => pool.chunks.record_index(chunk * SUB + sub),
+            None => {
+                self.coarse[slot].fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Gives `slot` a chunk, unless the pool is empty. Two threads racing for one slot agree on
+    /// the winner's chunk (the loser's chunk stays unused).
+    fn claim(&self, slot: usize, pool: &ChunkPool) -> Option<usize> {
+        let Some(chunk) = pool.take() else {
+            return match self.map[slot].load(Relaxed) {
+                0 => None,
+                m => Some(usize::from(m) - 1),
+            };
+        };
+        // Chunks are preallocated, zeroed atomics: mapping one publishes no other memory. The
+        // pool holds at most 255 chunks, so `chunk + 1` fits.
+        match self.map[slot].compare_exchange(0, chunk as u8 + 1, Relaxed, Relaxed) {
+            Ok(_) => Some(chunk),
+            Err(m) => Some(usize::from(m) - 1),
+        }
+    }
+
+    /// The non-empty buckets as `(low, high, count)`, in increasing order of `low`.
+    pub(crate) fn read(&self, pool: &ChunkPool) -> Vec<(u64, u64, u64)> {
+        let mut out = Vec::new();
+        for slot in 0..SLOTS {
+            if let m @ 1.. = self.map[slot].load(Relaxed) {
+                let base = (usize::from(m) - 1) * SUB;
+                for (sub, n) in pool.chunks.read_range(base, SUB) {
+                    let (lo, hi) = bucket_range(slot * SUB + sub);
+                    out.push((lo, hi, n));
+                }
+            }
+            if let n @ 1.. = self.coarse[slot].load(Relaxed) {
+                let (lo, _) = bucket_range(slot * SUB);
+                let (_, hi) = bucket_range(slot * SUB + SUB - 1);
+                out.push((lo, hi, u64::from(n)));
+            }
+        }
+        out.sort_by_key(|&(lo, hi, _)| (lo, hi));
+        out
+    }
+}
+
+#[cfg(test)]
+mod pooled_tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn dense(values: impl Iterator<Item = u64>) -> Vec<(u64, u64, u64)> {
+        let d = AtomicHistogram::new();
+        values.for_each(|v| d.record(v));
+        d.read()
+            .into_iter()
+            .map(|(i, n)| {
+                let (lo, hi) = bucket_range(i);
+                (lo, hi, n)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_full_pool_matches_the_dense_histogram() {
+        let pool = ChunkPool::new(SLOTS);
+        let h = OctaveMap::new();
+        let values = || (0..200_000u64).map(|i| i.wrapping_mul(0x9e37_79b9) % (1 << 41));
+        values().for_each(|v| h.record(v, &pool));
+        assert_eq!(h.read(&pool), dense(values()));
+    }
+
+    #[test]
+    fn two_maps_share_a_pool_and_overflow_coarsely() {
+        let pool = ChunkPool::new(10);
+        let (a, b) = (OctaveMap::new(), OctaveMap::new());
+        // 8 octaves each: 10 get chunks, 6 are counted per octave.
+        for e in 6..14 {
+            a.record(1 << e, &pool);
+            b.record(1 << (e + 10), &pool);
+        }
+        let (ra, rb) = (a.read(&pool), b.read(&pool));
+        assert_eq!(ra.iter().chain(&rb).map(|b| b.2).sum::<u64>(), 16);
+        let coarse = ra.iter().chain(&rb).filter(|(lo, hi, _)| hi - lo > lo / 32).count();
+        assert_eq!(coarse, 6);
+        assert_eq!(ra[0], (64, 65, 1), "octaves with a chunk keep full precision");
+    }
+
+    #[test]
+    fn claiming_mt_keeps_every_count() {
+        let pool = Arc::new(ChunkPool::new(12));
+        let h = Arc::new(OctaveMap::new());
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let (pool, h) = (Arc::clone(&pool), Arc::clone(&h));
+                std::thread::spawn(move || {
+                    for i in 0..40_000u64 {
+                        h.record(1 << (6 + (i + t) % 24), &pool);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(h.read(&pool).iter().map(|b| b.2).sum::<u64>(), 160_000);
     }
 }

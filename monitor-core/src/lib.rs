@@ -75,7 +75,7 @@ pub use metrics::{
     Metrics, Scope, Timer, TimerGuard, RATE_WINDOW,
 };
 pub use registry::{registry, Registry};
-pub use site::CallSite;
+pub use site::{is_enabled, set_enabled, CallSite};
 pub use snapshot::{
     Bucket, Caller, CallerCount, Distribution, FunctionStats, MetricStats, MetricValue, Snapshot,
     Values, QUANTILES,

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::clock;
+use crate::histogram::ChunkPool;
 use crate::histogram::{float_index, float_range, AtomicHistogram, F_BUCKETS};
-use crate::site::{Times, WideSum};
+use crate::site::{full_pool, Times, WideSum};
 use crate::snapshot::{Distribution, MetricStats, MetricValue, Values};
 
 /// The kind of an instrument.
@@ -1072,6 +1073,7 @@ impl fmt::Debug for BoolVal {
 pub struct DurationVal(Arc<DurationInner>);
 
 struct DurationInner {
+    pool: ChunkPool,
     times: Times,
     count: AtomicU64,
     sum: WideSum,
@@ -1092,6 +1094,7 @@ impl DurationVal {
     /// ```
     pub fn new() -> DurationVal {
         DurationVal(Arc::new(DurationInner {
+            pool: full_pool(),
             times: Times::new(),
             count: AtomicU64::new(0),
             sum: WideSum::default(),
@@ -1114,7 +1117,7 @@ impl DurationVal {
     #[inline]
     fn observe_nanos(&self, ns: u64) {
         let inner = &self.0;
-        inner.times.record(ns);
+        inner.times.record(ns, &inner.pool);
         inner.sum.add(ns);
         inner.recent.store(ns, Relaxed);
         inner.count.fetch_add(1, Relaxed);
@@ -1128,6 +1131,7 @@ impl DurationVal {
     pub fn stats(&self) -> Distribution {
         let inner = &self.0;
         inner.times.distribution(
+            &inner.pool,
             inner.count.load(Relaxed),
             inner.sum.get(),
             inner.recent.load(Relaxed),

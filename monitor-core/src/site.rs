@@ -1,18 +1,32 @@
 //! Call sites: the static record the macro emits per function, and its lazily built state.
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed,
+};
 use std::sync::OnceLock;
 
 use crossbeam_utils::CachePadded;
 use once_cell::race::OnceBox;
 
-use crate::histogram::AtomicHistogram;
+use crate::histogram::{ChunkPool, OctaveMap, SLOTS};
 use crate::snapshot::{Caller, CallerCount, Distribution};
 
 /// Stripes of per-site counters. Each thread writes the stripe its index picks, so threads
 /// calling the same function do not fight over one cache line; a snapshot sums the stripes.
-pub(crate) const STRIPES: usize = 8;
+/// Twice the CPUs (threads beyond that cannot all run at once), from 2 to 8.
+pub(crate) fn stripes() -> usize {
+    static N: OnceLock<usize> = OnceLock::new();
+    *N.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(4, std::num::NonZeroUsize::get);
+        (2 * cpus).next_power_of_two().clamp(2, 8)
+    })
+}
+
+/// A full pool for a histogram of its own ([`crate::DurationVal`]): every octave keeps 1%.
+pub(crate) fn full_pool() -> ChunkPool {
+    ChunkPool::new(SLOTS)
+}
 /// Distinct callers a site keeps apart; more are counted as [`Caller::Other`].
 pub(crate) const CALLER_SLOTS: usize = 8;
 /// Distinct error kinds a site keeps apart; more are counted as `other`.
@@ -43,7 +57,33 @@ pub struct CallSite {
     line: u32,
     category: Option<&'static str>,
     name: OnceLock<&'static str>,
+    enabled: AtomicBool,
     state: OnceBox<SiteState>,
+}
+
+/// Whether monitored calls are recorded at all (see [`set_enabled`]).
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Switches recording of every monitored function on or off at run time (on by default).
+/// While off, a monitored call costs two relaxed loads: it records nothing, is no span, and
+/// its callees see its caller as theirs. Calls already running finish recording.
+///
+/// ```
+/// monitor_core::set_enabled(false);
+/// assert!(!monitor_core::is_enabled());
+/// monitor_core::set_enabled(true);
+/// ```
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Relaxed);
+}
+
+/// Whether recording is switched on globally ([`set_enabled`]).
+///
+/// ```
+/// assert!(monitor_core::is_enabled());
+/// ```
+pub fn is_enabled() -> bool {
+    ENABLED.load(Relaxed)
 }
 
 impl CallSite {
@@ -65,8 +105,45 @@ impl CallSite {
             line,
             category,
             name: OnceLock::new(),
+            enabled: AtomicBool::new(true),
             state: OnceBox::new(),
         }
+    }
+
+    /// Switches recording of this function on or off at run time (on by default); see
+    /// [`set_enabled`] for what a switched-off call does.
+    ///
+    /// ```
+    /// #[monitor_core::monitored(name = "switch_doc::noisy")]
+    /// fn noisy() {}
+    ///
+    /// let site = monitor_core::registry().sites().find(|s| s.name() == "switch_doc::noisy").unwrap();
+    /// site.set_enabled(false);
+    /// noisy();
+    /// assert!(!site.is_enabled());
+    /// site.set_enabled(true);
+    /// noisy();
+    /// assert_eq!(monitor_core::registry().snapshot().function("switch_doc::noisy").unwrap().calls(), 1);
+    /// ```
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Relaxed);
+    }
+
+    /// Whether this function's calls are recorded (its own switch; see also [`is_enabled`]).
+    ///
+    /// ```
+    /// # for site in monitor_core::registry().sites() {
+    /// let _ = site.is_enabled();
+    /// # }
+    /// ```
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(Relaxed)
+    }
+
+    /// Whether a call starting now is recorded: both switches on.
+    #[inline(always)]
+    pub(crate) fn active(&self) -> bool {
+        ENABLED.load(Relaxed) && self.enabled.load(Relaxed)
     }
 
     /// The function's name: the one given with `name = "…"`, else its Rust path as a user
@@ -135,7 +212,7 @@ impl CallSite {
     }
 
     /// The site's statistics, built on its first call.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn state(&'static self) -> &'static SiteState {
         match self.state.get() {
             Some(state) => state,
@@ -289,33 +366,43 @@ impl Recent {
     }
 }
 
-/// A histogram with its exact extremes.
+/// Octave chunks a site's success and failure histograms share: 11 KiB, enough for both to
+/// keep 1% precision over 44 octaves between them.
+pub(crate) const SITE_POOL: usize = 44;
+
+/// A duration histogram (chunks from a pool) with its exact extremes.
 pub(crate) struct Times {
-    hist: AtomicHistogram,
+    hist: OctaveMap,
     min: AtomicU64,
     max: AtomicU64,
 }
 
 impl Times {
     pub(crate) fn new() -> Self {
-        Self { hist: AtomicHistogram::new(), min: AtomicU64::new(u64::MAX), max: AtomicU64::new(0) }
+        Self { hist: OctaveMap::new(), min: AtomicU64::new(u64::MAX), max: AtomicU64::new(0) }
     }
 
     /// The distribution, given the exact count, sum and most recent value kept elsewhere.
-    pub(crate) fn distribution(&self, count: u64, sum: u128, recent: u64) -> Distribution {
+    pub(crate) fn distribution(
+        &self,
+        pool: &ChunkPool,
+        count: u64,
+        sum: u128,
+        recent: u64,
+    ) -> Distribution {
         Distribution::from_parts(
             count,
             sum,
             self.min.load(Relaxed),
             self.max.load(Relaxed),
             recent,
-            self.hist.read(),
+            self.hist.read(pool),
         )
     }
 
-    #[inline]
-    pub(crate) fn record(&self, ns: u64) {
-        self.hist.record(ns);
+    #[inline(always)]
+    pub(crate) fn record(&self, ns: u64, pool: &ChunkPool) {
+        self.hist.record(ns, pool);
         // Load first: after warm-up a new extreme is rare, and a load of a line nobody writes
         // stays in this core's cache, where an RMW would take the line away from other cores.
         if ns < self.min.load(Relaxed) {
@@ -387,6 +474,7 @@ pub(crate) struct SiteState {
     current: CachePadded<AtomicI64>,
     highwater: CachePadded<AtomicU64>,
     stripes: Box<[CachePadded<Stripe>]>,
+    pub(crate) pool: ChunkPool,
     pub(crate) success_times: Times,
     pub(crate) failure_times: Times,
     pub(crate) kinds: ErrorKinds,
@@ -397,8 +485,9 @@ pub(crate) struct SiteState {
 static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
 
 /// A stripe index for a new thread: round robin, so concurrently started threads spread out.
+/// (Sites take it modulo their number of stripes.)
 pub(crate) fn next_stripe() -> usize {
-    NEXT_STRIPE.fetch_add(1, Relaxed) % STRIPES
+    NEXT_STRIPE.fetch_add(1, Relaxed)
 }
 
 impl SiteState {
@@ -407,7 +496,8 @@ impl SiteState {
             id,
             current: CachePadded::new(AtomicI64::new(0)),
             highwater: CachePadded::new(AtomicU64::new(0)),
-            stripes: (0..STRIPES).map(|_| CachePadded::new(Stripe::default())).collect(),
+            stripes: (0..stripes()).map(|_| CachePadded::new(Stripe::default())).collect(),
+            pool: ChunkPool::new(SITE_POOL),
             success_times: Times::new(),
             failure_times: Times::new(),
             kinds: ErrorKinds::new(),
@@ -415,13 +505,14 @@ impl SiteState {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn stripe(&self, i: usize) -> &Stripe {
-        &self.stripes[i % STRIPES]
+        // The number of stripes is a power of two: a mask, not a division, on every call.
+        &self.stripes[i & (self.stripes.len() - 1)]
     }
 
     /// Counts a call starting: in flight, highwater, and the caller edge.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn begin(&self, stripe: &Stripe, caller_key: u32) {
         let now = self.current.fetch_add(1, Relaxed) + 1;
         let now = now.max(0) as u64;
@@ -431,12 +522,12 @@ impl SiteState {
         stripe.callers[self.caller_slot(caller_key)].fetch_add(1, Relaxed);
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn end(&self) {
         self.current.fetch_sub(1, Relaxed);
     }
 
-    #[inline]
+    #[inline(always)]
     fn caller_slot(&self, key: u32) -> usize {
         for (i, slot) in self.caller_keys.iter().enumerate() {
             match slot.load(Relaxed) {

@@ -1,7 +1,5 @@
 //! Plain-data copies of everything the registry knows, taken once and read by every renderer.
 
-use crate::histogram::bucket_range;
-
 /// The quantiles every view shows, in order.
 pub const QUANTILES: [f64; 9] = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0];
 
@@ -301,17 +299,14 @@ impl Distribution {
         min_ns: u64,
         max_ns: u64,
         recent_ns: u64,
-        buckets: Vec<(usize, u64)>,
+        buckets: Vec<(u64, u64, u64)>,
     ) -> Self {
         if count == 0 {
             return Self::default();
         }
         let buckets = buckets
             .into_iter()
-            .map(|(i, count)| {
-                let (low_ns, high_ns) = bucket_range(i);
-                Bucket { low_ns, high_ns, count }
-            })
+            .map(|(low_ns, high_ns, count)| Bucket { low_ns, high_ns, count })
             .collect();
         Self { count, sum_ns, min_ns, max_ns, recent_ns, buckets }
     }
@@ -542,12 +537,13 @@ pub enum MetricValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::histogram::AtomicHistogram;
+    use crate::histogram::{ChunkPool, OctaveMap, SLOTS};
 
     fn dist(values: &[u64]) -> Distribution {
-        let h = AtomicHistogram::new();
+        let pool = ChunkPool::new(SLOTS);
+        let h = OctaveMap::new();
         for &v in values {
-            h.record(v);
+            h.record(v, &pool);
         }
         Distribution::from_parts(
             values.len() as u64,
@@ -555,7 +551,7 @@ mod tests {
             *values.iter().min().unwrap(),
             *values.iter().max().unwrap(),
             *values.last().unwrap(),
-            h.read(),
+            h.read(&pool),
         )
     }
 

@@ -117,7 +117,7 @@ thread_local! {
 }
 
 impl Local {
-    #[inline]
+    #[inline(always)]
     fn stripe(&self) -> usize {
         match self.stripe.get() {
             usize::MAX => self.init(),
@@ -140,7 +140,7 @@ impl Local {
     }
 
     /// wyrand: one multiply per 64 random bits.
-    #[inline]
+    #[inline(always)]
     fn next_u64(&self) -> u64 {
         let s = self.rng.get().wrapping_add(0xa076_1d64_78bd_642f);
         self.rng.set(s);
@@ -163,7 +163,7 @@ impl Entry {
 }
 
 /// Reads the parent and draws ids for a new call at `site`; with `install`, makes it current.
-#[inline]
+#[inline(always)]
 pub(crate) fn begin(site: &'static CallSite, site_id: u32, install: bool) -> Entry {
     LOCAL.with(|l| {
         let stripe = l.stripe();
@@ -188,7 +188,7 @@ pub(crate) fn begin(site: &'static CallSite, site_id: u32, install: bool) -> Ent
 }
 
 /// Makes `ctx` the current span, returning the one it replaces.
-#[inline]
+#[inline(always)]
 pub(crate) fn replace_current(ctx: Option<SpanCtx>) -> Option<SpanCtx> {
     LOCAL.with(|l| l.current.replace(ctx))
 }

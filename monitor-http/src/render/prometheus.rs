@@ -157,41 +157,59 @@ impl Family<'_> {
 /// ```
 pub fn write_prometheus(snapshot: &Snapshot, buckets: &Buckets, format: Format, out: &mut String) {
     let funcs: Vec<(&FunctionStats, String)> = unique_names(snapshot);
-    let gauge = |name, help, value: &dyn Fn(&FunctionStats) -> u64, out: &mut String| {
-        Family { name, kind: "gauge", help }.header(format, out);
-        for (f, name_label) in &funcs {
+    // Each function's label set, escaped once and reused by every family.
+    let sets: Vec<String> = funcs
+        .iter()
+        .map(|(f, name)| {
+            let mut set = String::new();
+            labels(&[("name", name), ("scope", f.module)], &mut set);
+            set
+        })
+        .collect();
+    let family = |name, kind, help, value: &dyn Fn(&FunctionStats) -> u64, out: &mut String| {
+        Family { name, kind, help }.header(format, out);
+        for ((f, _), set) in funcs.iter().zip(&sets) {
             out.push_str(name);
-            labels(&[("name", name_label), ("scope", f.module)], out);
-            let _ = writeln!(out, " {}", value(f));
+            out.push_str(set);
+            out.push(' ');
+            push_u64(value(f), out);
+            out.push('\n');
         }
     };
-    gauge("function_current", "Calls in flight now.", &|f| f.current, out);
-    gauge("function_highwater", "Most calls ever in flight at once.", &|f| f.highwater, out);
-    let counter = |name, help, value: &dyn Fn(&FunctionStats) -> u64, out: &mut String| {
-        Family { name, kind: "counter", help }.header(format, out);
-        for (f, name_label) in &funcs {
-            out.push_str(name);
-            labels(&[("name", name_label), ("scope", f.module)], out);
-            let _ = writeln!(out, " {}", value(f));
-        }
-    };
-    counter("function_successes_total", "Calls that returned a success.", &|f| f.success, out);
-    counter("function_panics_total", "Calls that panicked.", &|f| f.panics, out);
-    counter(
+    family("function_current", "gauge", "Calls in flight now.", &|f| f.current, out);
+    family(
+        "function_highwater",
+        "gauge",
+        "Most calls ever in flight at once.",
+        &|f| f.highwater,
+        out,
+    );
+    family(
+        "function_successes_total",
+        "counter",
+        "Calls that returned a success.",
+        &|f| f.success,
+        out,
+    );
+    family("function_panics_total", "counter", "Calls that panicked.", &|f| f.panics, out);
+    family(
         "function_cancelled_total",
+        "counter",
         "Async calls dropped before they finished.",
         &|f| f.cancelled,
         out,
     );
     if snapshot.alloc.is_some() {
-        counter(
+        family(
             "function_allocations_total",
+            "counter",
             "Allocations made while its calls ran, nested calls included.",
             &|f| f.allocations,
             out,
         );
-        counter(
+        family(
             "function_allocated_bytes_total",
+            "counter",
             "Bytes allocated while its calls ran, nested calls included.",
             &|f| f.allocated_bytes,
             out,
@@ -216,14 +234,19 @@ pub fn write_prometheus(snapshot: &Snapshot, buckets: &Buckets, format: Format, 
         help: "Durations of calls, by kind: success, or failure (errors, panics, cancellations).",
     }
     .header(format, out);
-    for (f, name_label) in &funcs {
+    // Each bound as nanoseconds and as the `le` label, computed once.
+    let les: Vec<(f64, String)> =
+        buckets.bounds().iter().map(|b| (b * 1e9, format!("{b}"))).collect();
+    for ((f, _), set) in funcs.iter().zip(&sets) {
         for (kind, d) in [("success", &f.success_times), ("failure", &f.failure_times)] {
-            histogram(
-                &[("kind", kind), ("name", name_label), ("scope", f.module)],
-                d,
-                buckets,
-                out,
-            );
+            // A histogram with nothing in it yet is left out; its series appear with the
+            // first value.
+            if d.count == 0 {
+                continue;
+            }
+            // `kind` sorts first: `{kind="…",name=…,scope=…`, open for `le`.
+            let set = format!("{{kind=\"{kind}\",{}", &set[1..set.len() - 1]);
+            histogram(&set, d, &les, out);
         }
     }
     write_instruments(snapshot, format, out);
@@ -374,10 +397,26 @@ fn summary(name: &str, labels_: &[(String, String)], v: &Values, out: &mut Strin
     sample(&format!("{name}_count"), labels_, None, v.count as f64, out);
 }
 
+/// Appends `n` in decimal, without the formatting machinery (this runs for every line).
+fn push_u64(mut n: u64, out: &mut String) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
+}
+
 /// Cumulative counts at each bound. The histogram's buckets (at most 1.6% wide) are assigned
 /// to a bound by their midpoint; counts are scaled to the exact `count`, since the histogram
-/// keeps relative counts after halving itself.
-fn histogram(base: &[(&str, &str)], d: &Distribution, buckets: &Buckets, out: &mut String) {
+/// keeps relative counts after halving itself. The label set is written once and reused.
+fn histogram(set: &str, d: &Distribution, les: &[(f64, String)], out: &mut String) {
     let total: u64 = d.buckets.iter().map(|b| b.count).sum();
     let scale = |n: u64| -> u64 {
         if total == 0 {
@@ -388,33 +427,40 @@ fn histogram(base: &[(&str, &str)], d: &Distribution, buckets: &Buckets, out: &m
     };
     let mut cum = 0u64;
     let mut it = d.buckets.iter().peekable();
-    for &bound in buckets.bounds() {
-        let bound_ns = bound * 1e9;
+    let line = |le: &str, n: u64, out: &mut String| {
+        out.push_str("function_times_seconds_bucket");
+        out.push_str(set);
+        out.push_str(",le=\"");
+        out.push_str(le);
+        out.push_str("\"} ");
+        push_u64(n, out);
+        out.push('\n');
+    };
+    for (bound_ns, le) in les {
         while let Some(b) = it.peek() {
             let mid = (b.low_ns as f64 + (b.high_ns - 1) as f64) / 2.0;
-            if mid <= bound_ns {
+            if mid <= *bound_ns {
                 cum += b.count;
                 it.next();
             } else {
                 break;
             }
         }
-        let le = format!("{bound}");
-        bucket_line(base, &le, scale(cum).min(d.count), out);
+        line(le, scale(cum).min(d.count), out);
     }
-    bucket_line(base, "+Inf", d.count, out);
-    out.push_str("function_times_seconds_sum");
-    labels(base, out);
-    let _ = writeln!(out, " {}", d.sum_ns as f64 / 1e9);
-    out.push_str("function_times_seconds_count");
-    labels(base, out);
-    let _ = writeln!(out, " {}", d.count);
+    line("+Inf", d.count, out);
+    let _ = writeln!(out, "function_times_seconds_sum{set}}} {}", d.sum_ns as f64 / 1e9);
+    let _ = writeln!(out, "function_times_seconds_count{set}}} {}", d.count);
 }
 
-fn bucket_line(base: &[(&str, &str)], le: &str, count: u64, out: &mut String) {
-    out.push_str("function_times_seconds_bucket");
-    let mut all = base.to_vec();
-    all.push(("le", le));
-    labels(&all, out);
-    let _ = writeln!(out, " {count}");
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn push_u64_writes_decimal() {
+        for n in [0, 7, 10, 1234567890, u64::MAX] {
+            let mut s = String::new();
+            super::push_u64(n, &mut s);
+            assert_eq!(s, n.to_string());
+        }
+    }
 }

@@ -145,7 +145,8 @@ fn body(ctx: &Ctx, sig: &Signature, mut block: Block) -> TokenStream {
         // `Drop` (or nothing) sees; there is no value to classify.
         return quote! {{
             #site
-            let __monitor_guard = #krate::__private::Guard::enter(&__MONITOR_SITE);
+            let mut __monitor_guard = #krate::__private::Guard::idle();
+            __monitor_guard.enter(&__MONITOR_SITE);
             #block
         }};
     }
@@ -181,7 +182,8 @@ fn body(ctx: &Ctx, sig: &Signature, mut block: Block) -> TokenStream {
     let typed = ret_ty.map(|ty| quote!(let __monitor_ret: #ty = __monitor_ret;));
     quote! {{
         #site
-        let __monitor_guard = #krate::__private::Guard::enter(&__MONITOR_SITE);
+        let mut __monitor_guard = #krate::__private::Guard::idle();
+            __monitor_guard.enter(&__MONITOR_SITE);
         match #labelled {
             #[allow(unreachable_code)]
             __monitor_ret => {

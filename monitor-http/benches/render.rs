@@ -1,0 +1,94 @@
+//! Snapshot and rendering at 10,000 monitored functions, and what a site costs in memory.
+//!
+//! `cargo bench -p monitor-http --bench render`
+
+use std::alloc::System;
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use monitor_core::alloc::CountingAllocator;
+use monitor_http::{Buckets, Format};
+
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator::new(System);
+
+/// `level!(next; a b c)` makes modules `a`, `b`, `c`, each filled by `next!()`, and a
+/// `call_all` that calls into each: four levels of ten give 10,000 functions `…::f`.
+macro_rules! level {
+    ($next:ident; $($m:ident)*) => {
+        $(pub mod $m { $next!(); })*
+        pub fn call_all() { $($m::call_all();)* }
+    };
+}
+macro_rules! leaf {
+    () => {
+        #[::monitor_core::monitored(category = "bench")]
+        pub fn f() -> Result<u32, std::io::Error> {
+            Ok(std::hint::black_box(1))
+        }
+        pub fn call_all() {
+            let _ = f();
+        }
+    };
+}
+macro_rules! l3 { () => { level!(leaf; d0 d1 d2 d3 d4 d5 d6 d7 d8 d9); }; }
+macro_rules! l2 { () => { level!(l3; c0 c1 c2 c3 c4 c5 c6 c7 c8 c9); }; }
+macro_rules! l1 { () => { level!(l2; b0 b1 b2 b3 b4 b5 b6 b7 b8 b9); }; }
+
+mod sites {
+    level!(l1; a0 a1 a2 a3 a4 a5 a6 a7 a8 a9);
+}
+
+fn render(c: &mut Criterion) {
+    let registry = monitor_core::registry();
+    let sites = registry.sites().count();
+    let never = std::mem::size_of::<monitor_core::CallSite>() + std::mem::size_of::<usize>();
+    let before = monitor_core::alloc::stats().unwrap_or_default().in_use_bytes();
+    sites::call_all();
+    let after = monitor_core::alloc::stats().unwrap_or_default().in_use_bytes();
+    println!(
+        "{sites} sites; memory per never-called site: {never} bytes (static); per called site: \
+         {} bytes (heap, after one call each)",
+        after.saturating_sub(before) / sites as u64
+    );
+    for _ in 0..9 {
+        sites::call_all();
+    }
+
+    let mut g = c.benchmark_group("render_10k_sites");
+    g.sample_size(20);
+    g.bench_function("snapshot", |b| b.iter(|| black_box(registry.snapshot())));
+    let snap = registry.snapshot();
+    assert_eq!(snap.functions.len(), sites);
+    g.bench_function("snapshot+funcs_json", |b| {
+        b.iter(|| {
+            let mut out = String::new();
+            monitor_http::write_funcs_json(&registry.snapshot(), &mut out);
+            out
+        })
+    });
+    g.bench_function("snapshot+metrics", |b| {
+        b.iter(|| {
+            let mut out = String::new();
+            let buckets = Buckets::default();
+            monitor_http::write_prometheus(
+                &registry.snapshot(),
+                &buckets,
+                Format::Prometheus,
+                &mut out,
+            );
+            out
+        })
+    });
+    g.bench_function("funcs_json_only", |b| {
+        b.iter(|| {
+            let mut out = String::new();
+            monitor_http::write_funcs_json(&snap, &mut out);
+            out
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, render);
+criterion_main!(benches);
