@@ -562,6 +562,10 @@ impl fmt::Debug for Counter {
 }
 
 /// How far back a meter's rate looks.
+///
+/// ```
+/// assert_eq!(monitor_core::RATE_WINDOW.as_secs(), 60);
+/// ```
 pub const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 /// Counts things that happen — bytes sent, requests — with their total and their recent rate

@@ -1,6 +1,10 @@
 //! Plain-data copies of everything the registry knows, taken once and read by every renderer.
 
 /// The quantiles every view shows, in order.
+///
+/// ```
+/// assert_eq!(monitor_core::QUANTILES[3], 0.5);
+/// ```
 pub const QUANTILES: [f64; 9] = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0];
 
 /// Everything the registry knows at one moment, as plain data.

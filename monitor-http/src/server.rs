@@ -22,6 +22,12 @@ use tokio::task::JoinSet;
 use crate::routes::Routes;
 
 /// Why the server could not start.
+///
+/// ```
+/// let err = monitor_http::serve("no-such-host.invalid:9000").unwrap_err();
+/// assert!(matches!(err, monitor_http::ServeError::Resolve { .. }));
+/// println!("{err}"); // says what to give instead
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The address did not resolve.

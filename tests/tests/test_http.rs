@@ -5,11 +5,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{parse, send, Reply};
+use common::{check_with, parse, send, Reply};
 use monitor_core::{monitored, ErrorName};
 use monitor_http::{Config, MonitorService, Routes, Server};
 use serde_json::Value;
@@ -68,26 +67,6 @@ fn get_with(path: &str, extra: &str) -> Reply {
 
 fn get(path: &str) -> Reply {
     get_with(path, "")
-}
-
-/// Feeds `input` to an external checker, which must accept it.
-fn check_with(tool: &str, args: &[&str], input: &str) {
-    let Some(path) = common::tool(tool) else { return };
-    let mut child = Command::new(path)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{tool} rejected the output:\n{}\n{}\n--- input ---\n{input}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

@@ -263,24 +263,7 @@ fn instruments_render_in_every_view() {
     assert!(prom.contains("# TYPE sent_total counter\n"));
     assert!(prom.contains("# TYPE ok_true_total counter\n"));
     assert!(prom.contains("# TYPE step_seconds summary\n"));
-    if let Some(promtool) = common::tool("promtool") {
-        use std::io::Write;
-        let mut child = std::process::Command::new(promtool)
-            .args(["check", "metrics"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(prom.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}{}\n{prom}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    common::check_with("promtool", &["check", "metrics"], &prom);
     let mut json = String::new();
     monitor_http::write_stats_json(&snap, &mut json);
     let rows: serde_json::Value = serde_json::from_str(&json).unwrap();

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use monitor_core::{Caller, Snapshot};
 
-use super::util::Nanos;
+use super::util::{counts_line, Nanos};
 
 /// Escapes `s` for a double-quoted Graphviz string: quotes and backslashes (which would
 /// otherwise start escapes such as `\N`) are escaped; line breaks become `\n`.
@@ -39,17 +39,9 @@ pub fn write_dot(snapshot: &Snapshot, out: &mut String) {
     for f in snapshot.iter_called() {
         let _ = write!(out, "  f{} [label=\"", f.id);
         let mut label = String::new();
-        let _ = write!(
-            label,
-            "{}\ncurrent: {}, highwater: {}\nsuccess: {}, errors: {}, panics: {}, cancelled: {}",
-            f.name,
-            f.current,
-            f.highwater,
-            f.success,
-            f.errors_total(),
-            f.panics,
-            f.cancelled
-        );
+        // Two lines: in flight, then outcomes.
+        let counts = counts_line(f).replacen(", success", "\nsuccess", 1);
+        let _ = write!(label, "{}\n{counts}", f.name);
         let d = &f.success_times;
         if d.count > 0 {
             let _ = write!(

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use monitor_core::{Distribution, FunctionStats, Snapshot};
 
-use super::util::Nanos;
+use super::util::{counts_line, Nanos};
 
 /// Writes every called function of `snapshot` as text: its callers, counts, errors by kind and
 /// both latency distributions with quantiles. Functions never called are left out.
@@ -25,16 +25,7 @@ fn write_function(f: &FunctionStats, out: &mut String) {
     let _ = writeln!(out, "[{}] {}", f.id, f.name);
     let parents: Vec<&str> = f.callers.iter().map(|c| c.caller.name()).collect();
     let _ = writeln!(out, "  parents: {}", parents.join(", "));
-    let _ = writeln!(
-        out,
-        "  current: {}, highwater: {}, success: {}, errors: {}, panics: {}, cancelled: {}",
-        f.current,
-        f.highwater,
-        f.success,
-        f.errors_total(),
-        f.panics,
-        f.cancelled
-    );
+    let _ = writeln!(out, "  {}", counts_line(f));
     for (kind, n) in &f.errors {
         let _ = writeln!(out, "  error {kind}: {n}");
     }

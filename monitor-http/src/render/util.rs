@@ -49,6 +49,20 @@ pub(crate) fn html(s: &str, out: &mut String) {
     }
 }
 
+/// `current: …, highwater: …, success: …, errors: …, panics: …, cancelled: …` of a function,
+/// as the text and dot views show it.
+pub(crate) fn counts_line(f: &monitor_core::FunctionStats) -> String {
+    format!(
+        "current: {}, highwater: {}, success: {}, errors: {}, panics: {}, cancelled: {}",
+        f.current,
+        f.highwater,
+        f.success,
+        f.errors_total(),
+        f.panics,
+        f.cancelled
+    )
+}
+
 /// A duration in nanoseconds, shown with four significant digits in the largest fitting unit.
 pub(crate) struct Nanos(pub(crate) u128);
 

@@ -5,6 +5,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// A parsed HTTP response.
@@ -77,4 +78,25 @@ pub fn tool(name: &str) -> Option<PathBuf> {
 /// A loopback port free right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Feeds `input` to an external checker (`tool args…`), which must accept it; skipped where
+/// the tool is missing, as [`tool`] says.
+pub fn check_with(tool_name: &str, args: &[&str], input: &str) {
+    let Some(path) = tool(tool_name) else { return };
+    let mut child = Command::new(path)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{tool_name} rejected the output:\n{}\n{}\n--- input ---\n{input}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
