@@ -39,6 +39,48 @@ mod sites {
     level!(l1; a0 a1 a2 a3 a4 a5 a6 a7 a8 a9);
 }
 
+#[::monitor_core::monitored]
+#[inline(never)]
+fn hot(x: u64) -> Result<u64, std::io::Error> {
+    Ok(black_box(x).wrapping_mul(3))
+}
+
+/// A monitored call alone, then while another thread snapshots and renders `/metrics` for the
+/// 10,000 sites in a loop, as a scraper polling hard would.
+fn scrape_interference(c: &mut Criterion) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    sites::call_all();
+    let mut g = c.benchmark_group("scrape_interference");
+    g.bench_function("monitored_call/idle", |b| b.iter(|| hot(black_box(7))));
+    let stop = Arc::new(AtomicBool::new(false));
+    let scraper = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut renders = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let mut out = String::new();
+                let snap = monitor_core::registry().snapshot();
+                monitor_http::write_prometheus(
+                    &snap,
+                    &Buckets::default(),
+                    Format::Prometheus,
+                    &mut out,
+                );
+                black_box(out);
+                renders += 1;
+            }
+            renders
+        })
+    };
+    g.bench_function("monitored_call/while_scraping", |b| b.iter(|| hot(black_box(7))));
+    stop.store(true, Ordering::Relaxed);
+    let renders = scraper.join().unwrap_or(0);
+    println!("the scraper rendered /metrics {renders} times meanwhile");
+    g.finish();
+}
+
 fn render(c: &mut Criterion) {
     let registry = monitor_core::registry();
     let sites = registry.sites().count();
@@ -90,5 +132,5 @@ fn render(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, render);
+criterion_group!(benches, render, scrape_interference);
 criterion_main!(benches);
