@@ -8,7 +8,8 @@ use std::task::{Context, Poll};
 
 use crate::clock;
 use crate::site::{CallSite, SiteState};
-use crate::span::{self, replace_current, SpanCtx};
+use crate::span::{self, replace_current, SpanCtx, SpanId};
+use crate::trace::SpanOutcome;
 
 /// How a call ended, as the macro-generated code classifies a returned value.
 #[doc(hidden)]
@@ -39,6 +40,17 @@ impl From<Outcome> for End {
     }
 }
 
+impl From<End> for SpanOutcome {
+    fn from(e: End) -> Self {
+        match e {
+            End::Success => SpanOutcome::Success,
+            End::Error(kind) => SpanOutcome::Error(kind),
+            End::Panic => SpanOutcome::Panic,
+            End::Cancelled => SpanOutcome::Cancelled,
+        }
+    }
+}
+
 /// Error kind of a sync call that left through a `return` the macro could not see (one inside
 /// another macro's expansion, such as `anyhow::bail!`): such exits are almost always errors.
 pub(crate) const HIDDEN_RETURN: &str = "hidden_return";
@@ -50,6 +62,8 @@ struct Call {
     state: &'static SiteState,
     stripe: usize,
     start: u64,
+    /// The span id if the span is recorded, else 0.
+    rec: u64,
     done: bool,
     /// This thread's allocation counters when the call last started running on it (only with
     /// the counting allocator installed), and what it allocated while running before.
@@ -59,13 +73,14 @@ struct Call {
 
 impl Call {
     #[inline(always)]
-    fn start(state: &'static SiteState, stripe: usize, caller_key: u32) -> Self {
+    fn start(state: &'static SiteState, stripe: usize, caller_key: u32, rec: u64) -> Self {
         state.begin(state.stripe(stripe), caller_key);
         // Read last, so the bookkeeping above is not part of the measured time.
         Call {
             state,
             stripe,
             start: clock::now(),
+            rec,
             done: false,
             alloc_base: None,
             allocated: (0, 0),
@@ -100,6 +115,9 @@ impl Call {
         let ns = clock::nanos_between(self.start, at);
         let state = self.state;
         state.end();
+        if self.rec != 0 {
+            crate::trace::close(SpanId::from_u64(self.rec), ns, end.into());
+        }
         let stripe = state.stripe(self.stripe);
         if self.allocated != (0, 0) {
             stripe.allocations.fetch_add(self.allocated.0, Relaxed);
@@ -167,7 +185,7 @@ impl Guard {
     fn start(&mut self, site: &'static CallSite) {
         let state = site.state();
         let entry = span::begin(site, state.id, true);
-        let call = Call::start(state, entry.stripe, entry.caller_key());
+        let call = Call::start(state, entry.stripe, entry.caller_key(), entry.recorded());
         let running = self.0.insert(Running { call, parent: entry.parent });
         running.call.resume();
     }
@@ -258,7 +276,7 @@ where
 fn start_async(site: &'static CallSite) -> (SpanCtx, Call) {
     let state = site.state();
     let entry = span::begin(site, state.id, false);
-    (entry.ctx, Call::start(state, entry.stripe, entry.caller_key()))
+    (entry.ctx, Call::start(state, entry.stripe, entry.caller_key(), entry.recorded()))
 }
 
 /// Restores the current span after a poll and, if the poll panicked, records the panic then
@@ -315,7 +333,7 @@ where
 impl<F, C> fmt::Debug for Instrumented<F, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Instrumented")
-            .field("site", &self.ctx.map(|c| c.site.name()))
+            .field("site", &self.ctx.map(|c| crate::trace::site_name(c.site)))
             .finish_non_exhaustive()
     }
 }

@@ -61,6 +61,7 @@ mod registry;
 mod site;
 mod snapshot;
 mod span;
+pub mod trace;
 
 #[doc(hidden)]
 #[path = "private.rs"]

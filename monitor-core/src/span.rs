@@ -1,5 +1,6 @@
 //! Spans: ids, the span current on each thread, and carrying it to other threads and tasks.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
@@ -8,6 +9,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::site::{next_stripe, CallSite, ENTRY_KEY};
+use crate::trace::{self, flags, AttributeValue, Status, TraceParent};
 
 /// A 128-bit trace id (W3C Trace Context), shown as 32 lower-case hex digits.
 ///
@@ -97,9 +99,12 @@ pub(crate) struct SpanCtx {
     pub(crate) trace_id: TraceId,
     pub(crate) span_id: SpanId,
     pub(crate) parent_id: Option<SpanId>,
-    pub(crate) site: &'static CallSite,
-    /// The site's id + 1: the caller key its callees record.
+    /// The function (`None` for a remote parent).
+    pub(crate) site: Option<&'static CallSite>,
+    /// The site's id + 1: the caller key its callees record ([`ENTRY_KEY`] for remote).
     pub(crate) key: u32,
+    /// [`flags`]: recorded, sampled, remote.
+    pub(crate) flags: u8,
 }
 
 /// Per-thread state of the hot path. `const`-initialised and without `Drop`, so access is a
@@ -160,6 +165,15 @@ impl Entry {
     pub(crate) fn caller_key(&self) -> u32 {
         self.parent.map_or(ENTRY_KEY, |p| p.key)
     }
+
+    /// The span id to close at the end, if the span is recorded (else 0).
+    pub(crate) fn recorded(&self) -> u64 {
+        if self.ctx.flags & flags::RECORDED != 0 {
+            self.ctx.span_id.0
+        } else {
+            0
+        }
+    }
 }
 
 /// Reads the parent and draws ids for a new call at `site`; with `install`, makes it current.
@@ -173,13 +187,18 @@ pub(crate) fn begin(site: &'static CallSite, site_id: u32, install: bool) -> Ent
             None => TraceId((u128::from(l.next_u64()) << 64) | u128::from(l.next_u64() | 1)),
         };
         let span_id = SpanId(l.next_u64() | 1);
+        let flags = trace::flags_for(parent.as_ref(), site_id, trace_id);
         let ctx = SpanCtx {
             trace_id,
             span_id,
             parent_id: parent.map(|p| p.span_id),
-            site,
+            site: Some(site),
             key: site_id.checked_add(1).unwrap_or(ENTRY_KEY),
+            flags,
         };
+        if flags & flags::RECORDED != 0 {
+            trace::open(&ctx, parent.as_ref());
+        }
         if install {
             l.current.set(Some(ctx));
         }
@@ -310,7 +329,116 @@ impl Span {
     /// assert_eq!(f(), "span_doc::site");
     /// ```
     pub fn site(&self) -> Option<&'static CallSite> {
-        self.ctx.map(|c| c.site)
+        self.ctx.and_then(|c| c.site)
+    }
+
+    /// The span of a caller in another process, from its `traceparent` header: calls made under
+    /// it join that trace, with the caller's span as their parent (they are entry points of the
+    /// call graph). The caller's sampled flag is followed while sampling or observers are on.
+    ///
+    /// ```
+    /// use monitor_core::{monitored, trace::TraceParent, Span};
+    ///
+    /// #[monitored]
+    /// fn handle() -> Span { Span::current() }
+    ///
+    /// let tp: TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap();
+    /// let span = Span::from_remote(tp).in_scope(handle);
+    /// assert_eq!(span.trace_id(), Some(tp.trace_id));
+    /// assert_eq!(span.parent_id(), Some(tp.parent_id));
+    /// ```
+    pub fn from_remote(parent: TraceParent) -> Span {
+        let sampled = if parent.sampled() { flags::SAMPLED } else { 0 };
+        Span {
+            ctx: Some(SpanCtx {
+                trace_id: parent.trace_id,
+                span_id: parent.parent_id,
+                parent_id: None,
+                site: None,
+                key: ENTRY_KEY,
+                flags: flags::REMOTE | sampled,
+            }),
+        }
+    }
+
+    /// The `traceparent` to send with a request made under this span, so the next service
+    /// continues the trace; `None` for the empty span.
+    ///
+    /// ```
+    /// #[monitor_core::monitored]
+    /// fn call_out() -> String { monitor_core::Span::current().traceparent().unwrap().to_string() }
+    /// assert!(call_out().starts_with("00-"));
+    /// ```
+    pub fn traceparent(&self) -> Option<TraceParent> {
+        self.ctx.map(|c| TraceParent::new(c.trace_id, c.span_id, c.flags & flags::SAMPLED != 0))
+    }
+
+    /// Whether this span's details are recorded (a watch, sampling or failure keeping wants
+    /// them); annotations and events on an unrecorded span are dropped at the cost of a check.
+    ///
+    /// ```
+    /// assert!(!monitor_core::Span::none().is_recorded());
+    /// ```
+    pub fn is_recorded(&self) -> bool {
+        self.recorded_id().is_some()
+    }
+
+    /// Whether the trace is sampled: its spans go to the observers and out with `traceparent`.
+    ///
+    /// ```
+    /// assert!(!monitor_core::Span::none().is_sampled());
+    /// ```
+    pub fn is_sampled(&self) -> bool {
+        self.ctx.is_some_and(|c| c.flags & flags::SAMPLED != 0)
+    }
+
+    fn recorded_id(&self) -> Option<SpanId> {
+        self.ctx.filter(|c| c.flags & flags::RECORDED != 0).map(|c| c.span_id)
+    }
+
+    /// Sets an attribute of this span (a later value for the same key replaces the earlier).
+    ///
+    /// ```
+    /// monitor_core::Span::current().annotate("rows", 42);
+    /// ```
+    pub fn annotate(&self, key: impl Into<Cow<'static, str>>, value: impl Into<AttributeValue>) {
+        if let Some(id) = self.recorded_id() {
+            trace::annotate_span(id, key.into(), value.into());
+        }
+    }
+
+    /// Adds a timestamped event to this span.
+    ///
+    /// ```
+    /// monitor_core::Span::current().event("retrying");
+    /// ```
+    pub fn event(&self, name: impl Into<Cow<'static, str>>) {
+        if let Some(id) = self.recorded_id() {
+            trace::event_span(id, name.into(), false);
+        }
+    }
+
+    /// Adds a checkpoint: an event carrying the time since the previous checkpoint (or the
+    /// span's start), to see which phase of a call took the time.
+    ///
+    /// ```
+    /// monitor_core::Span::current().checkpoint("serialized");
+    /// ```
+    pub fn checkpoint(&self, name: impl Into<Cow<'static, str>>) {
+        if let Some(id) = self.recorded_id() {
+            trace::event_span(id, name.into(), true);
+        }
+    }
+
+    /// Sets this span's status, overriding the one derived from the call's outcome.
+    ///
+    /// ```
+    /// monitor_core::Span::current().set_status(monitor_core::trace::Status::error("upstream said no"));
+    /// ```
+    pub fn set_status(&self, status: Status) {
+        if let Some(id) = self.recorded_id() {
+            trace::set_status_span(id, status);
+        }
     }
 
     /// Runs `f` with this span as the current one, then restores the previous (also on panic).
@@ -359,7 +487,7 @@ impl fmt::Debug for Span {
                 .field("trace_id", &c.trace_id)
                 .field("span_id", &c.span_id)
                 .field("parent_id", &c.parent_id)
-                .field("site", &c.site.name())
+                .field("site", &trace::site_name(c.site))
                 .finish(),
         }
     }

@@ -1,0 +1,226 @@
+//! Recorded spans while they run: one entry per span in a sharded table, made at the call's
+//! start and turned into a [`SpanRecord`] at its end.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{
+    flags, observer, site_name, tail, watch, AttributeValue, SpanEvent, SpanOutcome, SpanRecord,
+    Status,
+};
+use crate::clock;
+use crate::site::CallSite;
+use crate::span::{SpanCtx, SpanId, TraceId};
+
+/// Attributes plus events a span keeps; more are counted in [`SpanRecord::dropped`].
+pub(crate) const SPAN_LIMIT: usize = 128;
+
+const SHARDS: usize = 32;
+
+struct Live {
+    trace_id: TraceId,
+    parent_id: Option<SpanId>,
+    remote_parent: bool,
+    site: Option<&'static CallSite>,
+    start_unix_ns: u64,
+    start_tick: u64,
+    last_checkpoint: u64,
+    sampled: bool,
+    /// Counted among its trace's open spans for failure tracking.
+    tail: bool,
+    status: Option<Status>,
+    annotations: Vec<(Cow<'static, str>, AttributeValue)>,
+    events: Vec<SpanEvent>,
+    dropped: u32,
+}
+
+static TABLE: LazyLock<Vec<Mutex<HashMap<u64, Live>>>> =
+    LazyLock::new(|| (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect());
+static RECORDED: AtomicU64 = AtomicU64::new(0);
+
+fn shard(span: SpanId) -> MutexGuard<'static, HashMap<u64, Live>> {
+    // Span ids are random: their low bits spread evenly.
+    let m = &TABLE[(span.to_u64() as usize) % SHARDS];
+    // A panic while holding a shard lock leaves plain data behind; keep using it.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(crate) fn unix_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Opens the record of a new recorded span (`ctx.flags` has [`flags::RECORDED`]).
+#[cold]
+#[inline(never)]
+pub(crate) fn open(ctx: &SpanCtx, parent: Option<&SpanCtx>) {
+    RECORDED.fetch_add(1, Relaxed);
+    let local_root = parent.is_none_or(|p| p.flags & flags::RECORDED == 0);
+    let tail = tail::open(ctx.trace_id);
+    let tick = clock::now();
+    let live = Live {
+        trace_id: ctx.trace_id,
+        parent_id: ctx.parent_id,
+        remote_parent: parent.is_some_and(|p| p.flags & flags::REMOTE != 0),
+        site: ctx.site,
+        start_unix_ns: unix_ns(),
+        start_tick: tick,
+        last_checkpoint: tick,
+        sampled: ctx.flags & flags::SAMPLED != 0,
+        tail,
+        status: None,
+        annotations: Vec::new(),
+        events: Vec::new(),
+        dropped: 0,
+    };
+    shard(ctx.span_id).insert(ctx.span_id.to_u64(), live);
+    watch::opened(ctx, local_root);
+}
+
+/// Closes a recorded span and hands its record on.
+#[cold]
+#[inline(never)]
+pub(crate) fn close(span_id: SpanId, duration_ns: u64, outcome: SpanOutcome) {
+    let Some(live) = shard(span_id).remove(&span_id.to_u64()) else { return };
+    let status = live.status.unwrap_or(match outcome {
+        SpanOutcome::Success | SpanOutcome::Cancelled => Status::Unset,
+        SpanOutcome::Error(kind) => Status::Error(Cow::Borrowed(kind)),
+        SpanOutcome::Panic => Status::Error(Cow::Borrowed("panic")),
+    });
+    let record = Arc::new(SpanRecord {
+        trace_id: live.trace_id,
+        span_id,
+        parent_id: live.parent_id,
+        remote_parent: live.remote_parent,
+        name: site_name(live.site),
+        category: live.site.and_then(CallSite::category),
+        start_unix_ns: live.start_unix_ns,
+        duration_ns,
+        outcome,
+        status,
+        annotations: live.annotations,
+        events: live.events,
+        dropped: live.dropped,
+        sampled: live.sampled,
+    });
+    if live.sampled {
+        observer::deliver(&record);
+    }
+    watch::closed(&record);
+    if live.tail {
+        tail::close(record);
+    }
+}
+
+fn with_live(span: SpanId, f: impl FnOnce(&mut Live)) {
+    if let Some(live) = shard(span).get_mut(&span.to_u64()) {
+        f(live);
+    }
+}
+
+fn room(live: &mut Live) -> bool {
+    if live.annotations.len() + live.events.len() < SPAN_LIMIT {
+        true
+    } else {
+        live.dropped = live.dropped.saturating_add(1);
+        false
+    }
+}
+
+#[cold]
+#[inline(never)]
+pub(crate) fn annotate_span(span: SpanId, key: Cow<'static, str>, value: AttributeValue) {
+    with_live(span, |live| {
+        if let Some(slot) = live.annotations.iter_mut().find(|(k, _)| *k == key) {
+            slot.1 = value;
+        } else if room(live) {
+            live.annotations.push((key, value));
+        }
+    });
+}
+
+#[cold]
+#[inline(never)]
+pub(crate) fn event_span(span: SpanId, name: Cow<'static, str>, checkpoint: bool) {
+    let tick = clock::now();
+    let unix_ns = unix_ns();
+    with_live(span, |live| {
+        if !room(live) {
+            return;
+        }
+        let since_checkpoint_ns = checkpoint.then(|| {
+            let ns = clock::nanos_between(live.last_checkpoint, tick);
+            live.last_checkpoint = tick;
+            ns
+        });
+        live.events.push(SpanEvent { name, unix_ns, since_checkpoint_ns });
+    });
+}
+
+#[cold]
+#[inline(never)]
+pub(crate) fn set_status_span(span: SpanId, status: Status) {
+    with_live(span, |live| live.status = Some(status));
+}
+
+/// A recorded span that is still running.
+///
+/// ```
+/// for s in monitor_core::trace::in_flight() {
+///     println!("{} {} {} ms", s.trace_id, s.name, s.elapsed_ns / 1_000_000);
+/// }
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ActiveSpan {
+    /// The trace.
+    pub trace_id: TraceId,
+    /// The span.
+    pub span_id: SpanId,
+    /// Its parent.
+    pub parent_id: Option<SpanId>,
+    /// The function's name.
+    pub name: &'static str,
+    /// Start, in nanoseconds since the Unix epoch.
+    pub start_unix_ns: u64,
+    /// Time running so far.
+    pub elapsed_ns: u64,
+    /// Attributes so far.
+    pub annotations: Vec<(Cow<'static, str>, AttributeValue)>,
+}
+
+/// The recorded spans running now, oldest first. Only recorded traces are listed: turn on
+/// [`record_all`](super::record_all) (or [`keep_failed_traces`](super::keep_failed_traces)) to
+/// see every call in flight.
+///
+/// ```
+/// assert!(monitor_core::trace::in_flight().iter().all(|s| s.elapsed_ns < u64::MAX));
+/// ```
+pub fn in_flight() -> Vec<ActiveSpan> {
+    let now = clock::now();
+    let mut out = Vec::new();
+    for m in TABLE.iter() {
+        let table = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        out.extend(table.iter().map(|(&id, live)| ActiveSpan {
+            trace_id: live.trace_id,
+            span_id: SpanId::from_u64(id),
+            parent_id: live.parent_id,
+            name: site_name(live.site),
+            start_unix_ns: live.start_unix_ns,
+            elapsed_ns: clock::nanos_between(live.start_tick, now),
+            annotations: live.annotations.clone(),
+        }));
+    }
+    out.sort_by_key(|s| (s.start_unix_ns, s.span_id));
+    out
+}
+
+pub(crate) fn recorded() -> u64 {
+    RECORDED.load(Relaxed)
+}
+
+pub(crate) fn count() -> usize {
+    TABLE.iter().map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()).sum()
+}

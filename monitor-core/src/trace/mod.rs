@@ -1,0 +1,568 @@
+//! Traces: recording whole trees of spans on demand, keeping the failed ones, and handing
+//! finished spans to observers (exporters).
+//!
+//! Every monitored call is a span with ids (see [`Span`](crate::Span)), but a span's details —
+//! start time, annotations, events, status — are kept only for **recorded** traces, so that the
+//! ordinary call pays one relaxed load for all of this. A trace is recorded from a call on when:
+//!
+//! - a [`Watch`] waits for it (the next call of a matching function, or of a given trace id);
+//! - it is head-sampled ([`set_sample_ratio`]), or its remote parent was sampled upstream;
+//! - [`keep_failed_traces`] or [`record_all`] is on: then every trace is recorded, and the
+//!   ones in which a call failed (error or panic) are kept ([`failed_traces`]).
+//!
+//! Recorded spans in flight are listed by [`in_flight`]; finished spans of sampled (and of kept
+//! failed) traces go to the [`SpanObserver`]s through bounded queues that never block a call.
+//!
+//! # Example
+//!
+//! ```
+//! use monitor_core::{monitored, trace};
+//!
+//! #[monitored(name = "trace_doc::query")]
+//! fn query(id: u32) -> Result<u32, std::fmt::Error> {
+//!     trace::annotate("id", i64::from(id));
+//!     trace::checkpoint("parsed");
+//!     if id == 0 { Err(std::fmt::Error) } else { Ok(id) }
+//! }
+//!
+//! #[monitored(name = "trace_doc::handle")]
+//! fn handle(id: u32) -> u32 { query(id).unwrap_or(0) }
+//!
+//! let watch = trace::Watch::start(trace::WatchFilter::function(|s| s.name() == "trace_doc::handle")).unwrap();
+//! handle(7);
+//! let trace = watch.wait(std::time::Duration::from_secs(5)).unwrap();
+//! assert_eq!(trace.spans.len(), 2);
+//! let q = trace.spans.iter().find(|s| s.name == "trace_doc::query").unwrap();
+//! assert_eq!(q.parent_id, Some(trace.root));
+//! assert_eq!(q.annotations[0].1, trace::AttributeValue::I64(7));
+//! assert_eq!(q.events[0].name, "parsed");
+//! ```
+
+mod live;
+mod observer;
+mod tail;
+mod w3c;
+mod watch;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
+
+use crate::site::CallSite;
+use crate::span::{SpanCtx, SpanId, TraceId};
+
+pub use live::{in_flight, ActiveSpan};
+pub use observer::{add_observer, observers, ObserverHandle, ObserverStats, SpanObserver};
+pub use tail::{failed_traces, keep_failed_traces, record_all, MAX_KEPT};
+pub use w3c::{TraceContextError, TraceParent, TraceState};
+pub use watch::{Watch, WatchError, WatchFilter, WatchWait, MAX_WATCHES, MAX_WATCH_SPANS};
+
+pub(crate) use live::{annotate_span, close, event_span, open, set_status_span};
+
+/// Span flags carried in a [`SpanCtx`].
+pub(crate) mod flags {
+    /// The span has a live record; its end makes a [`super::SpanRecord`].
+    pub(crate) const RECORDED: u8 = 1;
+    /// The trace is sampled: its spans go to the observers as they end (W3C flag `01`).
+    pub(crate) const SAMPLED: u8 = 2;
+    /// The context came from another process: not a local call.
+    pub(crate) const REMOTE: u8 = 4;
+    /// What a child inherits from its parent.
+    pub(crate) const INHERITED: u8 = RECORDED | SAMPLED;
+}
+
+/// Which features want spans recorded; zero while none does, which is all the hot path checks.
+static MODE: AtomicU8 = AtomicU8::new(0);
+
+/// Bits of [`MODE`].
+pub(crate) mod mode {
+    /// Every trace is recorded ([`super::keep_failed_traces`], [`super::record_all`]).
+    pub(crate) const ALL: u8 = 1;
+    /// Head sampling is on, or observers listen (remote sampled parents are followed).
+    pub(crate) const SAMPLE: u8 = 2;
+    /// A watch waits for a call of some functions.
+    pub(crate) const WATCH_SITE: u8 = 4;
+    /// A watch waits for a call in a given trace.
+    pub(crate) const WATCH_TRACE: u8 = 8;
+}
+
+pub(crate) fn set_mode(bit: u8, on: bool) {
+    if on {
+        MODE.fetch_or(bit, Relaxed);
+    } else {
+        MODE.fetch_and(!bit, Relaxed);
+    }
+}
+
+/// The flags of a new span: its parent's, or — only while some feature wants recording — what
+/// [`decide`] says. This is the one load the hot path pays for tracing.
+#[inline(always)]
+pub(crate) fn flags_for(parent: Option<&SpanCtx>, site_id: u32, trace_id: TraceId) -> u8 {
+    let inherited = match parent {
+        Some(p) if p.flags & flags::REMOTE == 0 => p.flags & flags::INHERITED,
+        _ => 0,
+    };
+    if inherited & flags::RECORDED != 0 {
+        return inherited;
+    }
+    let mode = MODE.load(Relaxed);
+    if mode == 0 {
+        return inherited;
+    }
+    decide(mode, parent, site_id, trace_id)
+}
+
+/// Head sampling threshold over the trace id's high 64 bits (`u64::MAX` samples everything).
+static SAMPLE_BELOW: AtomicU64 = AtomicU64::new(0);
+
+#[cold]
+#[inline(never)]
+fn decide(mode: u8, parent: Option<&SpanCtx>, site_id: u32, trace_id: TraceId) -> u8 {
+    let mut f = 0;
+    if mode & mode::SAMPLE != 0 {
+        let sampled = match parent {
+            Some(p) if p.flags & flags::REMOTE != 0 => p.flags & flags::SAMPLED != 0,
+            Some(_) => false,
+            None => {
+                let below = SAMPLE_BELOW.load(Relaxed);
+                below == u64::MAX || ((trace_id.to_u128() >> 64) as u64) < below
+            }
+        };
+        if sampled {
+            f |= flags::RECORDED | flags::SAMPLED;
+        }
+    }
+    if mode & mode::ALL != 0
+        || (mode & mode::WATCH_SITE != 0 && watch::site_watched(site_id))
+        || (mode & mode::WATCH_TRACE != 0 && watch::trace_watched(trace_id))
+    {
+        f |= flags::RECORDED;
+    }
+    f
+}
+
+/// Errors of the trace settings.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TraceError {
+    /// A sample ratio outside 0..=1 (or NaN).
+    #[error("sample ratio {0} is not within 0.0..=1.0; pass e.g. 0.01 to sample 1% of traces")]
+    BadRatio(f64),
+}
+
+/// Samples this fraction of new traces (0 to 1; 0, the default, samples none): their spans go
+/// to the [`SpanObserver`]s as they end, and outgoing `traceparent` headers carry the sampled
+/// flag. The decision is made once per trace, from its id, so every process that sees the same
+/// id and ratio decides alike. Remote parents sampled upstream are followed while sampling is on
+/// or observers listen.
+///
+/// ```
+/// assert!(monitor_core::trace::set_sample_ratio(2.0).is_err());
+/// monitor_core::trace::set_sample_ratio(0.0).unwrap();
+/// ```
+pub fn set_sample_ratio(ratio: f64) -> Result<(), TraceError> {
+    if !(0.0..=1.0).contains(&ratio) {
+        return Err(TraceError::BadRatio(ratio));
+    }
+    let below = if ratio >= 1.0 { u64::MAX } else { (ratio * 2f64.powi(64)) as u64 };
+    SAMPLE_BELOW.store(below, Relaxed);
+    observer::refresh_mode();
+    Ok(())
+}
+
+/// The current head sample ratio.
+///
+/// ```
+/// assert_eq!(monitor_core::trace::sample_ratio(), 0.0);
+/// ```
+pub fn sample_ratio() -> f64 {
+    match SAMPLE_BELOW.load(Relaxed) {
+        u64::MAX => 1.0,
+        b => b as f64 / 2f64.powi(64),
+    }
+}
+
+pub(crate) fn sampling_on() -> bool {
+    SAMPLE_BELOW.load(Relaxed) != 0
+}
+
+/// The trace id of the monitored call running on this thread (or in this task), for logs.
+///
+/// ```
+/// assert_eq!(monitor_core::trace::current_trace_id(), None);
+/// ```
+pub fn current_trace_id() -> Option<TraceId> {
+    crate::Span::current().trace_id()
+}
+
+/// The span id of the monitored call running on this thread (or in this task), for logs.
+///
+/// ```
+/// assert_eq!(monitor_core::trace::current_span_id(), None);
+/// ```
+pub fn current_span_id() -> Option<SpanId> {
+    crate::Span::current().span_id()
+}
+
+/// Adds a key/value attribute to the current span (kept if its trace is recorded).
+///
+/// ```
+/// monitor_core::trace::annotate("user", "alice");
+/// ```
+pub fn annotate(key: impl Into<Cow<'static, str>>, value: impl Into<AttributeValue>) {
+    crate::Span::current().annotate(key, value);
+}
+
+/// Adds a timestamped event to the current span (kept if its trace is recorded).
+///
+/// ```
+/// monitor_core::trace::event("cache miss");
+/// ```
+pub fn event(name: impl Into<Cow<'static, str>>) {
+    crate::Span::current().event(name);
+}
+
+/// Adds a checkpoint event to the current span: an event that also carries the time since the
+/// previous checkpoint (or the span's start).
+///
+/// ```
+/// monitor_core::trace::checkpoint("serialize");
+/// ```
+pub fn checkpoint(name: impl Into<Cow<'static, str>>) {
+    crate::Span::current().checkpoint(name);
+}
+
+/// Sets the status of the current span (see [`Status`]).
+///
+/// ```
+/// monitor_core::trace::set_status(monitor_core::trace::Status::Ok);
+/// ```
+pub fn set_status(status: Status) {
+    crate::Span::current().set_status(status);
+}
+
+/// An attribute value: a string, an integer, a float or a boolean (OpenTelemetry's scalars).
+///
+/// ```
+/// use monitor_core::trace::AttributeValue;
+/// assert_eq!(AttributeValue::from(3_i64), AttributeValue::I64(3));
+/// assert_eq!(AttributeValue::from("x").to_string(), "x");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttributeValue {
+    /// A string.
+    Str(Cow<'static, str>),
+    /// A signed integer.
+    I64(i64),
+    /// A float.
+    F64(f64),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl fmt::Display for AttributeValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttributeValue::Str(s) => f.write_str(s),
+            AttributeValue::I64(v) => write!(f, "{v}"),
+            AttributeValue::F64(v) => write!(f, "{v}"),
+            AttributeValue::Bool(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+impl From<&'static str> for AttributeValue {
+    fn from(v: &'static str) -> Self {
+        AttributeValue::Str(Cow::Borrowed(v))
+    }
+}
+impl From<String> for AttributeValue {
+    fn from(v: String) -> Self {
+        AttributeValue::Str(Cow::Owned(v))
+    }
+}
+impl From<Cow<'static, str>> for AttributeValue {
+    fn from(v: Cow<'static, str>) -> Self {
+        AttributeValue::Str(v)
+    }
+}
+impl From<bool> for AttributeValue {
+    fn from(v: bool) -> Self {
+        AttributeValue::Bool(v)
+    }
+}
+impl From<f64> for AttributeValue {
+    fn from(v: f64) -> Self {
+        AttributeValue::F64(v)
+    }
+}
+impl From<f32> for AttributeValue {
+    fn from(v: f32) -> Self {
+        AttributeValue::F64(f64::from(v))
+    }
+}
+macro_rules! from_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for AttributeValue {
+            fn from(v: $t) -> Self {
+                AttributeValue::I64(i64::from(v))
+            }
+        }
+    )*};
+}
+from_int!(i8, i16, i32, i64, u8, u16, u32);
+impl From<u64> for AttributeValue {
+    /// Values above `i64::MAX` saturate.
+    fn from(v: u64) -> Self {
+        AttributeValue::I64(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
+impl From<usize> for AttributeValue {
+    /// Values above `i64::MAX` saturate.
+    fn from(v: usize) -> Self {
+        AttributeValue::I64(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
+
+/// A timestamped event in a span.
+///
+/// ```
+/// let e = monitor_core::trace::SpanEvent { name: "retry".into(), unix_ns: 0, since_checkpoint_ns: None };
+/// assert_eq!(e.name, "retry");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanEvent {
+    /// What happened.
+    pub name: Cow<'static, str>,
+    /// When, in nanoseconds since the Unix epoch.
+    pub unix_ns: u64,
+    /// For a checkpoint: nanoseconds since the previous checkpoint or the span's start.
+    pub since_checkpoint_ns: Option<u64>,
+}
+
+/// A span's status, as OpenTelemetry defines it. Unless set, it is `Unset` for a successful
+/// call and `Error` with the error kind for a failed one.
+///
+/// ```
+/// use monitor_core::trace::Status;
+/// assert_eq!(Status::error("timed out"), Status::Error("timed out".into()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Status {
+    /// No status given.
+    #[default]
+    Unset,
+    /// The operation succeeded (set by the user).
+    Ok,
+    /// The operation failed, with a description.
+    Error(Cow<'static, str>),
+}
+
+impl Status {
+    /// An error status with a description.
+    ///
+    /// ```
+    /// let s = monitor_core::trace::Status::error("bad input");
+    /// # drop(s);
+    /// ```
+    pub fn error(description: impl Into<Cow<'static, str>>) -> Status {
+        Status::Error(description.into())
+    }
+}
+
+/// How a recorded call ended.
+///
+/// ```
+/// use monitor_core::trace::SpanOutcome;
+/// assert!(SpanOutcome::Panic.is_failure());
+/// assert_eq!(SpanOutcome::Error("NotFound").to_string(), "error");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanOutcome {
+    /// Returned success.
+    Success,
+    /// Returned an error of this kind.
+    Error(&'static str),
+    /// Panicked.
+    Panic,
+    /// Dropped before it finished (async).
+    Cancelled,
+}
+
+impl SpanOutcome {
+    /// Error or panic.
+    ///
+    /// ```
+    /// assert!(!monitor_core::trace::SpanOutcome::Cancelled.is_failure());
+    /// ```
+    pub fn is_failure(&self) -> bool {
+        matches!(self, SpanOutcome::Error(_) | SpanOutcome::Panic)
+    }
+
+    /// The error kind, for errors.
+    ///
+    /// ```
+    /// assert_eq!(monitor_core::trace::SpanOutcome::Error("x").error_kind(), Some("x"));
+    /// ```
+    pub fn error_kind(&self) -> Option<&'static str> {
+        match self {
+            SpanOutcome::Error(k) => Some(k),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for SpanOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SpanOutcome::Success => "success",
+            SpanOutcome::Error(_) => "error",
+            SpanOutcome::Panic => "panic",
+            SpanOutcome::Cancelled => "cancelled",
+        })
+    }
+}
+
+/// A finished span of a recorded trace.
+///
+/// ```
+/// # let trace_doc = ();
+/// fn slow(s: &monitor_core::trace::SpanRecord) -> bool { s.duration_ns > 1_000_000 }
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SpanRecord {
+    /// The trace.
+    pub trace_id: TraceId,
+    /// This span.
+    pub span_id: SpanId,
+    /// Its parent, if any (local or remote).
+    pub parent_id: Option<SpanId>,
+    /// Whether the parent is in another process (from a `traceparent` header).
+    pub remote_parent: bool,
+    /// The function's name.
+    pub name: &'static str,
+    /// The function's category (`#[monitored(category = "…")]`).
+    pub category: Option<&'static str>,
+    /// Start, in nanoseconds since the Unix epoch.
+    pub start_unix_ns: u64,
+    /// Duration in nanoseconds.
+    pub duration_ns: u64,
+    /// How the call ended.
+    pub outcome: SpanOutcome,
+    /// The status: set by the user, else derived from the outcome.
+    pub status: Status,
+    /// Attributes added with [`annotate`].
+    pub annotations: Vec<(Cow<'static, str>, AttributeValue)>,
+    /// Events, in order.
+    pub events: Vec<SpanEvent>,
+    /// Attributes and events refused beyond the per-span limit.
+    pub dropped: u32,
+    /// Whether the trace was head-sampled.
+    pub sampled: bool,
+}
+
+impl SpanRecord {
+    /// End, in nanoseconds since the Unix epoch.
+    ///
+    /// ```
+    /// fn end(s: &monitor_core::trace::SpanRecord) -> u64 { s.end_unix_ns() }
+    /// ```
+    pub fn end_unix_ns(&self) -> u64 {
+        self.start_unix_ns.saturating_add(self.duration_ns)
+    }
+}
+
+/// A captured trace: the spans under `root`, in the order they ended.
+///
+/// ```
+/// fn failed(t: &monitor_core::trace::Trace) -> usize { t.spans.iter().filter(|s| s.outcome.is_failure()).count() }
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Trace {
+    /// The trace id.
+    pub trace_id: TraceId,
+    /// The span the capture started at.
+    pub root: SpanId,
+    /// The spans (the root included).
+    pub spans: Vec<Arc<SpanRecord>>,
+    /// Spans left out beyond the per-trace limit.
+    pub dropped_spans: u64,
+}
+
+impl Trace {
+    /// The root span's record.
+    ///
+    /// ```
+    /// fn root_name(t: &monitor_core::trace::Trace) -> Option<&'static str> { t.root_span().map(|s| s.name) }
+    /// ```
+    pub fn root_span(&self) -> Option<&SpanRecord> {
+        self.spans.iter().find(|s| s.span_id == self.root).map(|s| &**s)
+    }
+
+    /// Keeps only the spans under the root (the root included).
+    pub(crate) fn prune(&mut self) {
+        let mut keep = std::collections::HashSet::new();
+        keep.insert(self.root);
+        // Spans end before their parents (usually), so walk to a fixed point.
+        loop {
+            let before = keep.len();
+            for s in &self.spans {
+                if s.parent_id.is_some_and(|p| keep.contains(&p)) {
+                    keep.insert(s.span_id);
+                }
+            }
+            if keep.len() == before {
+                break;
+            }
+        }
+        self.spans.retain(|s| keep.contains(&s.span_id));
+    }
+}
+
+/// Counts of the trace machinery, for the stats views.
+///
+/// ```
+/// let s = monitor_core::trace::stats();
+/// assert!(s.recorded_spans >= s.in_flight as u64);
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct TraceStats {
+    /// Spans recorded since start.
+    pub recorded_spans: u64,
+    /// Recorded spans running now.
+    pub in_flight: usize,
+    /// Watches waiting or collecting now.
+    pub watches: usize,
+    /// Failed traces kept now.
+    pub failed_kept: usize,
+    /// Traces not tracked for failure because too many were pending.
+    pub tail_dropped: u64,
+    /// Per observer: delivered and dropped spans.
+    pub observers: Vec<ObserverStats>,
+}
+
+/// Counts of the trace machinery now.
+///
+/// ```
+/// let stats = monitor_core::trace::stats();
+/// println!("{} spans recorded", stats.recorded_spans);
+/// ```
+pub fn stats() -> TraceStats {
+    TraceStats {
+        recorded_spans: live::recorded(),
+        in_flight: live::count(),
+        watches: watch::count(),
+        failed_kept: tail::kept(),
+        tail_dropped: tail::dropped(),
+        observers: observers(),
+    }
+}
+
+/// A site's name for records (`remote` for remote contexts).
+pub(crate) fn site_name(site: Option<&'static CallSite>) -> &'static str {
+    site.map_or("remote", CallSite::name)
+}

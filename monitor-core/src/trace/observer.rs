@@ -1,0 +1,202 @@
+//! Span observers: finished spans of sampled (and kept failed) traces, handed to user code on
+//! its own thread through a bounded queue that never blocks a monitored call.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::thread::JoinHandle;
+
+use super::{mode, sampling_on, set_mode, SpanRecord};
+
+/// Receives finished spans, in batches, on a thread of its own (exporters implement this).
+///
+/// Spans arrive as they end — children usually before their parents — for traces that are
+/// sampled ([`set_sample_ratio`](super::set_sample_ratio)), and all at once for failed traces
+/// kept by [`keep_failed_traces`](super::keep_failed_traces).
+///
+/// ```
+/// use std::sync::Arc;
+/// use monitor_core::trace::{SpanObserver, SpanRecord};
+///
+/// struct Print;
+/// impl SpanObserver for Print {
+///     fn observe(&mut self, spans: &[Arc<SpanRecord>]) {
+///         for s in spans {
+///             println!("{} {} {} ns", s.trace_id, s.name, s.duration_ns);
+///         }
+///     }
+/// }
+/// let handle = monitor_core::trace::add_observer("print", Print, 1024);
+/// handle.shutdown();
+/// ```
+pub trait SpanObserver: Send + 'static {
+    /// Handles a batch of finished spans (at most a few hundred).
+    fn observe(&mut self, spans: &[Arc<SpanRecord>]);
+
+    /// Called once when the observer is shut down, after the last batch.
+    fn flush(&mut self) {}
+}
+
+struct Slot {
+    name: String,
+    tx: SyncSender<Arc<SpanRecord>>,
+    delivered: AtomicU64,
+    dropped: AtomicU64,
+}
+
+static OBSERVERS: RwLock<Vec<Arc<Slot>>> = RwLock::new(Vec::new());
+
+/// Most spans handed to [`SpanObserver::observe`] at once.
+const BATCH: usize = 512;
+
+pub(crate) fn refresh_mode() {
+    let any = !OBSERVERS.read().unwrap_or_else(PoisonError::into_inner).is_empty();
+    set_mode(mode::SAMPLE, any || sampling_on());
+}
+
+/// Hands a finished span to every observer without blocking; a full queue drops it (counted).
+pub(crate) fn deliver(record: &Arc<SpanRecord>) {
+    let observers = OBSERVERS.read().unwrap_or_else(PoisonError::into_inner);
+    for slot in observers.iter() {
+        match slot.tx.try_send(Arc::clone(record)) {
+            Ok(()) => slot.delivered.fetch_add(1, Relaxed),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                slot.dropped.fetch_add(1, Relaxed)
+            }
+        };
+    }
+}
+
+/// Registers an observer with a queue of `capacity` spans (at least 1) and starts its thread.
+/// Keep the handle: dropping it (or [`ObserverHandle::shutdown`]) stops the observer after it
+/// has handled what is queued.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # struct Nop;
+/// # impl monitor_core::trace::SpanObserver for Nop { fn observe(&mut self, _: &[Arc<monitor_core::trace::SpanRecord>]) {} }
+/// let h = monitor_core::trace::add_observer("nop", Nop, 4096);
+/// assert_eq!(monitor_core::trace::observers().iter().filter(|o| o.name == "nop").count(), 1);
+/// h.shutdown();
+/// ```
+pub fn add_observer(
+    name: impl Into<String>,
+    observer: impl SpanObserver,
+    capacity: usize,
+) -> ObserverHandle {
+    let (tx, rx) = mpsc::sync_channel(capacity.max(1));
+    let slot = Arc::new(Slot {
+        name: name.into(),
+        tx,
+        delivered: AtomicU64::new(0),
+        dropped: AtomicU64::new(0),
+    });
+    let thread = std::thread::Builder::new()
+        .name(format!("monitor-observer-{}", slot.name))
+        .spawn(move || run(rx, observer))
+        .ok();
+    OBSERVERS.write().unwrap_or_else(PoisonError::into_inner).push(Arc::clone(&slot));
+    refresh_mode();
+    ObserverHandle { slot: Some(slot), thread }
+}
+
+fn run(rx: Receiver<Arc<SpanRecord>>, mut observer: impl SpanObserver) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(s) => batch.push(s),
+                Err(_) => break,
+            }
+        }
+        observer.observe(&batch);
+        batch.clear();
+    }
+    observer.flush();
+}
+
+/// Delivered and dropped spans of one observer.
+///
+/// ```
+/// for o in monitor_core::trace::observers() {
+///     println!("{}: {} delivered, {} dropped", o.name, o.delivered, o.dropped);
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ObserverStats {
+    /// The name given to [`add_observer`].
+    pub name: String,
+    /// Spans queued for it.
+    pub delivered: u64,
+    /// Spans dropped because its queue was full.
+    pub dropped: u64,
+}
+
+/// The registered observers and their counts.
+///
+/// ```
+/// let _ = monitor_core::trace::observers();
+/// ```
+pub fn observers() -> Vec<ObserverStats> {
+    OBSERVERS
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .map(|s| ObserverStats {
+            name: s.name.clone(),
+            delivered: s.delivered.load(Relaxed),
+            dropped: s.dropped.load(Relaxed),
+        })
+        .collect()
+}
+
+/// Keeps an observer registered; dropping it unregisters the observer and lets its thread
+/// finish the queue in the background, [`ObserverHandle::shutdown`] also waits for that.
+pub struct ObserverHandle {
+    slot: Option<Arc<Slot>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ObserverHandle {
+    /// Unregisters the observer and waits until it has handled every queued span and flushed.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # struct Nop;
+    /// # impl monitor_core::trace::SpanObserver for Nop { fn observe(&mut self, _: &[Arc<monitor_core::trace::SpanRecord>]) {} }
+    /// monitor_core::trace::add_observer("nop2", Nop, 16).shutdown();
+    /// ```
+    pub fn shutdown(mut self) {
+        self.unregister();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    fn unregister(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            OBSERVERS
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|s| !Arc::ptr_eq(s, &slot));
+            refresh_mode();
+        }
+    }
+}
+
+impl Drop for ObserverHandle {
+    fn drop(&mut self) {
+        self.unregister();
+    }
+}
+
+impl fmt::Debug for ObserverHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObserverHandle")
+            .field("name", &self.slot.as_ref().map(|s| &s.name))
+            .finish()
+    }
+}
