@@ -116,7 +116,7 @@ impl Call {
         let state = self.state;
         state.end();
         if self.rec != 0 {
-            crate::trace::close(SpanId::from_u64(self.rec), ns, end.into());
+            crate::trace::close(SpanId::from_u64(self.rec), self.start, ns, end.into());
         }
         let stripe = state.stripe(self.stripe);
         if self.allocated != (0, 0) {
@@ -333,7 +333,7 @@ where
 impl<F, C> fmt::Debug for Instrumented<F, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Instrumented")
-            .field("site", &self.ctx.map(|c| crate::trace::site_name(c.site)))
+            .field("site", &self.ctx.map(|c| crate::trace::site_name(c.local_site())))
             .finish_non_exhaustive()
     }
 }

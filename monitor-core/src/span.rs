@@ -99,12 +99,23 @@ pub(crate) struct SpanCtx {
     pub(crate) trace_id: TraceId,
     pub(crate) span_id: SpanId,
     pub(crate) parent_id: Option<SpanId>,
-    /// The function (`None` for a remote parent).
-    pub(crate) site: Option<&'static CallSite>,
+    /// The function ([`REMOTE_SITE`] for a remote parent: a plain reference keeps a niche,
+    /// so `Option<SpanCtx>` stays as small as `SpanCtx` on the hot path).
+    pub(crate) site: &'static CallSite,
     /// The site's id + 1: the caller key its callees record ([`ENTRY_KEY`] for remote).
     pub(crate) key: u32,
     /// [`flags`]: recorded, sampled, remote.
     pub(crate) flags: u8,
+}
+
+/// The site of remote contexts; not in the registry.
+static REMOTE_SITE: CallSite = CallSite::new(Some("remote"), || "remote", "", "", 0, None);
+
+impl SpanCtx {
+    /// The function, unless the context is remote.
+    pub(crate) fn local_site(&self) -> Option<&'static CallSite> {
+        (self.flags & flags::REMOTE == 0).then_some(self.site)
+    }
 }
 
 /// Per-thread state of the hot path. `const`-initialised and without `Drop`, so access is a
@@ -187,17 +198,18 @@ pub(crate) fn begin(site: &'static CallSite, site_id: u32, install: bool) -> Ent
             None => TraceId((u128::from(l.next_u64()) << 64) | u128::from(l.next_u64() | 1)),
         };
         let span_id = SpanId(l.next_u64() | 1);
-        let flags = trace::flags_for(parent.as_ref(), site_id, trace_id);
-        let ctx = SpanCtx {
+        let mut ctx = SpanCtx {
             trace_id,
             span_id,
             parent_id: parent.map(|p| p.span_id),
-            site: Some(site),
+            site,
             key: site_id.checked_add(1).unwrap_or(ENTRY_KEY),
-            flags,
+            flags: trace::inherited(parent.as_ref()),
         };
-        if flags & flags::RECORDED != 0 {
-            trace::open(&ctx, parent.as_ref());
+        // Passed by value on the cold branch only: taking `ctx`'s address here would keep it in
+        // memory on the hot path too, where rebuilding it costs store-forwarding stalls.
+        if ctx.flags | trace::mode() != 0 {
+            ctx.flags = trace::begin_recording(ctx, parent.map(|p| p.flags), site_id);
         }
         if install {
             l.current.set(Some(ctx));
@@ -329,7 +341,7 @@ impl Span {
     /// assert_eq!(f(), "span_doc::site");
     /// ```
     pub fn site(&self) -> Option<&'static CallSite> {
-        self.ctx.and_then(|c| c.site)
+        self.ctx.and_then(|c| c.local_site())
     }
 
     /// The span of a caller in another process, from its `traceparent` header: calls made under
@@ -354,7 +366,7 @@ impl Span {
                 trace_id: parent.trace_id,
                 span_id: parent.parent_id,
                 parent_id: None,
-                site: None,
+                site: &REMOTE_SITE,
                 key: ENTRY_KEY,
                 flags: flags::REMOTE | sampled,
             }),
@@ -487,7 +499,7 @@ impl fmt::Debug for Span {
                 .field("trace_id", &c.trace_id)
                 .field("span_id", &c.span_id)
                 .field("parent_id", &c.parent_id)
-                .field("site", &trace::site_name(c.site))
+                .field("site", &trace::site_name(c.local_site()))
                 .finish(),
         }
     }

@@ -50,6 +50,10 @@ pub use render::json::write_funcs_json;
 pub use render::prometheus::{write_prometheus, Buckets, BucketsError, Format};
 pub use render::stats::{write_stats_json, write_stats_text};
 pub use render::text::write_text;
+pub use render::trace::{
+    write_ps_dot, write_ps_json, write_ps_text, write_trace_json, write_trace_svg,
+    write_traces_json, write_traces_svg,
+};
 pub use routes::{PrefixError, Routes};
 pub use server::{serve, Config, MonitorService, ServeError, Server};
 

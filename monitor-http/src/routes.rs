@@ -1,12 +1,16 @@
 //! Routing: from a request's method, path and query to a rendered response.
 
+use std::time::Duration;
+
 use bytes::Bytes;
-use http::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE, LOCATION};
+use http::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::render;
 use crate::render::prometheus::{Buckets, Format};
+use monitor_core::trace::{Trace, Watch, WatchError, WatchFilter};
+use monitor_core::TraceId;
 
 /// The monitor's pages, answerable under any path prefix.
 ///
@@ -43,7 +47,15 @@ struct BadQuery(String);
 #[derive(Default)]
 struct Query {
     filter: Option<String>,
+    regex: Option<String>,
+    trace_id: Option<String>,
+    preselect: Option<String>,
+    timeout: Option<String>,
 }
+
+/// The longest a trace view waits (`timeout=`), and how long it waits unless told.
+pub(crate) const TRACE_TIMEOUT_CAP: Duration = Duration::from_secs(120);
+pub(crate) const TRACE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
 
 fn parse_query(raw: Option<&str>) -> Result<Query, BadQuery> {
     let mut q = Query::default();
@@ -52,20 +64,187 @@ fn parse_query(raw: Option<&str>) -> Result<Query, BadQuery> {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let key = decode(k)?;
         let value = decode(v)?;
-        match key.as_str() {
-            "filter" if q.filter.is_some() => {
-                return Err(BadQuery("query parameter `filter` given twice".into()))
-            }
-            "filter" => q.filter = Some(value),
+        let slot = match key.as_str() {
+            "filter" => &mut q.filter,
+            "regex" => &mut q.regex,
+            "trace_id" => &mut q.trace_id,
+            "preselect" => &mut q.preselect,
+            "timeout" => &mut q.timeout,
             other => {
                 return Err(BadQuery(format!(
-                    "unknown query parameter `{other}`; the views accept `filter=<part of a \
-                     function name>`"
+                    "unknown query parameter `{other}`; the function views accept \
+                     `filter=<part of a function name>`, the trace views `regex=`, `trace_id=`, \
+                     `timeout=` and `preselect=false`"
                 )))
             }
+        };
+        if slot.is_some() {
+            return Err(BadQuery(format!("query parameter `{key}` given twice")));
         }
+        *slot = Some(value);
     }
     Ok(q)
+}
+
+/// `500ms`, `5s`, `2m`, or a number of seconds.
+fn parse_timeout(s: &str) -> Result<Duration, BadQuery> {
+    let bad = || {
+        BadQuery(format!(
+            "timeout `{s}` is not a duration; give e.g. `timeout=500ms`, `timeout=10s` or \
+             `timeout=2m` (at most {}s)",
+            TRACE_TIMEOUT_CAP.as_secs()
+        ))
+    };
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(bad()),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(bad());
+    }
+    let d = Duration::from_secs_f64(secs.min(1e9));
+    if d > TRACE_TIMEOUT_CAP {
+        return Err(BadQuery(format!(
+            "timeout {s} is above the cap of {}s; a shorter wait keeps watches free for others",
+            TRACE_TIMEOUT_CAP.as_secs()
+        )));
+    }
+    Ok(d)
+}
+
+/// What a trace view waits for, with how to answer.
+struct TraceWait {
+    /// `None`: nothing can match (`preselect=false` with a regex that names no function).
+    watch: Option<Watch>,
+    timeout: Duration,
+    svg: bool,
+    what: String,
+}
+
+enum Prepared {
+    Done(Response<Full<Bytes>>),
+    Wait(TraceWait),
+}
+
+impl TraceWait {
+    fn answer(self, trace: Option<Trace>) -> Response<Full<Bytes>> {
+        let Some(trace) = trace else {
+            return text(
+                StatusCode::GATEWAY_TIMEOUT,
+                PLAIN,
+                format!(
+                    "no call {} finished within {:?}; trigger one while waiting, or pass a longer \
+                     timeout= (at most {}s)\n",
+                    self.what,
+                    self.timeout,
+                    TRACE_TIMEOUT_CAP.as_secs()
+                ),
+            );
+        };
+        let mut body = String::new();
+        let mut resp = if self.svg {
+            render::trace::write_trace_svg(&trace, &mut body);
+            text(StatusCode::OK, SVG, body)
+        } else {
+            render::trace::write_trace_json(&trace, &mut body);
+            text(StatusCode::OK, "application/json", body)
+        };
+        if let Ok(v) = HeaderValue::from_str(&trace.trace_id.to_string()) {
+            resp.headers_mut().insert("x-monitor-trace-id", v);
+        }
+        resp
+    }
+}
+
+const SVG: &str = "image/svg+xml";
+
+fn trace_wait(q: &Query, svg: bool) -> Prepared {
+    match trace_watch(q, svg) {
+        Ok(wait) => Prepared::Wait(wait),
+        Err(resp) => Prepared::Done(*resp),
+    }
+}
+
+fn trace_watch(q: &Query, svg: bool) -> Result<TraceWait, Box<Response<Full<Bytes>>>> {
+    let bad = |msg: String| Box::new(text(StatusCode::BAD_REQUEST, PLAIN, format!("{msg}\n")));
+    let timeout = match &q.timeout {
+        Some(t) => parse_timeout(t).map_err(|BadQuery(m)| bad(m))?,
+        None => TRACE_TIMEOUT_DEFAULT,
+    };
+    let preselect = match q.preselect.as_deref() {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => return Err(bad(format!("preselect=`{other}`: give true or false"))),
+    };
+    let trace_id = match &q.trace_id {
+        None => None,
+        Some(t) => {
+            let ok = t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit());
+            match u128::from_str_radix(t, 16) {
+                Ok(v) if ok && v != 0 => Some(TraceId::from_u128(v)),
+                _ => {
+                    return Err(bad(format!(
+                        "trace_id `{t}` is not a trace id: give 32 hex digits, not all zero"
+                    )))
+                }
+            }
+        }
+    };
+    let mut what = String::new();
+    let filter = match &q.regex {
+        Some(r) => {
+            let re =
+                regex::Regex::new(r).map_err(|e| bad(format!("regex `{r}` is invalid: {e}")))?;
+            let f = WatchFilter::function(|s| re.is_match(s.name()));
+            what = format!("of a function matching `{r}`");
+            if f.matched_functions() == Some(0) {
+                if preselect {
+                    return Err(bad(format!(
+                        "regex `{r}` matches 0 functions; the index lists them (or pass \
+                         preselect=false to wait anyway)"
+                    )));
+                }
+                if trace_id.is_none() {
+                    return Ok(TraceWait { watch: None, timeout, svg, what });
+                }
+            }
+            match trace_id {
+                Some(id) => f.in_trace(id),
+                None => f,
+            }
+        }
+        None => match trace_id {
+            Some(id) => WatchFilter::trace(id),
+            None => {
+                return Err(bad("the trace views need `regex=<function name pattern>` and/or \
+                     `trace_id=<32 hex digits>`, e.g. /trace/svg?regex=handle"
+                    .into()))
+            }
+        },
+    };
+    if let Some(id) = trace_id {
+        what = if what.is_empty() {
+            format!("in trace {id}")
+        } else {
+            format!("{what} in trace {id}")
+        };
+    }
+    match Watch::start(filter) {
+        Ok(w) => Ok(TraceWait { watch: Some(w), timeout, svg, what }),
+        Err(e @ WatchError::TooMany { .. }) => {
+            let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, PLAIN, format!("{e}\n"));
+            resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            Err(Box::new(resp))
+        }
+        Err(e) => Err(bad(e.to_string())),
+    }
 }
 
 /// Percent-decoding of a query component (`+` is a space), as UTF-8.
@@ -154,6 +333,10 @@ impl Routes {
     /// let resp = routes.respond(&Method::GET, "/nope", None, &HeaderMap::new());
     /// assert_eq!(resp.status(), 404);
     /// ```
+    ///
+    /// The trace views (`/trace/json`, `/trace/svg`) wait for a matching call: here, by
+    /// blocking the calling thread up to the request's timeout. Async servers use
+    /// [`Routes::handle`], which waits without blocking.
     pub fn respond(
         &self,
         method: &Method,
@@ -161,11 +344,67 @@ impl Routes {
         query: Option<&str>,
         headers: &HeaderMap,
     ) -> Response<Full<Bytes>> {
-        let mut resp = self.respond_get(method, path, query, headers);
-        if method == Method::HEAD {
-            *resp.body_mut() = Full::new(Bytes::new());
-        }
-        resp
+        let resp = match self.prepare(method, path, query, headers) {
+            Prepared::Done(resp) => resp,
+            Prepared::Wait(wait) => {
+                let trace = match &wait.watch {
+                    Some(w) => w.wait(wait.timeout).ok(),
+                    None => {
+                        std::thread::sleep(wait.timeout);
+                        None
+                    }
+                };
+                wait.answer(trace)
+            }
+        };
+        head(method, resp)
+    }
+
+    /// Answers one request like [`Routes::respond`], waiting for traces asynchronously (on
+    /// tokio's timer).
+    ///
+    /// ```
+    /// use http::{HeaderMap, Method};
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let routes = monitor_http::Routes::new("").unwrap();
+    /// let resp = routes.handle(&Method::GET, "/trace/json", Some("regex=nothing-has-this-name"), &HeaderMap::new()).await;
+    /// assert_eq!(resp.status(), 400);
+    /// # });
+    /// ```
+    pub async fn handle(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Response<Full<Bytes>> {
+        let resp = match self.prepare(method, path, query, headers) {
+            Prepared::Done(resp) => resp,
+            Prepared::Wait(wait) => {
+                let trace = match &wait.watch {
+                    Some(w) => tokio::time::timeout(wait.timeout, w.wait_async()).await.ok(),
+                    None => {
+                        tokio::time::sleep(wait.timeout).await;
+                        None
+                    }
+                };
+                wait.answer(trace)
+            }
+        };
+        head(method, resp)
+    }
+
+    fn prepare(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Prepared {
+        Prepared::Done(match self.respond_get(method, path, query, headers) {
+            Ok(resp) => resp,
+            Err(wait) => return Prepared::Wait(wait),
+        })
     }
 
     fn respond_get(
@@ -174,9 +413,9 @@ impl Routes {
         path: &str,
         query: Option<&str>,
         headers: &HeaderMap,
-    ) -> Response<Full<Bytes>> {
+    ) -> Result<Response<Full<Bytes>>, TraceWait> {
         let Some(rest) = path.strip_prefix(&self.prefix) else {
-            return not_found(path);
+            return Ok(not_found(path));
         };
         if rest.is_empty() {
             // `/monitor` → `/monitor/`, so the index's relative links resolve under the prefix.
@@ -184,10 +423,10 @@ impl Routes {
             if let Ok(loc) = HeaderValue::from_str(&format!("{}/", self.prefix)) {
                 resp.headers_mut().insert(LOCATION, loc);
             }
-            return resp;
+            return Ok(resp);
         }
         if !rest.starts_with('/') {
-            return not_found(path);
+            return Ok(not_found(path));
         }
         if method != Method::GET && method != Method::HEAD {
             let mut resp = text(
@@ -198,11 +437,13 @@ impl Routes {
                 ),
             );
             resp.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return resp;
+            return Ok(resp);
         }
         let query = match parse_query(query) {
             Ok(q) => q,
-            Err(BadQuery(msg)) => return text(StatusCode::BAD_REQUEST, PLAIN, format!("{msg}\n")),
+            Err(BadQuery(msg)) => {
+                return Ok(text(StatusCode::BAD_REQUEST, PLAIN, format!("{msg}\n")))
+            }
         };
         let view = match rest {
             "/" => View::Html,
@@ -213,8 +454,27 @@ impl Routes {
             "/stats/json" => View::StatsJson,
             "/metrics" => View::Metrics,
             "/debug/vars" => View::Expvar,
-            _ => return not_found(path),
+            "/trace/json" | "/trace/svg" => {
+                if query.filter.is_some() {
+                    return Ok(bad_param("filter", "the function views"));
+                }
+                return match trace_wait(&query, rest == "/trace/svg") {
+                    Prepared::Wait(wait) => Err(wait),
+                    Prepared::Done(resp) => Ok(resp),
+                };
+            }
+            "/ps" | "/ps/" | "/ps/text" | "/ps/json" | "/ps/dot" | "/trace/errors"
+            | "/trace/errors/json" | "/trace/errors/svg" => {
+                if let Some(resp) = query.misplaced(false) {
+                    return Ok(resp);
+                }
+                return Ok(trace_view(rest));
+            }
+            _ => return Ok(not_found(path)),
         };
+        if let Some(resp) = query.misplaced(true) {
+            return Ok(resp);
+        }
         let mut snapshot = monitor_core::registry().snapshot();
         if let Some(filter) = &query.filter {
             snapshot.functions.retain(|f| f.name.contains(filter.as_str()));
@@ -235,7 +495,7 @@ impl Routes {
             }
             View::Dot => {
                 render::dot::write_dot(&snapshot, &mut body);
-                "text/vnd.graphviz; charset=utf-8"
+                DOT
             }
             View::StatsText => {
                 render::stats::write_stats_text(&snapshot, &mut body);
@@ -259,7 +519,73 @@ impl Routes {
                 "application/json"
             }
         };
-        text(StatusCode::OK, content_type, body)
+        Ok(text(StatusCode::OK, content_type, body))
+    }
+}
+
+const DOT: &str = "text/vnd.graphviz; charset=utf-8";
+
+fn bad_param(name: &str, views: &str) -> Response<Full<Bytes>> {
+    text(
+        StatusCode::BAD_REQUEST,
+        PLAIN,
+        format!("query parameter `{name}` applies to {views} only\n"),
+    )
+}
+
+/// HEAD answers carry the headers of GET and no body.
+fn head(method: &Method, mut resp: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    if method == Method::HEAD {
+        *resp.body_mut() = Full::new(Bytes::new());
+    }
+    resp
+}
+
+/// `/ps` and `/trace/errors` in their formats.
+fn trace_view(rest: &str) -> Response<Full<Bytes>> {
+    use monitor_core::trace::{failed_traces, in_flight};
+    let mut body = String::new();
+    let content_type = match rest {
+        "/ps/json" => {
+            render::trace::write_ps_json(&in_flight(), &mut body);
+            "application/json"
+        }
+        "/ps/dot" => {
+            render::trace::write_ps_dot(&in_flight(), &mut body);
+            DOT
+        }
+        "/trace/errors/svg" => {
+            render::trace::write_traces_svg(&failed_traces(), &mut body);
+            SVG
+        }
+        "/trace/errors" | "/trace/errors/json" => {
+            render::trace::write_traces_json(&failed_traces(), &mut body);
+            "application/json"
+        }
+        _ => {
+            let functions = monitor_core::registry().snapshot().functions;
+            render::trace::write_ps_text(&in_flight(), &functions, &mut body);
+            PLAIN
+        }
+    };
+    text(StatusCode::OK, content_type, body)
+}
+
+impl Query {
+    /// A 400 for parameters the view does not take (`filter` only on function views).
+    fn misplaced(&self, filter_ok: bool) -> Option<Response<Full<Bytes>>> {
+        if !filter_ok && self.filter.is_some() {
+            return Some(bad_param("filter", "the function views"));
+        }
+        [
+            ("regex", &self.regex),
+            ("trace_id", &self.trace_id),
+            ("preselect", &self.preselect),
+            ("timeout", &self.timeout),
+        ]
+        .into_iter()
+        .find(|(_, v)| v.is_some())
+        .map(|(name, _)| bad_param(name, "/trace/json and /trace/svg"))
     }
 }
 

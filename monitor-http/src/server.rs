@@ -82,7 +82,7 @@ impl Default for Config {
             routes: Routes::root(),
             max_connections: 64,
             header_timeout: Duration::from_secs(5),
-            connection_timeout: Duration::from_secs(60),
+            connection_timeout: Duration::from_secs(150),
             max_header_bytes: 16 * 1024,
         }
     }
@@ -135,7 +135,8 @@ impl Config {
         self
     }
 
-    /// The longest a connection may stay open (default 60 s).
+    /// The longest a connection may stay open (default 150 s, above the 120 s a trace view may
+    /// wait for a call).
     ///
     /// ```
     /// let c = monitor_http::Config::default().connection_timeout(std::time::Duration::from_secs(10));
@@ -283,13 +284,13 @@ async fn run(config: Config, std_listener: std::net::TcpListener, mut stop: ones
         let conn = builder.serve_connection(
             io,
             service_fn(move |req: Request<hyper::body::Incoming>| {
-                let resp = routes.respond(
-                    req.method(),
-                    req.uri().path(),
-                    req.uri().query(),
-                    req.headers(),
-                );
-                std::future::ready(Ok::<_, Infallible>(resp))
+                let routes = Arc::clone(&routes);
+                async move {
+                    let (method, uri, headers) = (req.method(), req.uri(), req.headers());
+                    Ok::<_, Infallible>(
+                        routes.handle(method, uri.path(), uri.query(), headers).await,
+                    )
+                }
             }),
         );
         let limit = config.connection_timeout;
@@ -366,8 +367,12 @@ impl<B> tower_service::Service<Request<B>> for MonitorService {
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let resp =
-            self.routes.respond(req.method(), req.uri().path(), req.uri().query(), req.headers());
-        Box::pin(std::future::ready(Ok(resp)))
+        let routes = Arc::clone(&self.routes);
+        let (parts, _body) = req.into_parts();
+        Box::pin(async move {
+            Ok(routes
+                .handle(&parts.method, parts.uri.path(), parts.uri.query(), &parts.headers)
+                .await)
+        })
     }
 }

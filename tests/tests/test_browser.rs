@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use monitor_core::monitored;
 
 #[monitored(category = "render")]
@@ -16,30 +14,6 @@ fn shown(i: u32) -> Result<u32, std::fmt::Error> {
     }
 }
 
-fn chromium(args: &[&str], url: &str) -> Option<std::process::Output> {
-    let path = common::tool("chromium")?;
-    let profile = std::env::temp_dir().join(format!("monitor-chromium-{}", std::process::id()));
-    let out = Command::new(path)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .arg(url)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&profile);
-    Some(out)
-}
-
 #[test]
 fn chromium_renders_the_function_table() {
     for i in 0..8 {
@@ -47,7 +21,7 @@ fn chromium_renders_the_function_table() {
     }
     let server = monitor_http::serve("127.0.0.1:0").unwrap();
     let url = format!("http://{}/", server.local_addr());
-    let Some(out) = chromium(&["--dump-dom"], &url) else { return };
+    let Some(out) = common::chromium(&["--dump-dom"], &url) else { return };
     assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
     // The DOM as the browser built it: the table parsed into rows and cells.
     let dom = String::from_utf8_lossy(&out.stdout);
@@ -64,7 +38,7 @@ fn chromium_renders_the_function_table() {
 
     let shot = std::env::temp_dir().join(format!("monitor-index-{}.png", std::process::id()));
     let arg = format!("--screenshot={}", shot.display());
-    let Some(out) = chromium(&[&arg, "--window-size=1200,600"], &url) else { return };
+    let Some(out) = common::chromium(&[&arg, "--window-size=1200,600"], &url) else { return };
     assert!(out.status.success());
     let png = std::fs::read(&shot).unwrap();
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real picture of the page");

@@ -53,19 +53,18 @@ pub(crate) fn unix_ns() -> u64 {
 }
 
 /// Opens the record of a new recorded span (`ctx.flags` has [`flags::RECORDED`]).
-#[cold]
-#[inline(never)]
-pub(crate) fn open(ctx: &SpanCtx, parent: Option<&SpanCtx>) {
+pub(crate) fn open(ctx: &SpanCtx, parent_flags: Option<u8>) {
     RECORDED.fetch_add(1, Relaxed);
-    let local_root = parent.is_none_or(|p| p.flags & flags::RECORDED == 0);
+    let local_root = parent_flags.is_none_or(|p| p & flags::RECORDED == 0);
     let tail = tail::open(ctx.trace_id);
     let tick = clock::now();
+    let start_unix_ns = unix_ns();
     let live = Live {
         trace_id: ctx.trace_id,
         parent_id: ctx.parent_id,
-        remote_parent: parent.is_some_and(|p| p.flags & flags::REMOTE != 0),
-        site: ctx.site,
-        start_unix_ns: unix_ns(),
+        remote_parent: parent_flags.is_some_and(|p| p & flags::REMOTE != 0),
+        site: ctx.local_site(),
+        start_unix_ns,
         start_tick: tick,
         last_checkpoint: tick,
         sampled: ctx.flags & flags::SAMPLED != 0,
@@ -82,8 +81,11 @@ pub(crate) fn open(ctx: &SpanCtx, parent: Option<&SpanCtx>) {
 /// Closes a recorded span and hands its record on.
 #[cold]
 #[inline(never)]
-pub(crate) fn close(span_id: SpanId, duration_ns: u64, outcome: SpanOutcome) {
+pub(crate) fn close(span_id: SpanId, start_tick: u64, duration_ns: u64, outcome: SpanOutcome) {
     let Some(live) = shard(span_id).remove(&span_id.to_u64()) else { return };
+    // The wall clock was read when the record opened, a little before the call's own start.
+    let start_unix_ns =
+        live.start_unix_ns.saturating_add(clock::nanos_between(live.start_tick, start_tick));
     let status = live.status.unwrap_or(match outcome {
         SpanOutcome::Success | SpanOutcome::Cancelled => Status::Unset,
         SpanOutcome::Error(kind) => Status::Error(Cow::Borrowed(kind)),
@@ -96,7 +98,7 @@ pub(crate) fn close(span_id: SpanId, duration_ns: u64, outcome: SpanOutcome) {
         remote_parent: live.remote_parent,
         name: site_name(live.site),
         category: live.site.and_then(CallSite::category),
-        start_unix_ns: live.start_unix_ns,
+        start_unix_ns,
         duration_ns,
         outcome,
         status,

@@ -58,7 +58,7 @@ pub use tail::{failed_traces, keep_failed_traces, record_all, MAX_KEPT};
 pub use w3c::{TraceContextError, TraceParent, TraceState};
 pub use watch::{Watch, WatchError, WatchFilter, WatchWait, MAX_WATCHES, MAX_WATCH_SPANS};
 
-pub(crate) use live::{annotate_span, close, event_span, open, set_status_span};
+pub(crate) use live::{annotate_span, close, event_span, set_status_span};
 
 /// Span flags carried in a [`SpanCtx`].
 pub(crate) mod flags {
@@ -95,35 +95,47 @@ pub(crate) fn set_mode(bit: u8, on: bool) {
     }
 }
 
-/// The flags of a new span: its parent's, or — only while some feature wants recording — what
-/// [`decide`] says. This is the one load the hot path pays for tracing.
+/// The flags a new span takes from its parent: recorded and sampled. (A remote parent is never
+/// recorded; its sampled flag is carried on, so it reaches outgoing `traceparent` headers even
+/// when nothing here records.)
 #[inline(always)]
-pub(crate) fn flags_for(parent: Option<&SpanCtx>, site_id: u32, trace_id: TraceId) -> u8 {
-    let inherited = match parent {
-        Some(p) if p.flags & flags::REMOTE == 0 => p.flags & flags::INHERITED,
-        _ => 0,
-    };
-    if inherited & flags::RECORDED != 0 {
-        return inherited;
+pub(crate) fn inherited(parent: Option<&SpanCtx>) -> u8 {
+    parent.map_or(0, |p| p.flags & flags::INHERITED)
+}
+
+/// Which features want recording: zero while none does. With [`inherited`], this one relaxed
+/// load is all the hot path pays for tracing.
+#[inline(always)]
+pub(crate) fn mode() -> u8 {
+    MODE.load(Relaxed)
+}
+
+/// A new span whose parent is recorded, or started while some feature wants recording: its
+/// flags, and its live record opened if it is recorded.
+#[cold]
+#[inline(never)]
+pub(crate) fn begin_recording(ctx: SpanCtx, parent_flags: Option<u8>, site_id: u32) -> u8 {
+    let mut f = ctx.flags;
+    if f & flags::RECORDED == 0 {
+        let mode = mode();
+        if mode != 0 {
+            f |= decide(mode, parent_flags, site_id, ctx.trace_id);
+        }
     }
-    let mode = MODE.load(Relaxed);
-    if mode == 0 {
-        return inherited;
+    if f & flags::RECORDED != 0 {
+        live::open(&SpanCtx { flags: f, ..ctx }, parent_flags);
     }
-    decide(mode, parent, site_id, trace_id)
+    f
 }
 
 /// Head sampling threshold over the trace id's high 64 bits (`u64::MAX` samples everything).
 static SAMPLE_BELOW: AtomicU64 = AtomicU64::new(0);
 
-#[cold]
-#[inline(never)]
-fn decide(mode: u8, parent: Option<&SpanCtx>, site_id: u32, trace_id: TraceId) -> u8 {
+fn decide(mode: u8, parent_flags: Option<u8>, site_id: u32, trace_id: TraceId) -> u8 {
     let mut f = 0;
     if mode & mode::SAMPLE != 0 {
-        let sampled = match parent {
-            Some(p) if p.flags & flags::REMOTE != 0 => p.flags & flags::SAMPLED != 0,
-            Some(_) => false,
+        let sampled = match parent_flags {
+            Some(p) => p & flags::SAMPLED != 0,
             None => {
                 let below = SAMPLE_BELOW.load(Relaxed);
                 below == u64::MAX || ((trace_id.to_u128() >> 64) as u64) < below

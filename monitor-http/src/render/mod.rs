@@ -7,4 +7,5 @@ pub(crate) mod json;
 pub(crate) mod prometheus;
 pub(crate) mod stats;
 pub(crate) mod text;
+pub(crate) mod trace;
 pub(crate) mod util;

@@ -100,3 +100,33 @@ pub fn check_with(tool_name: &str, args: &[&str], input: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs headless Chromium on `url` with `args` (e.g. `--dump-dom`); `None` where it is missing
+/// (see [`tool`]).
+pub fn chromium(args: &[&str], url: &str) -> Option<std::process::Output> {
+    let path = tool("chromium")?;
+    let profile = std::env::temp_dir().join(format!(
+        "monitor-chromium-{}-{}",
+        std::process::id(),
+        url.len() ^ args.len() << 8
+    ));
+    let out = Command::new(path)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+    Some(out)
+}

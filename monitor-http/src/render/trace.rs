@@ -1,0 +1,462 @@
+//! Traces and spans in flight: JSON, an SVG timeline, and `/ps` as text, JSON and dot.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
+
+use monitor_core::trace::{ActiveSpan, AttributeValue, SpanRecord, Status, Trace};
+use monitor_core::{FunctionStats, SpanId};
+
+use super::util::{html, json_f64, json_str, Nanos};
+
+fn json_value(v: &AttributeValue, out: &mut String) {
+    match v {
+        AttributeValue::Str(s) => json_str(s, out),
+        AttributeValue::I64(i) => {
+            let _ = write!(out, "{i}");
+        }
+        // JSON has no NaN or infinity: such a value is written as null.
+        AttributeValue::F64(f) if !f.is_finite() => out.push_str("null"),
+        AttributeValue::F64(f) => json_f64(*f, out),
+        AttributeValue::Bool(b) => {
+            let _ = write!(out, "{b}");
+        }
+    }
+}
+
+fn json_annotations<'a>(
+    attrs: impl IntoIterator<Item = &'a (std::borrow::Cow<'static, str>, AttributeValue)>,
+    out: &mut String,
+) {
+    out.push('{');
+    for (i, (k, v)) in attrs.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_str(k, out);
+        out.push(':');
+        json_value(v, out);
+    }
+    out.push('}');
+}
+
+fn json_opt_id(id: Option<SpanId>, out: &mut String) {
+    match id {
+        Some(id) => {
+            let _ = write!(out, "\"{id}\"");
+        }
+        None => out.push_str("null"),
+    }
+}
+
+/// The spans of a trace in display order: depth first from the roots, children by start.
+/// Returns each span with its depth.
+fn ordered(spans: &[&SpanRecord]) -> Vec<(usize, usize)> {
+    let ids: HashSet<SpanId> = spans.iter().map(|s| s.span_id).collect();
+    let mut children: HashMap<SpanId, Vec<usize>> = HashMap::new();
+    let mut roots = Vec::new();
+    for (i, s) in spans.iter().enumerate() {
+        match s.parent_id.filter(|p| ids.contains(p)) {
+            Some(p) => children.entry(p).or_default().push(i),
+            None => roots.push(i),
+        }
+    }
+    let by_start =
+        |v: &mut Vec<usize>| v.sort_by_key(|&i| (spans[i].start_unix_ns, spans[i].span_id));
+    by_start(&mut roots);
+    children.values_mut().for_each(by_start);
+    let mut out = Vec::with_capacity(spans.len());
+    let mut stack: Vec<(usize, usize)> = roots.into_iter().rev().map(|i| (i, 0)).collect();
+    while let Some((i, depth)) = stack.pop() {
+        out.push((i, depth));
+        if let Some(kids) = children.get(&spans[i].span_id) {
+            stack.extend(kids.iter().rev().map(|&k| (k, depth + 1)));
+        }
+    }
+    out
+}
+
+fn json_span(s: &SpanRecord, out: &mut String) {
+    let _ = write!(
+        out,
+        "{{\"trace_id\":\"{}\",\"span_id\":\"{}\",\"parent_id\":",
+        s.trace_id, s.span_id
+    );
+    json_opt_id(s.parent_id, out);
+    let _ = write!(out, ",\"remote_parent\":{},\"name\":", s.remote_parent);
+    json_str(s.name, out);
+    out.push_str(",\"category\":");
+    match s.category {
+        Some(c) => json_str(c, out),
+        None => out.push_str("null"),
+    }
+    let _ = write!(
+        out,
+        ",\"start_unix_ns\":{},\"duration_ns\":{},\"outcome\":\"{}\",\"error_kind\":",
+        s.start_unix_ns, s.duration_ns, s.outcome
+    );
+    match s.outcome.error_kind() {
+        Some(k) => json_str(k, out),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"status\":");
+    match &s.status {
+        Status::Unset => out.push_str("{\"code\":\"unset\"}"),
+        Status::Ok => out.push_str("{\"code\":\"ok\"}"),
+        Status::Error(d) => {
+            out.push_str("{\"code\":\"error\",\"description\":");
+            json_str(d, out);
+            out.push('}');
+        }
+    }
+    out.push_str(",\"annotations\":");
+    json_annotations(&s.annotations, out);
+    out.push_str(",\"events\":[");
+    for (i, e) in s.events.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"name\":");
+        json_str(&e.name, out);
+        let _ = write!(out, ",\"unix_ns\":{},\"since_checkpoint_ns\":", e.unix_ns);
+        match e.since_checkpoint_ns {
+            Some(ns) => {
+                let _ = write!(out, "{ns}");
+            }
+            None => out.push_str("null"),
+        }
+        out.push('}');
+    }
+    let _ = write!(out, "],\"dropped\":{}}}", s.dropped);
+}
+
+/// A trace as a JSON list of spans, root first, then depth first with children by start time.
+/// Each span: `trace_id`, `span_id`, `parent_id` (lower hex), `name`, `category`,
+/// `start_unix_ns`, `duration_ns`, `outcome` (`success`, `error`, `panic`, `cancelled`),
+/// `error_kind`, `status`, `annotations` (an object), `events`, `dropped`.
+///
+/// ```
+/// # fn show(trace: &monitor_core::trace::Trace) {
+/// let mut out = String::new();
+/// monitor_http::write_trace_json(trace, &mut out);
+/// # }
+/// ```
+pub fn write_trace_json(trace: &Trace, out: &mut String) {
+    let spans: Vec<&SpanRecord> = trace.spans.iter().map(|s| &**s).collect();
+    out.push('[');
+    for (n, (i, _)) in ordered(&spans).into_iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push('\n');
+        json_span(spans[i], out);
+    }
+    out.push_str("\n]\n");
+}
+
+/// Several traces (e.g. [`monitor_core::trace::failed_traces`]) as a JSON list of
+/// `{"trace_id", "root_span_id", "dropped_spans", "spans": [...]}`.
+///
+/// ```
+/// let mut out = String::new();
+/// monitor_http::write_traces_json(&[], &mut out);
+/// assert_eq!(out.trim(), "[]");
+/// ```
+pub fn write_traces_json(traces: &[std::sync::Arc<Trace>], out: &mut String) {
+    out.push('[');
+    for (n, t) in traces.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "\n{{\"trace_id\":\"{}\",\"root_span_id\":\"{}\",\"dropped_spans\":{},\"spans\":",
+            t.trace_id, t.root, t.dropped_spans
+        );
+        write_trace_json(t, out);
+        out.push('}');
+    }
+    out.push_str("]\n");
+}
+
+const ROW: f64 = 22.0;
+const WIDTH: f64 = 1200.0;
+
+fn colour(s: &SpanRecord) -> &'static str {
+    use monitor_core::trace::SpanOutcome::*;
+    match s.outcome {
+        Success => "#4c9a52",
+        Error(_) => "#d9480f",
+        Panic => "#a61e4d",
+        Cancelled => "#868e96",
+    }
+}
+
+fn tooltip(s: &SpanRecord, t0: u64, out: &mut String) {
+    let mut t = format!(
+        "{}\nspan {} (parent {})\nstart +{}  duration {}\noutcome: {}",
+        s.name,
+        s.span_id,
+        s.parent_id.map_or_else(|| "none".to_string(), |p| p.to_string()),
+        Nanos(u128::from(s.start_unix_ns.saturating_sub(t0))),
+        Nanos(u128::from(s.duration_ns)),
+        s.outcome
+    );
+    if let Some(k) = s.outcome.error_kind() {
+        let _ = write!(t, " ({k})");
+    }
+    if let Status::Error(d) = &s.status {
+        let _ = write!(t, "\nstatus: error: {d}");
+    }
+    for (k, v) in &s.annotations {
+        let _ = write!(t, "\n{k} = {v}");
+    }
+    for e in &s.events {
+        let _ = write!(
+            t,
+            "\nevent +{} {}",
+            Nanos(u128::from(e.unix_ns.saturating_sub(s.start_unix_ns))),
+            e.name
+        );
+        if let Some(ns) = e.since_checkpoint_ns {
+            let _ = write!(t, " ({} since previous checkpoint)", Nanos(u128::from(ns)));
+        }
+    }
+    html(&t, out);
+}
+
+/// Draws one trace's timeline at vertical offset `y0`; returns its height.
+fn timeline(trace: &Trace, y0: f64, out: &mut String) -> f64 {
+    let spans: Vec<&SpanRecord> = trace.spans.iter().map(|s| &**s).collect();
+    let t0 = spans.iter().map(|s| s.start_unix_ns).min().unwrap_or(0);
+    let t1 = spans.iter().map(|s| s.end_unix_ns()).max().unwrap_or(t0).max(t0 + 1);
+    let total = (t1 - t0) as f64;
+    let x_of = |ns: u64| (ns.saturating_sub(t0)) as f64 / total * (WIDTH - 20.0) + 10.0;
+    let _ = write!(
+        out,
+        "<text x=\"10\" y=\"{:.0}\" class=\"h\">trace {} · {} spans · {}",
+        y0 + 16.0,
+        trace.trace_id,
+        spans.len(),
+        Nanos(u128::from(t1 - t0))
+    );
+    if trace.dropped_spans > 0 {
+        let _ = write!(out, " · {} spans dropped", trace.dropped_spans);
+    }
+    out.push_str("</text>\n");
+    // Time axis: five ticks.
+    let axis = y0 + 26.0;
+    for k in 0..=4 {
+        let x = 10.0 + (WIDTH - 20.0) * f64::from(k) / 4.0;
+        let ns = (total * f64::from(k) / 4.0) as u128;
+        let _ = writeln!(out, "<line x1=\"{x:.1}\" y1=\"{axis:.0}\" x2=\"{x:.1}\" y2=\"{:.0}\" class=\"tick\"/><text x=\"{:.1}\" y=\"{:.0}\" class=\"t\">+{}</text>", axis + 4.0, if k == 4 { x - 2.0 } else { x + 2.0 }, axis - 2.0, Nanos(ns));
+    }
+    let mut y = axis + 8.0;
+    for (i, _depth) in ordered(&spans) {
+        let s = spans[i];
+        let x = x_of(s.start_unix_ns);
+        let w = (s.duration_ns as f64 / total * (WIDTH - 20.0)).max(1.0);
+        let _ = write!(out, "<g class=\"span {}\"><title>", s.outcome);
+        tooltip(s, t0, out);
+        let _ = write!(out, "</title><rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{:.0}\" rx=\"2\" fill=\"{}\"/>", y, ROW - 4.0, colour(s));
+        for e in &s.events {
+            let ex = x_of(e.unix_ns);
+            let _ = write!(
+                out,
+                "<line x1=\"{ex:.1}\" y1=\"{:.1}\" x2=\"{ex:.1}\" y2=\"{:.1}\" class=\"ev\"/>",
+                y,
+                y + ROW - 4.0
+            );
+        }
+        // Labels start at their bar; in the right part they end at the bar's end instead.
+        let label_x = x + 3.0;
+        let anchor_right = label_x > WIDTH * 0.6;
+        let (lx, anchor) = if anchor_right { (x + w - 3.0, "end") } else { (label_x, "start") };
+        let _ =
+            write!(out, "<text x=\"{lx:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">", y + ROW - 9.0);
+        html(&format!("{} ({})", s.name, Nanos(u128::from(s.duration_ns))), out);
+        out.push_str("</text></g>\n");
+        y += ROW;
+    }
+    y - y0 + 10.0
+}
+
+const SVG_STYLE: &str = concat!(
+    "<style>text{font:12px ui-monospace,monospace;fill:#111}text.h{font-weight:bold}",
+    "text.t{fill:#666;font-size:10px}line.tick{stroke:#bbb}line.ev{stroke:#fff;stroke-width:1.5}",
+    "g.span text{fill:#111;paint-order:stroke;stroke:#fff;stroke-width:3px}</style>\n"
+);
+
+/// A trace as an SVG timeline: one bar per span, nested by parent (depth first, children by
+/// start), coloured by outcome (green success, orange error, crimson panic, grey cancelled),
+/// labelled `name (duration)`, with a tooltip of ids, outcome, annotations and events (white
+/// ticks on the bar).
+///
+/// ```
+/// # fn show(trace: &monitor_core::trace::Trace) {
+/// let mut svg = String::new();
+/// monitor_http::write_trace_svg(trace, &mut svg);
+/// # }
+/// ```
+pub fn write_trace_svg(trace: &Trace, out: &mut String) {
+    write_traces_svg(std::slice::from_ref(trace), out);
+}
+
+/// Several traces stacked in one SVG (see [`write_trace_svg`]).
+///
+/// ```
+/// let mut svg = String::new();
+/// monitor_http::write_traces_svg::<monitor_core::trace::Trace>(&[], &mut svg);
+/// assert!(svg.contains("no traces"));
+/// ```
+pub fn write_traces_svg<T: std::borrow::Borrow<Trace>>(traces: &[T], out: &mut String) {
+    let mut body = String::new();
+    let mut y = 0.0;
+    for t in traces {
+        y += timeline(t.borrow(), y, &mut body);
+    }
+    if traces.is_empty() {
+        body.push_str("<text x=\"10\" y=\"20\">no traces</text>\n");
+        y = 30.0;
+    }
+    let _ = write!(
+        out,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH:.0}\" height=\"{y:.0}\" viewBox=\"0 0 {WIDTH:.0} {y:.0}\">\n{SVG_STYLE}{body}</svg>\n"
+    );
+}
+
+/// Trees of in-flight spans, per trace: (depth, span).
+fn ps_trees(spans: &[ActiveSpan]) -> Vec<Vec<(usize, &ActiveSpan)>> {
+    let mut by_trace: Vec<(monitor_core::TraceId, Vec<&ActiveSpan>)> = Vec::new();
+    for s in spans {
+        match by_trace.iter_mut().find(|(t, _)| *t == s.trace_id) {
+            Some((_, v)) => v.push(s),
+            None => by_trace.push((s.trace_id, vec![s])),
+        }
+    }
+    by_trace
+        .into_iter()
+        .map(|(_, v)| {
+            let ids: HashSet<SpanId> = v.iter().map(|s| s.span_id).collect();
+            let mut out = Vec::new();
+            let mut stack: Vec<(usize, &ActiveSpan)> = v
+                .iter()
+                .filter(|s| s.parent_id.is_none_or(|p| !ids.contains(&p)))
+                .rev()
+                .map(|s| (0, *s))
+                .collect();
+            while let Some((d, s)) = stack.pop() {
+                out.push((d, s));
+                stack.extend(
+                    v.iter().filter(|c| c.parent_id == Some(s.span_id)).rev().map(|c| (d + 1, *c)),
+                );
+            }
+            out
+        })
+        .collect()
+}
+
+/// `/ps`: the recorded spans running now as trees per trace, oldest first, with elapsed time;
+/// then the calls in flight per function (from `current`, known for every call).
+///
+/// ```
+/// let mut out = String::new();
+/// monitor_http::write_ps_text(&monitor_core::trace::in_flight(), &monitor_core::registry().snapshot().functions, &mut out);
+/// ```
+pub fn write_ps_text(spans: &[ActiveSpan], functions: &[FunctionStats], out: &mut String) {
+    let trees = ps_trees(spans);
+    if trees.is_empty() {
+        out.push_str("no recorded spans in flight (monitor_core::trace::record_all(true) records every call)\n");
+    }
+    for tree in trees {
+        if let Some((_, root)) = tree.first() {
+            let _ = writeln!(out, "trace {}", root.trace_id);
+        }
+        for (depth, s) in tree {
+            let _ = write!(
+                out,
+                "{:indent$}{} [{}] running {}",
+                "",
+                s.name,
+                s.span_id,
+                Nanos(u128::from(s.elapsed_ns)),
+                indent = 2 + 2 * depth
+            );
+            for (k, v) in &s.annotations {
+                let _ = write!(out, " {k}={v}");
+            }
+            out.push('\n');
+        }
+    }
+    out.push_str("\nin flight per function:\n");
+    let mut any = false;
+    for f in functions.iter().filter(|f| f.current > 0) {
+        any = true;
+        let _ = writeln!(out, "  {} {}", f.name, f.current);
+    }
+    if !any {
+        out.push_str("  none\n");
+    }
+}
+
+/// `/ps/json`: the recorded spans running now, as a list of
+/// `{trace_id, span_id, parent_id, name, start_unix_ns, elapsed_ns, annotations}`.
+///
+/// ```
+/// let mut out = String::new();
+/// monitor_http::write_ps_json(&[], &mut out);
+/// assert_eq!(out.trim(), "[]");
+/// ```
+pub fn write_ps_json(spans: &[ActiveSpan], out: &mut String) {
+    out.push('[');
+    for (n, s) in spans.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "\n{{\"trace_id\":\"{}\",\"span_id\":\"{}\",\"parent_id\":",
+            s.trace_id, s.span_id
+        );
+        json_opt_id(s.parent_id, out);
+        out.push_str(",\"name\":");
+        json_str(s.name, out);
+        let _ = write!(
+            out,
+            ",\"start_unix_ns\":{},\"elapsed_ns\":{},\"annotations\":",
+            s.start_unix_ns, s.elapsed_ns
+        );
+        json_annotations(&s.annotations, out);
+        out.push('}');
+    }
+    out.push_str("]\n");
+}
+
+/// `/ps/dot`: the recorded spans running now for Graphviz, one cluster per trace.
+///
+/// ```
+/// let mut out = String::new();
+/// monitor_http::write_ps_dot(&[], &mut out);
+/// assert!(out.starts_with("digraph"));
+/// ```
+pub fn write_ps_dot(spans: &[ActiveSpan], out: &mut String) {
+    out.push_str("digraph ps {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
+    for (n, tree) in ps_trees(spans).into_iter().enumerate() {
+        let _ = writeln!(out, "  subgraph cluster_{n} {{");
+        if let Some((_, root)) = tree.first() {
+            let _ = writeln!(out, "    label=\"trace {}\";", root.trace_id);
+        }
+        for (_, s) in &tree {
+            let label = format!(
+                "{}\\nrunning {}",
+                s.name.replace('\\', "\\\\").replace('"', "\\\""),
+                Nanos(u128::from(s.elapsed_ns))
+            );
+            let _ = writeln!(out, "    s{} [label=\"{label}\"];", s.span_id);
+            if let Some(p) = s.parent_id.filter(|p| tree.iter().any(|(_, q)| q.span_id == *p)) {
+                let _ = writeln!(out, "    s{p} -> s{};", s.span_id);
+            }
+        }
+        out.push_str("  }\n");
+    }
+    out.push_str("}\n");
+}
