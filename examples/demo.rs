@@ -71,6 +71,8 @@ fn main() {
     std::panic::set_hook(Box::new(|_| {}));
 
     monitor_core::process::register();
+    // Keep the last 32 traces in which a call failed, whole: /trace/errors/svg.
+    monitor_core::trace::keep_failed_traces(32);
     let server = match monitor_http::serve(addr) {
         Ok(server) => server,
         Err(e) => {
@@ -84,6 +86,12 @@ fn main() {
     println!("  {base}/funcs        per function: callers, counts, errors, latency quantiles");
     println!("  {base}/funcs/dot    the call graph (dot -Tsvg), /funcs/json, /stats, /stats/json");
     println!("  {base}/metrics      Prometheus; /debug/vars for expvar readers");
+    println!(
+        "  {base}/trace/svg?regex=Proxy::handle   the next request's call tree (or /trace/json)"
+    );
+    println!(
+        "  {base}/trace/errors/svg                the last failed requests, whole; /ps in flight"
+    );
 
     let proxy = Arc::new(Proxy::new(0x5eed));
     let started = Instant::now();

@@ -33,6 +33,9 @@
 //! | `/stats/json` | `[measurement, {tags}, field, value]` | [`write_stats_json`] |
 //! | `/metrics` | Prometheus text format, or OpenMetrics when asked | [`write_prometheus`] |
 //! | `/debug/vars` | expvar-style JSON (Go's `expvar`, for Datadog's go_expvar check) | [`write_expvar`] |
+//! | `/trace/svg`, `/trace/json` | the next matching call's tree of spans (`regex=`, `trace_id=`, `timeout=`) | [`write_trace_svg`], [`write_trace_json`] |
+//! | `/ps`, `/ps/json`, `/ps/dot` | recorded calls in flight as trees | [`write_ps_text`], [`write_ps_json`], [`write_ps_dot`] |
+//! | `/trace/errors`, `/trace/errors/svg` | the kept failed traces | [`write_traces_json`], [`write_traces_svg`] |
 //!
 //! The function views take `?filter=<part of a name>`. Every renderer is a pure function of a
 //! snapshot; the server reads the statistics and never blocks the instrumented program.

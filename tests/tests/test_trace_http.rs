@@ -227,6 +227,14 @@ fn trace_svg_parses_as_xml_and_renders_in_chromium() {
         assert!(x(b, "x") >= rx - 0.1 && x(b, "x") + x(b, "width") <= rx + rw + 1.5);
     }
 
+    // The index's capture link of the function answers the same way.
+    let index = get(server.local_addr(), "/").body;
+    let row = index.split("<tr").find(|r| r.contains(">test_trace_http::serve_page<")).unwrap();
+    let href = row.split("href=\"").nth(1).unwrap().split('"').next().unwrap();
+    let r = get(server.local_addr(), &format!("/{href}"));
+    assert_eq!(r.status, 200, "{href}: {}", r.body);
+    assert!(r.body.contains("test_trace_http::serve_page ("));
+
     let url = format!("http://{}/trace/svg?regex=serve_page", server.local_addr());
     let Some(out) = common::chromium(&["--dump-dom"], &url) else { return };
     assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));

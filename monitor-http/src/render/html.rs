@@ -7,7 +7,7 @@ use monitor_core::{FunctionStats, MetricValue, Snapshot};
 use super::util::{html, Nanos};
 
 /// The views the index links to: path (relative to the index) and title.
-pub(crate) const VIEWS: [(&str, &str); 7] = [
+pub(crate) const VIEWS: [(&str, &str); 10] = [
     ("funcs", "functions (text)"),
     ("funcs/json", "functions (JSON)"),
     ("funcs/dot", "call graph (Graphviz dot)"),
@@ -15,6 +15,9 @@ pub(crate) const VIEWS: [(&str, &str); 7] = [
     ("stats/json", "all statistics (JSON)"),
     ("metrics", "Prometheus metrics"),
     ("debug/vars", "expvar (JSON)"),
+    ("ps", "calls in flight (recorded traces)"),
+    ("trace/errors/svg", "failed traces (SVG)"),
+    ("trace/errors", "failed traces (JSON)"),
 ];
 
 /// `/`: a page with links to every view and a table of the called functions (name, category,
@@ -45,6 +48,13 @@ pub fn write_html(snapshot: &Snapshot, out: &mut String) {
         let _ = write!(out, "<a href=\"{href}\">{title}</a>");
     }
     out.push_str("</nav>\n");
+    out.push_str(concat!(
+        "<form action=\"trace/svg\" class=\"capture\">Capture the next call of ",
+        "<input name=\"regex\" placeholder=\"function name regex\" required> within ",
+        "<input name=\"timeout\" value=\"30s\" size=\"5\"> ",
+        "<button>trace (SVG)</button> <button formaction=\"trace/json\">trace (JSON)</button>",
+        "</form>\n"
+    ));
     let called: Vec<&FunctionStats> = snapshot.iter_called().collect();
     let _ = writeln!(
         out,
@@ -55,7 +65,8 @@ pub fn write_html(snapshot: &Snapshot, out: &mut String) {
     out.push_str(concat!(
         "<table id=\"functions\"><thead><tr><th class=\"name\">function</th>",
         "<th class=\"name\">category</th><th>current</th><th>highwater</th><th>success</th>",
-        "<th>errors</th><th>panics</th><th>cancelled</th><th>p50</th><th>p99</th></tr></thead>",
+        "<th>errors</th><th>panics</th><th>cancelled</th><th>p50</th><th>p99</th>",
+        "<th class=\"name\">trace</th></tr></thead>",
         "<tbody>\n"
     ));
     for f in &called {
@@ -168,13 +179,48 @@ fn row(f: &FunctionStats, out: &mut String) {
     );
     let d = &f.success_times;
     if d.count == 0 {
-        out.push_str("<td class=\"muted\">-</td><td class=\"muted\">-</td></tr>\n");
+        out.push_str("<td class=\"muted\">-</td><td class=\"muted\">-</td>");
     } else {
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "<td>{}</td><td>{}</td></tr>",
+            "<td>{}</td><td>{}</td>",
             Nanos(u128::from(d.quantile(0.5))),
             Nanos(u128::from(d.quantile(0.99)))
         );
+    }
+    out.push_str("<td class=\"name\"><a href=\"trace/svg?regex=");
+    html(&capture_query(f.name), out);
+    out.push_str("\">capture</a></td></tr>\n");
+}
+
+/// `^name$` with the regex metacharacters escaped, percent-encoded for a query string.
+fn capture_query(name: &str) -> String {
+    let mut re = String::from("^");
+    for c in name.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            re.push('\\');
+        }
+        re.push(c);
+    }
+    re.push('$');
+    let mut q = String::new();
+    for b in re.bytes() {
+        if b.is_ascii_alphanumeric() || b"_.~".contains(&b) {
+            q.push(char::from(b));
+        } else {
+            let _ = write!(q, "%{b:02X}");
+        }
+    }
+    q
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn capture_links_match_exactly_one_name() {
+        let q = super::capture_query("a::B<T>::f.x");
+        assert_eq!(q, "%5Ea%3A%3AB%3CT%3E%3A%3Af%5C.x%24");
+        let re = regex::Regex::new(r"^a::B<T>::f\.x$").unwrap();
+        assert!(re.is_match("a::B<T>::f.x") && !re.is_match("a::B<T>::fax"));
     }
 }
