@@ -42,6 +42,8 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+#[cfg(any(feature = "otlp", feature = "zipkin"))]
+pub mod export;
 mod render;
 mod routes;
 mod server;

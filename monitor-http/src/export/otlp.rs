@@ -1,0 +1,268 @@
+//! OTLP trace export bodies: `ExportTraceServiceRequest` as protobuf (hand-encoded; the message
+//! set is small and fixed) and as OTLP/JSON (ids in hex, enums as numbers, 64-bit integers as
+//! strings, as the OTLP specification maps them).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use monitor_core::trace::{AttributeValue, SpanOutcome, SpanRecord, Status};
+
+use super::Service;
+use crate::render::util::{json_f64, json_str};
+
+/// An attribute list: key and value.
+type Attrs<'a> = Vec<(&'a str, AttributeValue)>;
+
+fn span_attributes(s: &SpanRecord) -> Attrs<'_> {
+    let mut a: Attrs<'_> = vec![
+        ("code.function", AttributeValue::Str(s.name.into())),
+        ("monitor.outcome", AttributeValue::Str(s.outcome.to_string().into())),
+    ];
+    match s.outcome {
+        SpanOutcome::Error(kind) => a.push(("error.type", AttributeValue::Str(kind.into()))),
+        SpanOutcome::Panic => a.push(("error.type", AttributeValue::Str("panic".into()))),
+        _ => {}
+    }
+    if let Some(c) = s.category {
+        a.push(("monitor.category", AttributeValue::Str(c.into())));
+    }
+    a.extend(s.annotations.iter().map(|(k, v)| (k.as_ref(), v.clone())));
+    a
+}
+
+fn resource_attributes(service: &Service) -> Attrs<'_> {
+    vec![
+        ("service.name", AttributeValue::Str(service.name.clone().into())),
+        ("telemetry.sdk.name", AttributeValue::Str("monitor".into())),
+        ("telemetry.sdk.language", AttributeValue::Str("rust".into())),
+        ("telemetry.sdk.version", AttributeValue::Str(env!("CARGO_PKG_VERSION").into())),
+    ]
+}
+
+/// SPAN_KIND_SERVER for a call with a remote parent, else SPAN_KIND_INTERNAL.
+fn kind(s: &SpanRecord) -> u64 {
+    if s.remote_parent {
+        2
+    } else {
+        1
+    }
+}
+
+/// W3C flags plus "whether the parent is remote" (bits 8 and 9 of OTLP's `Span.flags`).
+fn flags(s: &SpanRecord) -> u32 {
+    u32::from(s.sampled) | 0x100 | if s.remote_parent { 0x200 } else { 0 }
+}
+
+fn status(s: &SpanRecord) -> (u64, &str) {
+    match &s.status {
+        Status::Unset => (0, ""),
+        Status::Ok => (1, ""),
+        Status::Error(d) => (2, d.as_ref()),
+    }
+}
+
+// --- protobuf -------------------------------------------------------------------------------
+
+fn varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn tag(field: u32, wire: u8, out: &mut Vec<u8>) {
+    varint((u64::from(field) << 3) | u64::from(wire), out);
+}
+
+fn len_field(field: u32, bytes: &[u8], out: &mut Vec<u8>) {
+    tag(field, 2, out);
+    varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
+}
+
+fn message(field: u32, out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
+    let mut m = Vec::new();
+    body(&mut m);
+    len_field(field, &m, out);
+}
+
+fn varint_field(field: u32, v: u64, out: &mut Vec<u8>) {
+    if v != 0 {
+        tag(field, 0, out);
+        varint(v, out);
+    }
+}
+
+fn fixed64_field(field: u32, v: u64, out: &mut Vec<u8>) {
+    tag(field, 1, out);
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn key_values(field: u32, attrs: &Attrs<'_>, out: &mut Vec<u8>) {
+    for (k, v) in attrs {
+        message(field, out, |kv| {
+            len_field(1, k.as_bytes(), kv);
+            message(2, kv, |any| match v {
+                AttributeValue::Str(s) => len_field(1, s.as_bytes(), any),
+                AttributeValue::Bool(b) => {
+                    tag(2, 0, any);
+                    varint(u64::from(*b), any);
+                }
+                AttributeValue::I64(i) => {
+                    tag(3, 0, any);
+                    varint(*i as u64, any);
+                }
+                AttributeValue::F64(f) => {
+                    tag(4, 1, any);
+                    any.extend_from_slice(&f.to_le_bytes());
+                }
+            });
+        });
+    }
+}
+
+/// `ExportTraceServiceRequest` (opentelemetry/proto/collector/trace/v1) as protobuf.
+pub(crate) fn encode_protobuf(service: &Service, spans: &[Arc<SpanRecord>], out: &mut Vec<u8>) {
+    message(1, out, |rs| {
+        message(1, rs, |res| key_values(1, &resource_attributes(service), res));
+        message(2, rs, |ss| {
+            message(1, ss, |scope| {
+                len_field(1, b"monitor", scope);
+                len_field(2, env!("CARGO_PKG_VERSION").as_bytes(), scope);
+            });
+            for s in spans {
+                message(2, ss, |sp| encode_span(s, sp));
+            }
+        });
+    });
+}
+
+fn encode_span(s: &SpanRecord, out: &mut Vec<u8>) {
+    len_field(1, &s.trace_id.to_u128().to_be_bytes(), out);
+    len_field(2, &s.span_id.to_u64().to_be_bytes(), out);
+    if let Some(p) = s.parent_id {
+        len_field(4, &p.to_u64().to_be_bytes(), out);
+    }
+    len_field(5, s.name.as_bytes(), out);
+    varint_field(6, kind(s), out);
+    fixed64_field(7, s.start_unix_ns, out);
+    fixed64_field(8, s.end_unix_ns(), out);
+    key_values(9, &span_attributes(s), out);
+    varint_field(10, u64::from(s.dropped), out);
+    for e in &s.events {
+        message(11, out, |ev| {
+            fixed64_field(1, e.unix_ns, ev);
+            len_field(2, e.name.as_bytes(), ev);
+            if let Some(ns) = e.since_checkpoint_ns {
+                let attrs = vec![("monitor.checkpoint.elapsed_ns", AttributeValue::from(ns))];
+                key_values(3, &attrs, ev);
+            }
+        });
+    }
+    let (code, msg) = status(s);
+    if code != 0 {
+        message(15, out, |st| {
+            if !msg.is_empty() {
+                len_field(2, msg.as_bytes(), st);
+            }
+            varint_field(3, code, st);
+        });
+    }
+    tag(16, 5, out);
+    out.extend_from_slice(&flags(s).to_le_bytes());
+}
+
+// --- JSON -----------------------------------------------------------------------------------
+
+fn json_key_values(attrs: &Attrs<'_>, out: &mut String) {
+    out.push('[');
+    for (i, (k, v)) in attrs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"key\":");
+        json_str(k, out);
+        out.push_str(",\"value\":{");
+        match v {
+            AttributeValue::Str(s) => {
+                out.push_str("\"stringValue\":");
+                json_str(s, out);
+            }
+            AttributeValue::Bool(b) => {
+                let _ = write!(out, "\"boolValue\":{b}");
+            }
+            AttributeValue::I64(n) => {
+                let _ = write!(out, "\"intValue\":\"{n}\"");
+            }
+            // JSON has no NaN or infinity; the protobuf JSON mapping spells them as strings.
+            AttributeValue::F64(f) if f.is_nan() => out.push_str("\"doubleValue\":\"NaN\""),
+            AttributeValue::F64(f) if f.is_infinite() => {
+                let _ =
+                    write!(out, "\"doubleValue\":\"{}Infinity\"", if *f < 0.0 { "-" } else { "" });
+            }
+            AttributeValue::F64(f) => {
+                out.push_str("\"doubleValue\":");
+                json_f64(*f, out);
+            }
+        }
+        out.push_str("}}");
+    }
+    out.push(']');
+}
+
+/// `ExportTraceServiceRequest` as OTLP/JSON.
+pub(crate) fn encode_json(service: &Service, spans: &[Arc<SpanRecord>], out: &mut Vec<u8>) {
+    let mut j = String::with_capacity(512 * spans.len());
+    j.push_str("{\"resourceSpans\":[{\"resource\":{\"attributes\":");
+    json_key_values(&resource_attributes(service), &mut j);
+    let _ = write!(
+        j,
+        "}},\"scopeSpans\":[{{\"scope\":{{\"name\":\"monitor\",\"version\":\"{}\"}},\"spans\":[",
+        env!("CARGO_PKG_VERSION")
+    );
+    for (i, s) in spans.iter().enumerate() {
+        if i > 0 {
+            j.push(',');
+        }
+        let _ = write!(j, "{{\"traceId\":\"{}\",\"spanId\":\"{}\",", s.trace_id, s.span_id);
+        if let Some(p) = s.parent_id {
+            let _ = write!(j, "\"parentSpanId\":\"{p}\",");
+        }
+        let _ = write!(j, "\"flags\":{},\"name\":", flags(s));
+        json_str(s.name, &mut j);
+        let _ = write!(
+            j,
+            ",\"kind\":{},\"startTimeUnixNano\":\"{}\",\"endTimeUnixNano\":\"{}\",\"attributes\":",
+            kind(s),
+            s.start_unix_ns,
+            s.end_unix_ns()
+        );
+        json_key_values(&span_attributes(s), &mut j);
+        let _ = write!(j, ",\"droppedAttributesCount\":{},\"events\":[", s.dropped);
+        for (n, e) in s.events.iter().enumerate() {
+            if n > 0 {
+                j.push(',');
+            }
+            let _ = write!(j, "{{\"timeUnixNano\":\"{}\",\"name\":", e.unix_ns);
+            json_str(&e.name, &mut j);
+            if let Some(ns) = e.since_checkpoint_ns {
+                j.push_str(",\"attributes\":");
+                json_key_values(
+                    &vec![("monitor.checkpoint.elapsed_ns", AttributeValue::from(ns))],
+                    &mut j,
+                );
+            }
+            j.push('}');
+        }
+        let (code, msg) = status(s);
+        let _ = write!(j, "],\"status\":{{\"code\":{code}");
+        if !msg.is_empty() {
+            j.push_str(",\"message\":");
+            json_str(msg, &mut j);
+        }
+        j.push_str("}}");
+    }
+    j.push_str("]}]}]}");
+    out.extend_from_slice(j.as_bytes());
+}
