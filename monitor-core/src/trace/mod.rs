@@ -39,6 +39,8 @@
 //! ```
 
 mod live;
+#[cfg(feature = "log")]
+pub mod log;
 mod observer;
 mod tail;
 mod w3c;
