@@ -357,6 +357,17 @@ fn failing_collectors_are_retried_and_never_block_calls() {
     drop(exporter);
     assert!(trace::observers().iter().all(|o| !o.name.contains("OtlpProtobuf")), "unregistered");
     assert!(stats.dropped >= 1000 - 8 - 512, "{stats:?}");
+    // Every view shows the drops: a gauge of the `trace` scope tagged with the observer.
+    let snap = monitor_core::registry().snapshot();
+    let shown = snap
+        .metrics
+        .iter()
+        .find(|m| {
+            m.name == "observer_dropped"
+                && m.tags.iter().any(|(k, v)| k == "observer" && v.ends_with(&url))
+        })
+        .map(|m| m.value.clone());
+    assert_eq!(shown, Some(monitor_core::MetricValue::Gauge(stats.dropped as f64)));
     assert_eq!((stats.exported, stats.given_up), (0, 0), "still waiting for the collector");
     // The calls did not wait for the collector: its first answer could come after 20 s.
     assert!(busy < Duration::from_secs(10), "{busy:?}");

@@ -182,6 +182,7 @@ pub fn set_sample_ratio(ratio: f64) -> Result<(), TraceError> {
     let below = if ratio >= 1.0 { u64::MAX } else { (ratio * 2f64.powi(64)) as u64 };
     SAMPLE_BELOW.store(below, Relaxed);
     observer::refresh_mode();
+    register_stats();
     Ok(())
 }
 
@@ -574,6 +575,31 @@ pub fn stats() -> TraceStats {
         tail_dropped: tail::dropped(),
         observers: observers(),
     }
+}
+
+/// Registers the trace machinery's counts as gauges of the `trace` scope (once, when a trace
+/// feature is first used), so every view shows them: spans recorded, in flight, watches,
+/// failed traces kept and traces not tracked for lack of room.
+pub(crate) fn register_stats() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let scope = crate::Scope::new("trace");
+        type Read = fn() -> f64;
+        let gauges: [(&str, &str, Read); 5] = [
+            ("recorded_spans", "Spans recorded since start.", || live::recorded() as f64),
+            ("in_flight", "Recorded spans running now.", || live::count() as f64),
+            ("watches", "Trace captures waiting or collecting now.", || watch::count() as f64),
+            ("failed_kept", "Failed traces kept now.", || tail::kept() as f64),
+            (
+                "tail_dropped",
+                "Traces not tracked for failure because too many were pending.",
+                || tail::dropped() as f64,
+            ),
+        ];
+        for (name, help, read) in gauges {
+            let _ = scope.gauge_described(name, Some(help), read);
+        }
+    });
 }
 
 /// A site's name for records (`remote` for remote contexts).

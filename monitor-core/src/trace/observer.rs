@@ -41,6 +41,12 @@ pub trait SpanObserver: Send + 'static {
 struct Slot {
     name: String,
     tx: SyncSender<Arc<SpanRecord>>,
+    /// Apart from the sender, so the gauges that read them do not keep the channel open.
+    counts: Arc<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
     delivered: AtomicU64,
     dropped: AtomicU64,
 }
@@ -60,9 +66,9 @@ pub(crate) fn deliver(record: &Arc<SpanRecord>) {
     let observers = OBSERVERS.read().unwrap_or_else(PoisonError::into_inner);
     for slot in observers.iter() {
         match slot.tx.try_send(Arc::clone(record)) {
-            Ok(()) => slot.delivered.fetch_add(1, Relaxed),
+            Ok(()) => slot.counts.delivered.fetch_add(1, Relaxed),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                slot.dropped.fetch_add(1, Relaxed)
+                slot.counts.dropped.fetch_add(1, Relaxed)
             }
         };
     }
@@ -86,18 +92,28 @@ pub fn add_observer(
     capacity: usize,
 ) -> ObserverHandle {
     let (tx, rx) = mpsc::sync_channel(capacity.max(1));
-    let slot = Arc::new(Slot {
-        name: name.into(),
-        tx,
-        delivered: AtomicU64::new(0),
-        dropped: AtomicU64::new(0),
-    });
+    let slot = Arc::new(Slot { name: name.into(), tx, counts: Arc::default() });
     let thread = std::thread::Builder::new()
         .name(format!("monitor-observer-{}", slot.name))
         .spawn(move || run(rx, observer))
         .ok();
     OBSERVERS.write().unwrap_or_else(PoisonError::into_inner).push(Arc::clone(&slot));
     refresh_mode();
+    super::register_stats();
+    // Its counts as gauges of the `trace` scope, tagged with its name; they stay (frozen) after
+    // it is shut down, so what it delivered and dropped remains visible.
+    let scope = crate::Scope::new("trace").with_tags(&[("observer", &slot.name)]);
+    let (d, x) = (Arc::clone(&slot.counts), Arc::clone(&slot.counts));
+    let _ = scope.gauge_described(
+        "observer_delivered",
+        Some("Spans queued for this observer."),
+        move || d.delivered.load(Relaxed) as f64,
+    );
+    let _ = scope.gauge_described(
+        "observer_dropped",
+        Some("Spans dropped because this observer's queue was full."),
+        move || x.dropped.load(Relaxed) as f64,
+    );
     ObserverHandle { slot: Some(slot), thread }
 }
 
@@ -147,8 +163,8 @@ pub fn observers() -> Vec<ObserverStats> {
         .iter()
         .map(|s| ObserverStats {
             name: s.name.clone(),
-            delivered: s.delivered.load(Relaxed),
-            dropped: s.dropped.load(Relaxed),
+            delivered: s.counts.delivered.load(Relaxed),
+            dropped: s.counts.dropped.load(Relaxed),
         })
         .collect()
 }

@@ -45,7 +45,11 @@ fn shard(trace: TraceId) -> MutexGuard<'static, HashMap<u128, Pending>> {
 }
 
 fn refresh_mode() {
-    set_mode(mode::ALL, KEEP.load(Relaxed) > 0 || ALL.load(Relaxed));
+    let on = KEEP.load(Relaxed) > 0 || ALL.load(Relaxed);
+    set_mode(mode::ALL, on);
+    if on {
+        super::register_stats();
+    }
 }
 
 /// Keeps the newest `n` traces in which a monitored call failed (error or panic), with all

@@ -257,6 +257,7 @@ impl Watch {
         if filter.trace.is_none() && filter.sites.as_ref().is_none_or(Vec::is_empty) {
             return Err(WatchError::MatchesNothing);
         }
+        super::register_stats();
         let inner = Arc::new(Inner {
             sites: filter.sites,
             trace: filter.trace,
