@@ -118,51 +118,47 @@ impl SpanCtx {
     }
 }
 
-/// Per-thread state of the hot path. `const`-initialised and without `Drop`, so access is a
-/// plain thread-local load with no lazy registration.
-struct Local {
-    current: Cell<Option<SpanCtx>>,
-    rng: Cell<u64>,
-    stripe: Cell<usize>,
-}
-
+// Per-thread state of the hot path: three `const`-initialised cells without `Drop`, so each
+// access is a plain thread-local load or store. They are separate keys, each read through a
+// small closure, because one `LocalKey::with` around all the entry work grew too large for the
+// compiler to inline it (it then went through an out-of-line call and a TLS getter per call).
 thread_local! {
-    static LOCAL: Local = const {
-        Local { current: Cell::new(None), rng: Cell::new(0), stripe: Cell::new(usize::MAX) }
-    };
+    static CURRENT: Cell<Option<SpanCtx>> = const { Cell::new(None) };
+    static RNG: Cell<u64> = const { Cell::new(0) };
+    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
-impl Local {
-    #[inline(always)]
-    fn stripe(&self) -> usize {
-        match self.stripe.get() {
-            usize::MAX => self.init(),
-            s => s,
-        }
+/// This thread's stripe (and, on its first call, its random seed).
+#[inline(always)]
+fn stripe() -> usize {
+    match STRIPE.get() {
+        usize::MAX => init_thread(),
+        s => s,
     }
+}
 
-    #[cold]
-    #[inline(never)]
-    fn init(&self) -> usize {
-        let s = next_stripe();
-        self.stripe.set(s);
-        // Seeded from std's per-process random keys, mixed with the stripe counter, so threads
-        // and processes draw different ids without a syscall per id.
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_usize(s);
-        h.write_usize(std::ptr::from_ref(self) as usize);
-        self.rng.set(h.finish() | 1);
-        s
-    }
+#[cold]
+#[inline(never)]
+fn init_thread() -> usize {
+    let s = next_stripe();
+    STRIPE.set(s);
+    // Seeded from std's per-process random keys, mixed with the stripe counter and the
+    // thread's address of its cell, so threads and processes draw different ids without a
+    // syscall per id.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_usize(s);
+    h.write_usize(RNG.with(|c| std::ptr::from_ref(c) as usize));
+    RNG.set(h.finish() | 1);
+    s
+}
 
-    /// wyrand: one multiply per 64 random bits.
-    #[inline(always)]
-    fn next_u64(&self) -> u64 {
-        let s = self.rng.get().wrapping_add(0xa076_1d64_78bd_642f);
-        self.rng.set(s);
-        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
-        ((t >> 64) as u64) ^ (t as u64)
-    }
+/// wyrand: one multiply per 64 random bits.
+#[inline(always)]
+fn next_u64() -> u64 {
+    let s = RNG.get().wrapping_add(0xa076_1d64_78bd_642f);
+    RNG.set(s);
+    let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+    ((t >> 64) as u64) ^ (t as u64)
 }
 
 /// What a call needs from its thread at entry.
@@ -190,38 +186,36 @@ impl Entry {
 /// Reads the parent and draws ids for a new call at `site`; with `install`, makes it current.
 #[inline(always)]
 pub(crate) fn begin(site: &'static CallSite, site_id: u32, install: bool) -> Entry {
-    LOCAL.with(|l| {
-        let stripe = l.stripe();
-        let parent = l.current.get();
-        let trace_id = match parent {
-            Some(p) => p.trace_id,
-            None => TraceId((u128::from(l.next_u64()) << 64) | u128::from(l.next_u64() | 1)),
-        };
-        let span_id = SpanId(l.next_u64() | 1);
-        let mut ctx = SpanCtx {
-            trace_id,
-            span_id,
-            parent_id: parent.map(|p| p.span_id),
-            site,
-            key: site_id.checked_add(1).unwrap_or(ENTRY_KEY),
-            flags: trace::inherited(parent.as_ref()),
-        };
-        // Passed by value on the cold branch only: taking `ctx`'s address here would keep it in
-        // memory on the hot path too, where rebuilding it costs store-forwarding stalls.
-        if ctx.flags | trace::mode() != 0 {
-            ctx.flags = trace::begin_recording(ctx, parent.map(|p| p.flags), site_id);
-        }
-        if install {
-            l.current.set(Some(ctx));
-        }
-        Entry { parent, ctx, stripe }
-    })
+    let stripe = stripe();
+    let parent = CURRENT.get();
+    let trace_id = match parent {
+        Some(p) => p.trace_id,
+        None => TraceId((u128::from(next_u64()) << 64) | u128::from(next_u64() | 1)),
+    };
+    let span_id = SpanId(next_u64() | 1);
+    let mut ctx = SpanCtx {
+        trace_id,
+        span_id,
+        parent_id: parent.map(|p| p.span_id),
+        site,
+        key: site_id.checked_add(1).unwrap_or(ENTRY_KEY),
+        flags: trace::inherited(parent.as_ref()),
+    };
+    // Passed by value on the cold branch only: taking `ctx`'s address here would keep it in
+    // memory on the hot path too, where rebuilding it costs store-forwarding stalls.
+    if ctx.flags | trace::mode() != 0 {
+        ctx.flags = trace::begin_recording(ctx, parent.map(|p| p.flags), site_id);
+    }
+    if install {
+        CURRENT.set(Some(ctx));
+    }
+    Entry { parent, ctx, stripe }
 }
 
 /// Makes `ctx` the current span, returning the one it replaces.
 #[inline(always)]
 pub(crate) fn replace_current(ctx: Option<SpanCtx>) -> Option<SpanCtx> {
-    LOCAL.with(|l| l.current.replace(ctx))
+    CURRENT.replace(ctx)
 }
 
 /// Restores a saved current span when dropped, also while unwinding.
@@ -275,7 +269,7 @@ impl Span {
     /// ```
     #[inline]
     pub fn current() -> Span {
-        Span { ctx: LOCAL.with(|l| l.current.get()) }
+        Span { ctx: CURRENT.get() }
     }
 
     /// The empty span: entering it makes calls entry points.
