@@ -118,6 +118,19 @@ fn hot_path(c: &mut Criterion) {
     g.bench_function("monitored/async_fn", |b| b.iter(|| run(monitored_async(black_box(7)))));
     g.finish();
 
+    // What a call costs while its trace is recorded: every call with `record_all`, every call
+    // kept until its trace ends with `keep_failed_traces`.
+    let mut g = c.benchmark_group("traced");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("baseline/monitored_fn", |b| b.iter(|| monitored_fn(black_box(7))));
+    monitor_core::trace::record_all(true);
+    g.bench_function("recorded/record_all", |b| b.iter(|| monitored_fn(black_box(7))));
+    monitor_core::trace::record_all(false);
+    monitor_core::trace::keep_failed_traces(32);
+    g.bench_function("recorded/keep_failed_traces", |b| b.iter(|| monitored_fn(black_box(7))));
+    monitor_core::trace::keep_failed_traces(0);
+    g.finish();
+
     let mut g = c.benchmark_group("histogram");
     g.throughput(Throughput::Elements(1));
     g.bench_function("floor/relaxed_fetch_add", |b| {
