@@ -44,6 +44,7 @@
 
 #[cfg(any(feature = "otlp", feature = "zipkin"))]
 pub mod export;
+pub mod propagation;
 mod render;
 mod routes;
 mod server;

@@ -406,3 +406,38 @@ fn trace_errors_lists_failed_traces() {
     let doc = roxmltree::Document::parse(&svg).unwrap();
     assert!(doc.descendants().filter(|n| n.has_tag_name("rect")).count() >= 4 * 2);
 }
+
+#[monitored]
+fn downstream(headers: http::HeaderMap) -> (Span, monitor_core::trace::TraceState) {
+    let _ = headers;
+    (Span::current(), monitor_core::trace::TraceState::default())
+}
+
+#[monitored]
+fn upstream(incoming_state: monitor_core::trace::TraceState) -> (Span, Span, String) {
+    let mut out = http::HeaderMap::new();
+    monitor_http::propagation::inject(&Span::current(), Some(&incoming_state), &mut out);
+    // The next service reads the headers this one sent.
+    let ctx = monitor_http::propagation::extract(&out).expect("valid headers");
+    let (child, _) = ctx.span().in_scope(|| downstream(out.clone()));
+    (Span::current(), child, ctx.state.to_string())
+}
+
+#[test]
+fn traceparent_and_tracestate_carry_a_trace_across_services() {
+    let _turn = turn();
+    let mut incoming = http::HeaderMap::new();
+    incoming.insert(
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap(),
+    );
+    incoming.insert("tracestate", "congo=t61rcWkgMzE".parse().unwrap());
+    let ctx = monitor_http::propagation::extract(&incoming).unwrap();
+    let (up, down, state) = ctx.span().in_scope(|| upstream(ctx.state.clone()));
+    assert_eq!(up.trace_id(), Some(ctx.parent.trace_id));
+    assert_eq!(up.parent_id(), Some(ctx.parent.parent_id));
+    assert_eq!(down.trace_id(), up.trace_id(), "one trace across both services");
+    assert_eq!(down.parent_id(), up.span_id(), "the downstream call's parent is the upstream call");
+    assert!(up.is_sampled() == down.is_sampled());
+    assert_eq!(state, "congo=t61rcWkgMzE", "tracestate passed on");
+}
