@@ -78,8 +78,8 @@ pub use metrics::{
 pub use registry::{registry, Registry};
 pub use site::{is_enabled, set_enabled, CallSite};
 pub use snapshot::{
-    Bucket, Caller, CallerCount, Distribution, FunctionStats, MetricStats, MetricValue, Snapshot,
-    Values, QUANTILES,
+    Bucket, Caller, CallerCount, CategoryActivity, Distribution, FunctionStats, MetricStats,
+    MetricValue, Snapshot, Values, CATEGORIES, QUANTILES,
 };
 pub use span::{FutureExt, Span, SpanId, TraceId, WithSpan};
 

@@ -70,6 +70,66 @@ impl Snapshot {
     pub fn iter_called(&self) -> impl Iterator<Item = &FunctionStats> {
         self.functions.iter().filter(|f| f.calls() > 0 || f.current > 0)
     }
+
+    /// Calls in flight now per category ("active status"): the [`CATEGORIES`] always, in that
+    /// order, then every other category a monitored function has, by name. Functions without a
+    /// category count as `function`.
+    ///
+    /// ```
+    /// #[monitor_core::monitored(category = "sql")]
+    /// fn query() -> u64 {
+    ///     let snap = monitor_core::registry().snapshot();
+    ///     snap.active_by_category().iter().find(|c| c.category == "sql").map_or(0, |c| c.current)
+    /// }
+    /// assert_eq!(query(), 1);
+    /// ```
+    pub fn active_by_category(&self) -> Vec<CategoryActivity> {
+        let mut out: Vec<CategoryActivity> = CATEGORIES
+            .iter()
+            .map(|c| CategoryActivity { category: c, current: 0, functions: 0 })
+            .collect();
+        let mut others: Vec<CategoryActivity> = Vec::new();
+        for f in &self.functions {
+            let cat = f.category.unwrap_or(CATEGORIES[0]);
+            let entry = match out.iter_mut().position(|c| c.category == cat) {
+                Some(i) => &mut out[i],
+                None => match others.iter().position(|c| c.category == cat) {
+                    Some(i) => &mut others[i],
+                    None => {
+                        others.push(CategoryActivity { category: cat, current: 0, functions: 0 });
+                        let last = others.len() - 1;
+                        &mut others[last]
+                    }
+                },
+            };
+            entry.current += f.current;
+            entry.functions += 1;
+        }
+        others.sort_by(|a, b| a.category.cmp(b.category));
+        out.extend(others);
+        out
+    }
+}
+
+/// The categories every in-flight view shows, with the names to give
+/// `#[monitored(category = "…")]`: plain functions, SQL statements, database connection
+/// acquisition, outgoing HTTP requests, and sockets.
+pub const CATEGORIES: [&str; 5] = ["function", "sql", "db_connection", "http_client", "socket"];
+
+/// Calls in flight in one category (see [`Snapshot::active_by_category`]).
+///
+/// ```
+/// let c = monitor_core::CategoryActivity { category: "sql", current: 2, functions: 3 };
+/// assert_eq!(c.current, 2);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CategoryActivity {
+    /// The category's name.
+    pub category: &'static str,
+    /// Calls in flight now.
+    pub current: u64,
+    /// Monitored functions in the category.
+    pub functions: usize,
 }
 
 /// Who called a function.

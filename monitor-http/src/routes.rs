@@ -454,6 +454,8 @@ impl Routes {
             "/stats/json" => View::StatsJson,
             "/metrics" => View::Metrics,
             "/debug/vars" => View::Expvar,
+            "/active" | "/active/" | "/active/text" => View::ActiveText,
+            "/active/json" => View::ActiveJson,
             "/trace/json" | "/trace/svg" => {
                 if query.filter.is_some() {
                     return Ok(bad_param("filter", "the function views"));
@@ -516,6 +518,14 @@ impl Routes {
             }
             View::Expvar => {
                 render::expvar::write_expvar(&snapshot, &mut body);
+                "application/json"
+            }
+            View::ActiveText => {
+                render::active::write_active_text(&snapshot, &mut body);
+                PLAIN
+            }
+            View::ActiveJson => {
+                render::active::write_active_json(&snapshot, &mut body);
                 "application/json"
             }
         };
@@ -590,6 +600,8 @@ impl Query {
 }
 
 enum View {
+    ActiveText,
+    ActiveJson,
     Html,
     FuncsText,
     FuncsJson,

@@ -7,7 +7,7 @@ use monitor_core::{FunctionStats, MetricValue, Snapshot};
 use super::util::{html, Nanos};
 
 /// The views the index links to: path (relative to the index) and title.
-pub(crate) const VIEWS: [(&str, &str); 10] = [
+pub(crate) const VIEWS: [(&str, &str); 11] = [
     ("funcs", "functions (text)"),
     ("funcs/json", "functions (JSON)"),
     ("funcs/dot", "call graph (Graphviz dot)"),
@@ -15,6 +15,7 @@ pub(crate) const VIEWS: [(&str, &str); 10] = [
     ("stats/json", "all statistics (JSON)"),
     ("metrics", "Prometheus metrics"),
     ("debug/vars", "expvar (JSON)"),
+    ("active", "in flight by category"),
     ("ps", "calls in flight (recorded traces)"),
     ("trace/errors/svg", "failed traces (SVG)"),
     ("trace/errors", "failed traces (JSON)"),
@@ -55,6 +56,8 @@ pub fn write_html(snapshot: &Snapshot, out: &mut String) {
         "<button>trace (SVG)</button> <button formaction=\"trace/json\">trace (JSON)</button>",
         "</form>\n"
     ));
+    out.push_str("<h2>In flight by category</h2>\n");
+    super::active::write_active_svg(snapshot, out);
     let called: Vec<&FunctionStats> = snapshot.iter_called().collect();
     let _ = writeln!(
         out,

@@ -1,5 +1,6 @@
 //! Renderers: pure functions from a [`Snapshot`](monitor_core::Snapshot) to text in each format.
 
+pub(crate) mod active;
 pub(crate) mod dot;
 pub(crate) mod expvar;
 pub(crate) mod html;

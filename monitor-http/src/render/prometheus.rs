@@ -215,6 +215,13 @@ pub fn write_prometheus(snapshot: &Snapshot, buckets: &Buckets, format: Format, 
             out,
         );
     }
+    Family { name: "active_calls", kind: "gauge", help: "Calls in flight now, by category." }
+        .header(format, out);
+    for c in snapshot.active_by_category() {
+        out.push_str("active_calls");
+        labels(&[("category", c.category)], out);
+        let _ = writeln!(out, " {}", c.current);
+    }
     Family {
         name: "function_errors_total",
         kind: "counter",
@@ -324,7 +331,9 @@ fn write_instruments(snapshot: &Snapshot, format: Format, out: &mut String) {
         let help =
             m.description.clone().unwrap_or_else(|| format!("{} of scope {}", m.name, m.scope));
         let mut add = |family: String, kind: &'static str, f: &dyn Fn(&str, &mut String)| {
-            if family.starts_with("function_") {
+            // The function and category families are ours; a user family of the same name is
+            // left out rather than mixed into them.
+            if family.starts_with("function_") || family.starts_with("active_calls") {
                 return;
             }
             let entry = families.entry(family.clone()).or_insert_with(|| Samples {

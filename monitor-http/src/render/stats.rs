@@ -82,6 +82,14 @@ pub(crate) fn series(snapshot: &Snapshot) -> Vec<Series> {
             times(&t, d, &mut out);
         }
     }
+    for c in snapshot.active_by_category() {
+        out.push(Series {
+            measurement: "active".to_string(),
+            tags: vec![("category".to_string(), c.category.to_string())],
+            field: "current".to_string(),
+            value: c.current as f64,
+        });
+    }
     for m in &snapshot.metrics {
         metric(m, &mut out);
     }
