@@ -62,6 +62,7 @@ mod site;
 mod snapshot;
 mod span;
 pub mod trace;
+mod users;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -82,6 +83,7 @@ pub use snapshot::{
     MetricValue, Snapshot, Values, CATEGORIES, QUANTILES,
 };
 pub use span::{FutureExt, Span, SpanId, TraceId, WithSpan};
+pub use users::{UniqueUsers, UsersError};
 
 #[cfg(feature = "macros")]
 pub use monitor_macros::{monitored, ErrorName, Metrics};

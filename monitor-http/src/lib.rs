@@ -49,6 +49,7 @@ pub mod propagation;
 mod render;
 mod routes;
 mod server;
+pub mod users;
 
 pub use render::active::{write_active_json, write_active_text};
 pub use render::dot::write_dot;
