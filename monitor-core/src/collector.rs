@@ -33,4 +33,5 @@ pub(crate) fn ensure_running() {
 fn collect(now: Instant) {
     crate::metrics::sample_meters(now);
     crate::process::sample();
+    crate::history::sample(now);
 }

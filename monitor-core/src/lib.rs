@@ -55,6 +55,7 @@ mod clock;
 mod collector;
 mod error;
 mod histogram;
+mod history;
 mod metrics;
 pub mod process;
 mod registry;
@@ -72,6 +73,7 @@ pub(crate) use __private as private;
 
 pub use collector::set_collect_interval;
 pub use error::ErrorName;
+pub use history::{enable_history, history, HistoryPoint, HISTORY_POINTS};
 pub use metrics::{
     BoolVal, Counter, DurationVal, Event, FloatVal, IntVal, Meter, MetricError, MetricKind,
     Metrics, Scope, Timer, TimerGuard, RATE_WINDOW,

@@ -34,6 +34,7 @@
 //! | `/metrics` | Prometheus text format, or OpenMetrics when asked | [`write_prometheus`] |
 //! | `/debug/vars` | expvar-style JSON (Go's `expvar`, for Datadog's go_expvar check) | [`write_expvar`] |
 //! | `/trace/svg`, `/trace/json` | the next matching call's tree of spans (`regex=`, `trace_id=`, `timeout=`) | [`write_trace_svg`], [`write_trace_json`] |
+//! | `/history/json` | the collector's history: calls/s, errors/s, p99, in flight, users | [`write_history_json`] |
 //! | `/active`, `/active/json` | calls in flight per category | [`write_active_text`], [`write_active_json`] |
 //! | `/ps`, `/ps/json`, `/ps/dot` | recorded calls in flight as trees | [`write_ps_text`], [`write_ps_json`], [`write_ps_dot`] |
 //! | `/trace/errors`, `/trace/errors/svg` | the kept failed traces | [`write_traces_json`], [`write_traces_svg`] |
@@ -54,6 +55,7 @@ pub mod users;
 pub use render::active::{write_active_json, write_active_text};
 pub use render::dot::write_dot;
 pub use render::expvar::write_expvar;
+pub use render::history::write_history_json;
 pub use render::html::write_html;
 pub use render::json::write_funcs_json;
 pub use render::prometheus::{write_prometheus, Buckets, BucketsError, Format};

@@ -304,11 +304,14 @@ impl Routes {
         if (!trimmed.is_empty() && !trimmed.starts_with('/')) || trimmed.contains(bad) {
             return Err(PrefixError::Invalid(prefix.to_string()));
         }
+        // The index draws the history: keep it from now on.
+        monitor_core::enable_history();
         Ok(Routes { prefix: trimmed.to_string(), buckets: Buckets::default() })
     }
 
     /// Routes at the root of the server.
     pub(crate) fn root() -> Routes {
+        monitor_core::enable_history();
         Routes { prefix: String::new(), buckets: Buckets::default() }
     }
 
@@ -456,6 +459,7 @@ impl Routes {
             "/debug/vars" => View::Expvar,
             "/active" | "/active/" | "/active/text" => View::ActiveText,
             "/active/json" => View::ActiveJson,
+            "/history/json" => View::HistoryJson,
             "/trace/json" | "/trace/svg" => {
                 if query.filter.is_some() {
                     return Ok(bad_param("filter", "the function views"));
@@ -518,6 +522,10 @@ impl Routes {
             }
             View::Expvar => {
                 render::expvar::write_expvar(&snapshot, &mut body);
+                "application/json"
+            }
+            View::HistoryJson => {
+                render::history::write_history_json(&monitor_core::history(), &mut body);
                 "application/json"
             }
             View::ActiveText => {
@@ -600,6 +608,7 @@ impl Query {
 }
 
 enum View {
+    HistoryJson,
     ActiveText,
     ActiveJson,
     Html,

@@ -7,7 +7,7 @@ use monitor_core::{FunctionStats, MetricValue, Snapshot};
 use super::util::{html, Nanos};
 
 /// The views the index links to: path (relative to the index) and title.
-pub(crate) const VIEWS: [(&str, &str); 11] = [
+pub(crate) const VIEWS: [(&str, &str); 12] = [
     ("funcs", "functions (text)"),
     ("funcs/json", "functions (JSON)"),
     ("funcs/dot", "call graph (Graphviz dot)"),
@@ -16,12 +16,14 @@ pub(crate) const VIEWS: [(&str, &str); 11] = [
     ("metrics", "Prometheus metrics"),
     ("debug/vars", "expvar (JSON)"),
     ("active", "in flight by category"),
+    ("history/json", "trends (JSON)"),
     ("ps", "calls in flight (recorded traces)"),
     ("trace/errors/svg", "failed traces (SVG)"),
     ("trace/errors", "failed traces (JSON)"),
 ];
 
-/// `/`: a page with links to every view and a table of the called functions (name, category,
+/// `/`: a page with links to every view, the trend charts of the collector's history
+/// ([`monitor_core::history`]), calls in flight by category, and a table of the called functions (name, category,
 /// current, highwater, success, errors, panics, cancelled, p50 and p99 of successes); functions
 /// never called are listed below it. All links are relative, so the page works under any
 /// prefix the routes are mounted at.
@@ -42,7 +44,8 @@ pub fn write_html(snapshot: &Snapshot, out: &mut String) {
         "td.name,th.name{text-align:left;font-family:ui-monospace,monospace}",
         "tr:nth-child(even){background:#f4f4f4}tr.err td.errors{color:#b35c00;font-weight:bold}",
         "tr.panic td.panics{color:#c00;font-weight:bold}.muted{color:#888}",
-        "nav a{margin-right:1em}",
+        "nav a{margin-right:1em}.charts{display:flex;flex-wrap:wrap;gap:1em}",
+        "figure.chart{margin:0}figcaption{font-size:12px}",
         "</style></head><body>\n<h1>monitor</h1>\n<nav>"
     ));
     for (href, title) in VIEWS {
@@ -56,6 +59,7 @@ pub fn write_html(snapshot: &Snapshot, out: &mut String) {
         "<button>trace (SVG)</button> <button formaction=\"trace/json\">trace (JSON)</button>",
         "</form>\n"
     ));
+    super::history::write_history_charts(&monitor_core::history(), out);
     out.push_str("<h2>In flight by category</h2>\n");
     super::active::write_active_svg(snapshot, out);
     let called: Vec<&FunctionStats> = snapshot.iter_called().collect();

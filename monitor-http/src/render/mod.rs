@@ -3,6 +3,7 @@
 pub(crate) mod active;
 pub(crate) mod dot;
 pub(crate) mod expvar;
+pub(crate) mod history;
 pub(crate) mod html;
 pub(crate) mod json;
 pub(crate) mod prometheus;

@@ -1,0 +1,168 @@
+//! A short history of the process's vital signs, sampled by the background collector: calls/s,
+//! errors/s, the p99 of entry calls over each interval, calls in flight by category and unique
+//! users. The index page draws it as small charts.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+use crate::snapshot::{MetricValue, Snapshot};
+
+/// Points kept: 30 minutes at the default 5 s collector interval.
+pub const HISTORY_POINTS: usize = 360;
+
+/// One sample of the history.
+///
+/// ```
+/// for p in monitor_core::history() {
+///     println!("{} {:.1} calls/s, p99 {} ns", p.unix_s, p.calls_per_s, p.p99_ns);
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct HistoryPoint {
+    /// When, in seconds since the Unix epoch.
+    pub unix_s: u64,
+    /// Calls finished per second over the interval before it (every monitored function).
+    pub calls_per_s: f64,
+    /// Calls that failed (error or panic) per second over that interval.
+    pub errors_per_s: f64,
+    /// The 99th percentile of entry calls (those no monitored function called: requests, jobs)
+    /// that finished in that interval, in nanoseconds; 0 when none did.
+    pub p99_ns: u64,
+    /// Calls in flight at the sample, by category (see
+    /// [`Snapshot::active_by_category`](crate::Snapshot::active_by_category)).
+    pub in_flight: Vec<(&'static str, u64)>,
+    /// The sum of the registered [`UniqueUsers`](crate::UniqueUsers) estimates, if any.
+    pub unique_users: Option<f64>,
+}
+
+struct State {
+    points: VecDeque<HistoryPoint>,
+    prev: Option<Prev>,
+}
+
+struct Prev {
+    at: Instant,
+    calls: u64,
+    failures: u64,
+    entry_buckets: BTreeMap<(u64, u64), u64>,
+}
+
+static ON: AtomicBool = AtomicBool::new(false);
+static STATE: Mutex<State> = Mutex::new(State { points: VecDeque::new(), prev: None });
+
+/// Starts keeping the history (the monitor server does it when it starts). The first point
+/// comes one collector interval after the second sample.
+///
+/// ```
+/// monitor_core::enable_history();
+/// ```
+pub fn enable_history() {
+    ON.store(true, Relaxed);
+    crate::collector::ensure_running();
+}
+
+/// The history, oldest first, at most [`HISTORY_POINTS`].
+///
+/// ```
+/// assert!(monitor_core::history().len() <= monitor_core::HISTORY_POINTS);
+/// ```
+pub fn history() -> Vec<HistoryPoint> {
+    STATE.lock().unwrap_or_else(PoisonError::into_inner).points.iter().cloned().collect()
+}
+
+/// The collector's tick.
+pub(crate) fn sample(now: Instant) {
+    if !ON.load(Relaxed) {
+        return;
+    }
+    let snap = crate::registry().snapshot();
+    let point_parts = measure(&snap);
+    let mut st = STATE.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(prev) = st.prev.take() else {
+        st.prev = Some(Prev {
+            at: now,
+            calls: point_parts.calls,
+            failures: point_parts.failures,
+            entry_buckets: point_parts.entry_buckets,
+        });
+        return;
+    };
+    let secs = now.saturating_duration_since(prev.at).as_secs_f64().max(1e-3);
+    // The interval's own entry-call histogram: today's buckets less the last sample's.
+    // (Keys sort by low end, so the result is in order.)
+    let interval: Vec<(u64, u64)> = point_parts
+        .entry_buckets
+        .iter()
+        .map(|(key, &n)| {
+            (key.0, n.saturating_sub(prev.entry_buckets.get(key).copied().unwrap_or(0)))
+        })
+        .filter(|&(_, n)| n > 0)
+        .collect();
+    let point = HistoryPoint {
+        unix_s: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        calls_per_s: point_parts.calls.saturating_sub(prev.calls) as f64 / secs,
+        errors_per_s: point_parts.failures.saturating_sub(prev.failures) as f64 / secs,
+        p99_ns: quantile(&interval, 0.99),
+        in_flight: snap.active_by_category().into_iter().map(|c| (c.category, c.current)).collect(),
+        unique_users: point_parts.unique_users,
+    };
+    st.prev = Some(Prev {
+        at: now,
+        calls: point_parts.calls,
+        failures: point_parts.failures,
+        entry_buckets: point_parts.entry_buckets,
+    });
+    st.points.push_back(point);
+    while st.points.len() > HISTORY_POINTS {
+        st.points.pop_front();
+    }
+}
+
+struct Parts {
+    calls: u64,
+    failures: u64,
+    entry_buckets: BTreeMap<(u64, u64), u64>,
+    unique_users: Option<f64>,
+}
+
+fn measure(snap: &Snapshot) -> Parts {
+    let mut parts =
+        Parts { calls: 0, failures: 0, entry_buckets: BTreeMap::new(), unique_users: None };
+    for f in &snap.functions {
+        parts.calls += f.calls();
+        parts.failures += f.errors_total() + f.panics;
+        if f.is_entry() {
+            for b in f.success_times.buckets.iter().chain(&f.failure_times.buckets) {
+                *parts.entry_buckets.entry((b.low_ns, b.high_ns)).or_default() += b.count;
+            }
+        }
+    }
+    for m in snap.metrics.iter().filter(|m| m.name == "unique_users") {
+        if let MetricValue::Gauge(v) = m.value {
+            *parts.unique_users.get_or_insert(0.0) += v;
+        }
+    }
+    parts
+}
+
+/// The `q` quantile of `(low_ns, count)` buckets sorted by `low_ns` (the bucket's low end).
+fn quantile(buckets: &[(u64, u64)], q: f64) -> u64 {
+    let total: u64 = buckets.iter().map(|b| b.1).sum();
+    if total == 0 {
+        return 0;
+    }
+    let rank = ((total as f64) * q).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for &(lo, n) in buckets {
+        seen += n;
+        if seen >= rank {
+            return lo;
+        }
+    }
+    buckets.last().map_or(0, |b| b.0)
+}
