@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use monitor_core::{monitored, BoolVal, Counter, ErrorName, IntVal, Meter, Metrics, Scope};
+use monitor_core::{
+    monitored, BoolVal, Counter, ErrorName, IntVal, Meter, Metrics, Scope, UniqueUsers,
+};
 
 /// What a client asks for.
 #[derive(Debug, Clone)]
@@ -80,7 +82,7 @@ pub struct Upstream {
     dice: Dice,
 }
 
-#[monitored(category = "http")]
+#[monitored(category = "http_client")]
 impl Upstream {
     /// Fetches an item: usually a few milliseconds, sometimes much slower, sometimes failing.
     pub async fn fetch(&self, path: &str) -> io::Result<String> {
@@ -154,6 +156,8 @@ pub struct Proxy {
     upstream: Upstream,
     cache: Cache,
     metrics: ProxyMetrics,
+    /// Distinct users (by token) in the last 5 minutes: `unique_users` of scope `vlite`.
+    users: UniqueUsers,
 }
 
 #[monitored]
@@ -165,12 +169,21 @@ impl Proxy {
             upstream: Upstream { dice: Dice::new(seed) },
             cache: Cache::default(),
             metrics: ProxyMetrics::register(&Scope::new("vlite")),
+            users: {
+                let users = UniqueUsers::new(Duration::from_secs(300));
+                // Registered once per process; a second proxy shares the name, the last one wins.
+                let _ = users.register("vlite");
+                users
+            },
         }
     }
 
     /// Handles one request.
     pub async fn handle(&self, req: Request) -> Result<Response, ProxyError> {
         let m = &self.metrics;
+        if let Some(token) = &req.token {
+            self.users.observe(token);
+        }
         m.in_flight.inc();
         let _done = Defer(|| m.in_flight.dec());
         self.authorize(&req)?;

@@ -37,7 +37,7 @@ fn monitor_agrees_with_the_clients() {
 
     let fetch = f("Upstream::fetch");
     assert_eq!(fetch.calls_from("monitor_examples::vlite::Proxy::handle"), fetch.calls());
-    assert_eq!(fetch.category, Some("http"));
+    assert_eq!(fetch.category, Some("http_client"));
     let connect = f("Upstream::connect");
     assert_eq!(connect.category, Some("socket"));
     assert_eq!(connect.calls_from("monitor_examples::vlite::Upstream::fetch"), connect.calls());
@@ -53,6 +53,13 @@ fn monitor_agrees_with_the_clients() {
     let metric = |name: &str| {
         snap.metric("vlite", name).unwrap_or_else(|| panic!("no {name}")).value.clone()
     };
+    // Users by token: up to one per request with a token (most tokens are drawn from 1,000).
+    match metric("unique_users") {
+        monitor_core::MetricValue::Gauge(users) => {
+            assert!((100.0..=400.0).contains(&users), "unique users {users}");
+        }
+        other => panic!("unique_users is {other:?}"),
+    }
     match metric("proxy_metrics.in_flight") {
         // Back to zero however requests ended (errors, panics, timeouts); up to 32 at once.
         monitor_core::MetricValue::Counter { value, high, low } => {
