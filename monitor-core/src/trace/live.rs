@@ -5,7 +5,6 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{
     flags, observer, site_name, tail, watch, AttributeValue, SpanEvent, SpanOutcome, SpanRecord,
@@ -25,7 +24,6 @@ struct Live {
     parent_id: Option<SpanId>,
     remote_parent: bool,
     site: Option<&'static CallSite>,
-    start_unix_ns: u64,
     start_tick: u64,
     last_checkpoint: u64,
     sampled: bool,
@@ -48,23 +46,17 @@ fn shard(span: SpanId) -> MutexGuard<'static, HashMap<u64, Live>> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-pub(crate) fn unix_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-}
-
 /// Opens the record of a new recorded span (`ctx.flags` has [`flags::RECORDED`]).
 pub(crate) fn open(ctx: &SpanCtx, parent_flags: Option<u8>) {
     RECORDED.fetch_add(1, Relaxed);
     let local_root = parent_flags.is_none_or(|p| p & flags::RECORDED == 0);
     let tail = tail::open(ctx.trace_id);
     let tick = clock::now();
-    let start_unix_ns = unix_ns();
     let live = Live {
         trace_id: ctx.trace_id,
         parent_id: ctx.parent_id,
         remote_parent: parent_flags.is_some_and(|p| p & flags::REMOTE != 0),
         site: ctx.local_site(),
-        start_unix_ns,
         start_tick: tick,
         last_checkpoint: tick,
         sampled: ctx.flags & flags::SAMPLED != 0,
@@ -83,9 +75,8 @@ pub(crate) fn open(ctx: &SpanCtx, parent_flags: Option<u8>) {
 #[inline(never)]
 pub(crate) fn close(span_id: SpanId, start_tick: u64, duration_ns: u64, outcome: SpanOutcome) {
     let Some(live) = shard(span_id).remove(&span_id.to_u64()) else { return };
-    // The wall clock was read when the record opened, a little before the call's own start.
-    let start_unix_ns =
-        live.start_unix_ns.saturating_add(clock::nanos_between(live.start_tick, start_tick));
+    // The call's own start (a little after the record opened), on the shared wall-clock anchor.
+    let start_unix_ns = clock::unix_ns_at(start_tick);
     let status = live.status.unwrap_or(match outcome {
         SpanOutcome::Success | SpanOutcome::Cancelled => Status::Unset,
         SpanOutcome::Error(kind) => Status::Error(Cow::Borrowed(kind)),
@@ -147,7 +138,7 @@ pub(crate) fn annotate_span(span: SpanId, key: Cow<'static, str>, value: Attribu
 #[inline(never)]
 pub(crate) fn event_span(span: SpanId, name: Cow<'static, str>, checkpoint: bool) {
     let tick = clock::now();
-    let unix_ns = unix_ns();
+    let unix_ns = clock::unix_ns_at(tick);
     with_live(span, |live| {
         if !room(live) {
             return;
@@ -210,7 +201,7 @@ pub fn in_flight() -> Vec<ActiveSpan> {
             span_id: SpanId::from_u64(id),
             parent_id: live.parent_id,
             name: site_name(live.site),
-            start_unix_ns: live.start_unix_ns,
+            start_unix_ns: clock::unix_ns_at(live.start_tick),
             elapsed_ns: clock::nanos_between(live.start_tick, now),
             annotations: live.annotations.clone(),
         }));
