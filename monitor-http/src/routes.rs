@@ -347,7 +347,7 @@ impl Routes {
         query: Option<&str>,
         headers: &HeaderMap,
     ) -> Response<Full<Bytes>> {
-        let resp = match self.prepare(method, path, query, headers) {
+        let resp = match self.respond_get(method, path, query, headers) {
             Prepared::Done(resp) => resp,
             Prepared::Wait(wait) => {
                 let trace = match &wait.watch {
@@ -381,7 +381,7 @@ impl Routes {
         query: Option<&str>,
         headers: &HeaderMap,
     ) -> Response<Full<Bytes>> {
-        let resp = match self.prepare(method, path, query, headers) {
+        let resp = match self.respond_get(method, path, query, headers) {
             Prepared::Done(resp) => resp,
             Prepared::Wait(wait) => {
                 let trace = match &wait.watch {
@@ -397,28 +397,15 @@ impl Routes {
         head(method, resp)
     }
 
-    fn prepare(
-        &self,
-        method: &Method,
-        path: &str,
-        query: Option<&str>,
-        headers: &HeaderMap,
-    ) -> Prepared {
-        Prepared::Done(match self.respond_get(method, path, query, headers) {
-            Ok(resp) => resp,
-            Err(wait) => return Prepared::Wait(wait),
-        })
-    }
-
     fn respond_get(
         &self,
         method: &Method,
         path: &str,
         query: Option<&str>,
         headers: &HeaderMap,
-    ) -> Result<Response<Full<Bytes>>, TraceWait> {
+    ) -> Prepared {
         let Some(rest) = path.strip_prefix(&self.prefix) else {
-            return Ok(not_found(path));
+            return Prepared::Done(not_found(path));
         };
         if rest.is_empty() {
             // `/monitor` → `/monitor/`, so the index's relative links resolve under the prefix.
@@ -426,10 +413,10 @@ impl Routes {
             if let Ok(loc) = HeaderValue::from_str(&format!("{}/", self.prefix)) {
                 resp.headers_mut().insert(LOCATION, loc);
             }
-            return Ok(resp);
+            return Prepared::Done(resp);
         }
         if !rest.starts_with('/') {
-            return Ok(not_found(path));
+            return Prepared::Done(not_found(path));
         }
         if method != Method::GET && method != Method::HEAD {
             let mut resp = text(
@@ -440,12 +427,12 @@ impl Routes {
                 ),
             );
             resp.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return Ok(resp);
+            return Prepared::Done(resp);
         }
         let query = match parse_query(query) {
             Ok(q) => q,
             Err(BadQuery(msg)) => {
-                return Ok(text(StatusCode::BAD_REQUEST, PLAIN, format!("{msg}\n")))
+                return Prepared::Done(text(StatusCode::BAD_REQUEST, PLAIN, format!("{msg}\n")))
             }
         };
         let view = match rest {
@@ -459,27 +446,24 @@ impl Routes {
             "/debug/vars" => View::Expvar,
             "/active" | "/active/" | "/active/text" => View::ActiveText,
             "/active/json" => View::ActiveJson,
-            "/history/json" => View::HistoryJson,
             "/trace/json" | "/trace/svg" => {
-                if query.filter.is_some() {
-                    return Ok(bad_param("filter", "the function views"));
+                if let Some(resp) = query.misplaced(false, true) {
+                    return Prepared::Done(resp);
                 }
-                return match trace_wait(&query, rest == "/trace/svg") {
-                    Prepared::Wait(wait) => Err(wait),
-                    Prepared::Done(resp) => Ok(resp),
-                };
+                return trace_wait(&query, rest == "/trace/svg");
             }
             "/ps" | "/ps/" | "/ps/text" | "/ps/json" | "/ps/dot" | "/trace/errors"
-            | "/trace/errors/json" | "/trace/errors/svg" => {
-                if let Some(resp) = query.misplaced(false) {
-                    return Ok(resp);
+            | "/trace/errors/json" | "/trace/errors/svg" | "/history/json" => {
+                // (`/history/json` has always let a `filter` pass; it is the whole process's.)
+                if let Some(resp) = query.misplaced(rest == "/history/json", false) {
+                    return Prepared::Done(resp);
                 }
-                return Ok(trace_view(rest));
+                return Prepared::Done(live_view(rest));
             }
-            _ => return Ok(not_found(path)),
+            _ => return Prepared::Done(not_found(path)),
         };
-        if let Some(resp) = query.misplaced(true) {
-            return Ok(resp);
+        if let Some(resp) = query.misplaced(true, false) {
+            return Prepared::Done(resp);
         }
         let mut snapshot = monitor_core::registry().snapshot();
         if let Some(filter) = &query.filter {
@@ -524,10 +508,6 @@ impl Routes {
                 render::expvar::write_expvar(&snapshot, &mut body);
                 "application/json"
             }
-            View::HistoryJson => {
-                render::history::write_history_json(&monitor_core::history(), &mut body);
-                "application/json"
-            }
             View::ActiveText => {
                 render::active::write_active_text(&snapshot, &mut body);
                 PLAIN
@@ -537,7 +517,7 @@ impl Routes {
                 "application/json"
             }
         };
-        Ok(text(StatusCode::OK, content_type, body))
+        Prepared::Done(text(StatusCode::OK, content_type, body))
     }
 }
 
@@ -559,11 +539,15 @@ fn head(method: &Method, mut resp: Response<Full<Bytes>>) -> Response<Full<Bytes
     resp
 }
 
-/// `/ps` and `/trace/errors` in their formats.
-fn trace_view(rest: &str) -> Response<Full<Bytes>> {
+/// The views that are not drawn from a snapshot: `/ps`, `/trace/errors` and `/history/json`.
+fn live_view(rest: &str) -> Response<Full<Bytes>> {
     use monitor_core::trace::{failed_traces, in_flight};
     let mut body = String::new();
     let content_type = match rest {
+        "/history/json" => {
+            render::history::write_history_json(&monitor_core::history(), &mut body);
+            "application/json"
+        }
         "/ps/json" => {
             render::trace::write_ps_json(&in_flight(), &mut body);
             "application/json"
@@ -590,10 +574,14 @@ fn trace_view(rest: &str) -> Response<Full<Bytes>> {
 }
 
 impl Query {
-    /// A 400 for parameters the view does not take (`filter` only on function views).
-    fn misplaced(&self, filter_ok: bool) -> Option<Response<Full<Bytes>>> {
+    /// A 400 for parameters the view does not take: `filter` belongs to the function views,
+    /// the trace parameters to `/trace/json` and `/trace/svg`.
+    fn misplaced(&self, filter_ok: bool, trace_ok: bool) -> Option<Response<Full<Bytes>>> {
         if !filter_ok && self.filter.is_some() {
             return Some(bad_param("filter", "the function views"));
+        }
+        if trace_ok {
+            return None;
         }
         [
             ("regex", &self.regex),
@@ -608,7 +596,6 @@ impl Query {
 }
 
 enum View {
-    HistoryJson,
     ActiveText,
     ActiveJson,
     Html,
