@@ -49,7 +49,6 @@ fn shard(span: SpanId) -> MutexGuard<'static, HashMap<u64, Live>> {
 /// Opens the record of a new recorded span (`ctx.flags` has [`flags::RECORDED`]).
 pub(crate) fn open(ctx: &SpanCtx, parent_flags: Option<u8>) {
     RECORDED.fetch_add(1, Relaxed);
-    let local_root = parent_flags.is_none_or(|p| p & flags::RECORDED == 0);
     let tail = tail::open(ctx.trace_id);
     let tick = clock::now();
     let live = Live {
@@ -67,7 +66,7 @@ pub(crate) fn open(ctx: &SpanCtx, parent_flags: Option<u8>) {
         dropped: 0,
     };
     shard(ctx.span_id).insert(ctx.span_id.to_u64(), live);
-    watch::opened(ctx, local_root);
+    watch::opened(ctx);
 }
 
 /// Closes a recorded span and hands its record on.

@@ -45,6 +45,16 @@ struct Slot {
     counts: Arc<Counts>,
 }
 
+impl Slot {
+    fn stats(&self) -> ObserverStats {
+        ObserverStats {
+            name: self.name.clone(),
+            delivered: self.counts.delivered.load(Relaxed),
+            dropped: self.counts.dropped.load(Relaxed),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Counts {
     delivered: AtomicU64,
@@ -157,16 +167,7 @@ pub struct ObserverStats {
 /// let _ = monitor_core::trace::observers();
 /// ```
 pub fn observers() -> Vec<ObserverStats> {
-    OBSERVERS
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .map(|s| ObserverStats {
-            name: s.name.clone(),
-            delivered: s.counts.delivered.load(Relaxed),
-            dropped: s.counts.dropped.load(Relaxed),
-        })
-        .collect()
+    OBSERVERS.read().unwrap_or_else(PoisonError::into_inner).iter().map(|s| s.stats()).collect()
 }
 
 /// Keeps an observer registered; dropping it unregisters the observer and lets its thread
@@ -177,6 +178,20 @@ pub struct ObserverHandle {
 }
 
 impl ObserverHandle {
+    /// This observer's counts while it is registered.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # struct Nop;
+    /// # impl monitor_core::trace::SpanObserver for Nop { fn observe(&mut self, _: &[Arc<monitor_core::trace::SpanRecord>]) {} }
+    /// let h = monitor_core::trace::add_observer("counted", Nop, 16);
+    /// assert_eq!(h.stats().map(|s| s.dropped), Some(0));
+    /// h.shutdown();
+    /// ```
+    pub fn stats(&self) -> Option<ObserverStats> {
+        self.slot.as_deref().map(Slot::stats)
+    }
+
     /// Unregisters the observer and waits until it has handled every queued span and flushed.
     ///
     /// ```

@@ -154,7 +154,7 @@ pub(crate) fn count() -> usize {
 }
 
 /// A recorded span started: binds the first waiting watch it matches.
-pub(crate) fn opened(ctx: &SpanCtx, _local_root: bool) {
+pub(crate) fn opened(ctx: &SpanCtx) {
     if COUNT.load(Relaxed) == 0 {
         return;
     }

@@ -259,8 +259,8 @@ impl ExportConfig {
         let name = format!("{:?}:{}", self.format, self.endpoint);
         let queue = self.queue;
         let worker = Worker { config: self, stats: Arc::clone(&stats), body: Vec::new() };
-        let handle = trace::add_observer(name.clone(), worker, queue);
-        Exporter { handle: Some(handle), stats, name }
+        let handle = trace::add_observer(name, worker, queue);
+        Exporter { handle: Some(handle), stats }
     }
 }
 
@@ -277,7 +277,6 @@ struct Counts {
 pub struct Exporter {
     handle: Option<ObserverHandle>,
     stats: Arc<Counts>,
-    name: String,
 }
 
 /// What an exporter has done so far.
@@ -303,8 +302,7 @@ pub struct ExportStats {
 impl Exporter {
     /// Counts so far.
     pub fn stats(&self) -> ExportStats {
-        let dropped =
-            trace::observers().into_iter().find(|o| o.name == self.name).map_or(0, |o| o.dropped);
+        let dropped = self.handle.as_ref().and_then(ObserverHandle::stats).map_or(0, |o| o.dropped);
         ExportStats {
             exported: self.stats.exported.load(Relaxed),
             given_up: self.stats.given_up.load(Relaxed),
@@ -324,7 +322,8 @@ impl Exporter {
 
 impl fmt::Debug for Exporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Exporter").field("name", &self.name).field("stats", &self.stats()).finish()
+        let name = self.handle.as_ref().and_then(ObserverHandle::stats).map(|o| o.name);
+        f.debug_struct("Exporter").field("name", &name).field("stats", &self.stats()).finish()
     }
 }
 
