@@ -48,31 +48,36 @@ fn json_opt_id(id: Option<SpanId>, out: &mut String) {
     }
 }
 
-/// The spans of a trace in display order: depth first from the roots, children by start.
-/// Returns each span with its depth.
-fn ordered(spans: &[&SpanRecord]) -> Vec<(usize, usize)> {
-    let ids: HashSet<SpanId> = spans.iter().map(|s| s.span_id).collect();
+/// Spans in display order: depth first from the roots (spans whose parent is not among them),
+/// siblings by start. Each span is `(span_id, parent_id, start)`; returns `(index, depth)`.
+fn ordered(spans: &[(SpanId, Option<SpanId>, u64)]) -> Vec<(usize, usize)> {
+    let ids: HashSet<SpanId> = spans.iter().map(|s| s.0).collect();
     let mut children: HashMap<SpanId, Vec<usize>> = HashMap::new();
     let mut roots = Vec::new();
     for (i, s) in spans.iter().enumerate() {
-        match s.parent_id.filter(|p| ids.contains(p)) {
+        match s.1.filter(|p| ids.contains(p)) {
             Some(p) => children.entry(p).or_default().push(i),
             None => roots.push(i),
         }
     }
-    let by_start =
-        |v: &mut Vec<usize>| v.sort_by_key(|&i| (spans[i].start_unix_ns, spans[i].span_id));
+    let by_start = |v: &mut Vec<usize>| v.sort_by_key(|&i| (spans[i].2, spans[i].0));
     by_start(&mut roots);
     children.values_mut().for_each(by_start);
     let mut out = Vec::with_capacity(spans.len());
     let mut stack: Vec<(usize, usize)> = roots.into_iter().rev().map(|i| (i, 0)).collect();
     while let Some((i, depth)) = stack.pop() {
         out.push((i, depth));
-        if let Some(kids) = children.get(&spans[i].span_id) {
+        if let Some(kids) = children.get(&spans[i].0) {
             stack.extend(kids.iter().rev().map(|&k| (k, depth + 1)));
         }
     }
     out
+}
+
+/// [`ordered`] for finished spans.
+fn ordered_records(spans: &[&SpanRecord]) -> Vec<(usize, usize)> {
+    let keys: Vec<_> = spans.iter().map(|s| (s.span_id, s.parent_id, s.start_unix_ns)).collect();
+    ordered(&keys)
 }
 
 fn json_span(s: &SpanRecord, out: &mut String) {
@@ -143,7 +148,7 @@ fn json_span(s: &SpanRecord, out: &mut String) {
 pub fn write_trace_json(trace: &Trace, out: &mut String) {
     let spans: Vec<&SpanRecord> = trace.spans.iter().map(|s| &**s).collect();
     out.push('[');
-    for (n, (i, _)) in ordered(&spans).into_iter().enumerate() {
+    for (n, (i, _)) in ordered_records(&spans).into_iter().enumerate() {
         if n > 0 {
             out.push(',');
         }
@@ -251,7 +256,7 @@ fn timeline(trace: &Trace, y0: f64, out: &mut String) -> f64 {
         let _ = writeln!(out, "<line x1=\"{x:.1}\" y1=\"{axis:.0}\" x2=\"{x:.1}\" y2=\"{:.0}\" class=\"tick\"/><text x=\"{:.1}\" y=\"{:.0}\" class=\"t\">+{}</text>", axis + 4.0, if k == 4 { x - 2.0 } else { x + 2.0 }, axis - 2.0, Nanos(ns));
     }
     let mut y = axis + 8.0;
-    for (i, _depth) in ordered(&spans) {
+    for (i, _depth) in ordered_records(&spans) {
         let s = spans[i];
         let x = x_of(s.start_unix_ns);
         let w = (s.duration_ns as f64 / total * (WIDTH - 20.0)).max(1.0);
@@ -326,31 +331,22 @@ pub fn write_traces_svg<T: std::borrow::Borrow<Trace>>(traces: &[T], out: &mut S
 
 /// Trees of in-flight spans, per trace: (depth, span).
 fn ps_trees(spans: &[ActiveSpan]) -> Vec<Vec<(usize, &ActiveSpan)>> {
-    let mut by_trace: Vec<(monitor_core::TraceId, Vec<&ActiveSpan>)> = Vec::new();
+    // Traces in the order their first span appears (oldest first).
+    let mut index: HashMap<monitor_core::TraceId, usize> = HashMap::new();
+    let mut by_trace: Vec<Vec<&ActiveSpan>> = Vec::new();
     for s in spans {
-        match by_trace.iter_mut().find(|(t, _)| *t == s.trace_id) {
-            Some((_, v)) => v.push(s),
-            None => by_trace.push((s.trace_id, vec![s])),
-        }
+        let i = *index.entry(s.trace_id).or_insert_with(|| {
+            by_trace.push(Vec::new());
+            by_trace.len() - 1
+        });
+        by_trace[i].push(s);
     }
     by_trace
         .into_iter()
-        .map(|(_, v)| {
-            let ids: HashSet<SpanId> = v.iter().map(|s| s.span_id).collect();
-            let mut out = Vec::new();
-            let mut stack: Vec<(usize, &ActiveSpan)> = v
-                .iter()
-                .filter(|s| s.parent_id.is_none_or(|p| !ids.contains(&p)))
-                .rev()
-                .map(|s| (0, *s))
-                .collect();
-            while let Some((d, s)) = stack.pop() {
-                out.push((d, s));
-                stack.extend(
-                    v.iter().filter(|c| c.parent_id == Some(s.span_id)).rev().map(|c| (d + 1, *c)),
-                );
-            }
-            out
+        .map(|v| {
+            let keys: Vec<_> =
+                v.iter().map(|s| (s.span_id, s.parent_id, s.start_unix_ns)).collect();
+            ordered(&keys).into_iter().map(|(i, depth)| (depth, v[i])).collect()
         })
         .collect()
 }
