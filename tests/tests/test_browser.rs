@@ -36,12 +36,7 @@ fn chromium_renders_the_function_table() {
         "{row}"
     );
 
-    let shot = std::env::temp_dir().join(format!("monitor-index-{}.png", std::process::id()));
-    let arg = format!("--screenshot={}", shot.display());
-    let Some(out) = common::chromium(&[&arg, "--window-size=1200,600"], &url) else { return };
-    assert!(out.status.success());
-    let png = std::fs::read(&shot).unwrap();
+    let Some(png) = common::screenshot(&url, 1200, 600) else { return };
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real picture of the page");
-    let _ = std::fs::remove_file(&shot);
     server.shutdown();
 }

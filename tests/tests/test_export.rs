@@ -3,6 +3,8 @@
 //! Swagger schema (`tests/specs/zipkin2-api.yaml`, from openzipkin/zipkin-api) validates the Zipkin
 //! JSON. A collector that is down, slow or failing never blocks the calls.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
@@ -17,12 +19,8 @@ use opentelemetry_proto::tonic::trace::v1::Span as OtlpSpan;
 use prost::Message;
 use serde_json::Value;
 
-/// Sampling is process-wide: the tests take turns.
-static TURN: Mutex<()> = Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+// Sampling is process-wide: the tests take turns (`common::turn`).
+use common::turn;
 
 /// One request as the receiver got it.
 struct Posted {

@@ -1,6 +1,8 @@
 //! Traces in the core: watches capture whole trees under concurrent traffic (threads and
 //! tasks), failed traces are kept, observers get sampled spans, remote parents are continued.
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,13 +14,9 @@ use monitor_core::trace::{
 };
 use monitor_core::{monitored, FutureExt, Span, TraceId};
 
-/// Settings that are global to the process (failure keeping, record-all, sampling) and the
-/// ring of failed traces are shared: the tests run one at a time.
-static GLOBAL: Mutex<()> = Mutex::new(());
-
-fn global() -> std::sync::MutexGuard<'static, ()> {
-    GLOBAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+// Settings that are global to the process (failure keeping, record-all, sampling) and the
+// ring of failed traces are shared: the tests run one at a time (`common::turn`).
+use common::turn as global;
 
 #[derive(Debug)]
 struct Failed;

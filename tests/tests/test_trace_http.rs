@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use monitor_core::trace::{self, TraceParent};
@@ -14,12 +14,9 @@ use serde_json::Value;
 
 use common::get;
 
-/// Watches, the failed-trace ring and record_all are process-wide: the tests take turns.
-static GLOBAL: Mutex<()> = Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    GLOBAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+// Watches, the failed-trace ring and record_all are process-wide: the tests take turns
+// (`common::turn`).
+use common::turn;
 
 #[derive(Debug)]
 struct Unavailable;
@@ -240,13 +237,8 @@ fn trace_svg_parses_as_xml_and_renders_in_chromium() {
     assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(dom.contains("<svg") && dom.contains("test_trace_http::serve_page ("), "{dom}");
-    let shot = std::env::temp_dir().join(format!("monitor-trace-{}.png", std::process::id()));
-    let arg = format!("--screenshot={}", shot.display());
-    let Some(out) = common::chromium(&[&arg, "--window-size=1200,400"], &url) else { return };
-    assert!(out.status.success());
-    let png = std::fs::read(&shot).unwrap();
+    let Some(png) = common::screenshot(&url, 1200, 400) else { return };
     assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "a real picture of the timeline");
-    let _ = std::fs::remove_file(&shot);
 }
 
 #[monitored]

@@ -130,3 +130,27 @@ pub fn chromium(args: &[&str], url: &str) -> Option<std::process::Output> {
     let _ = std::fs::remove_dir_all(&profile);
     Some(out)
 }
+
+/// A PNG of `url` as headless Chromium draws it in a `width`x`height` window; `None` where
+/// Chromium is missing (see [`tool`]).
+pub fn screenshot(url: &str, width: u32, height: u32) -> Option<Vec<u8>> {
+    let shot = std::env::temp_dir().join(format!(
+        "monitor-shot-{}-{width}x{height}-{}.png",
+        std::process::id(),
+        url.len()
+    ));
+    let arg = format!("--screenshot={}", shot.display());
+    let size = format!("--window-size={width},{height}");
+    let out = chromium(&[&arg, &size], url)?;
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    let png = std::fs::read(&shot).unwrap();
+    let _ = std::fs::remove_file(&shot);
+    Some(png)
+}
+
+/// Tests that change process-wide settings (sampling, failure keeping, watches, the
+/// collector) take turns through this lock; each test binary has its own.
+pub fn turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
