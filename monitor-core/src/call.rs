@@ -11,8 +11,16 @@ use crate::site::{CallSite, SiteState};
 use crate::span::{self, replace_current, SpanCtx, SpanId};
 use crate::trace::SpanOutcome;
 
-/// How a call ended, as the macro-generated code classifies a returned value.
-#[doc(hidden)]
+/// How a call ended, as its returned value tells: what [`CallSite::instrument`]'s classifier
+/// answers (and what `#[monitored]` works out for its functions).
+///
+/// ```
+/// use monitor_core::Outcome;
+/// fn classify(status: &u16) -> Outcome {
+///     if *status >= 500 { Outcome::Error("server_error") } else { Outcome::Success }
+/// }
+/// assert_eq!(classify(&503), Outcome::Error("server_error"));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// The call returned a success (anything but an `Err`).
@@ -234,8 +242,15 @@ impl fmt::Debug for Guard {
 pin_project_lite::pin_project! {
     /// The future of a monitored async call. The call starts when this is made (for an
     /// `async fn`: at its first poll), runs under its own span at every poll, ends with the
-    /// output's outcome, and counts as cancelled if dropped first.
-    #[doc(hidden)]
+    /// output's outcome, and counts as cancelled if dropped first. Made by
+    /// [`CallSite::instrument`] and by `#[monitored]` on async functions.
+    ///
+    /// ```
+    /// use monitor_core::{Instrumented, Outcome};
+    /// let site = monitor_core::registry().site("instrumented_doc", None).unwrap();
+    /// let fut: Instrumented<_, _> = site.instrument(async { 7 }, |_| Outcome::Success);
+    /// # drop(fut);
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct Instrumented<F, C> {
         #[pin]
@@ -261,6 +276,7 @@ where
 {
     /// Starts a call of `site` whose body is `inner`; its parent is the span current now.
     /// If the site is switched off, the future is only polled through.
+    #[doc(hidden)]
     #[inline]
     pub fn new(site: &'static CallSite, inner: F, classify: C) -> Self {
         if !site.active() {

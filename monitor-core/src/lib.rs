@@ -71,6 +71,7 @@ pub mod __private;
 
 pub(crate) use __private as private;
 
+pub use call::{Instrumented, Outcome};
 pub use collector::set_collect_interval;
 pub use error::ErrorName;
 pub use history::{enable_history, history, HistoryPoint, HISTORY_POINTS};
@@ -78,7 +79,7 @@ pub use metrics::{
     BoolVal, Counter, DurationVal, Event, FloatVal, IntVal, Meter, MetricError, MetricKind,
     Metrics, Scope, Timer, TimerGuard, RATE_WINDOW,
 };
-pub use registry::{registry, Registry};
+pub use registry::{registry, Registry, SiteError, MAX_DYNAMIC_SITES};
 pub use site::{is_enabled, set_enabled, CallSite};
 pub use snapshot::{
     Bucket, Caller, CallerCount, CategoryActivity, Distribution, FunctionStats, MetricStats,

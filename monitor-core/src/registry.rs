@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use crate::private::CALL_SITES;
 use crate::site::{CallSite, SiteState};
@@ -26,6 +27,120 @@ use crate::snapshot::{Distribution, FunctionStats, Snapshot};
 pub struct Registry {
     sites: Vec<&'static CallSite>,
     ids: HashMap<usize, u32>,
+    /// Sites made at run time, after the static ones; made on the first [`Registry::site`].
+    dynamic: OnceLock<Dynamic>,
+}
+
+/// How many call sites a program can make at run time with [`Registry::site`].
+pub const MAX_DYNAMIC_SITES: usize = 1024;
+
+/// Why [`Registry::site`] made no call site.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SiteError {
+    /// The name was empty.
+    #[error("a call site needs a non-empty name")]
+    EmptyName,
+    /// Every run-time site is taken.
+    #[error(
+        "{max} call sites were made at run time already; name them from a bounded set \
+         (a route template such as `GET /users/{{id}}`, not the request path)"
+    )]
+    Full {
+        /// [`MAX_DYNAMIC_SITES`].
+        max: usize,
+    },
+}
+
+/// Slots of the lock-free name index: four per site, so probes stay short.
+const INDEX_SLOTS: usize = 4 * MAX_DYNAMIC_SITES;
+
+/// The run-time sites: an append-only list (readers see the first `len`) and an open-addressing
+/// index by name, read without locks; only making a site takes the lock.
+struct Dynamic {
+    sites: Box<[OnceLock<&'static CallSite>]>,
+    len: AtomicUsize,
+    /// Position + 1 of the site whose name hashes here (0: empty).
+    index: Box<[AtomicU32]>,
+    grow: Mutex<()>,
+}
+
+impl Dynamic {
+    fn new() -> Self {
+        Dynamic {
+            sites: (0..MAX_DYNAMIC_SITES).map(|_| OnceLock::new()).collect(),
+            len: AtomicUsize::new(0),
+            index: (0..INDEX_SLOTS).map(|_| AtomicU32::new(0)).collect(),
+            grow: Mutex::new(()),
+        }
+    }
+
+    fn list(&self) -> impl Iterator<Item = &'static CallSite> + '_ {
+        let len = self.len.load(Ordering::Acquire);
+        self.sites[..len].iter().filter_map(|s| s.get().copied())
+    }
+
+    /// The site named so, or the index slot where it would go.
+    fn find(&self, name: &str, category: Option<&str>) -> Result<&'static CallSite, usize> {
+        let mut slot = hash(name, category) as usize % INDEX_SLOTS;
+        loop {
+            let pos = self.index[slot].load(Ordering::Acquire);
+            if pos == 0 {
+                return Err(slot);
+            }
+            if let Some(site) = self.sites.get(pos as usize - 1).and_then(|s| s.get().copied()) {
+                if site.name() == name && site.category() == category {
+                    return Ok(site);
+                }
+            }
+            slot = (slot + 1) % INDEX_SLOTS;
+        }
+    }
+
+    #[cold]
+    fn add(
+        &self,
+        name: &str,
+        category: Option<&'static str>,
+    ) -> Result<&'static CallSite, SiteError> {
+        let _grow = self.grow.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Another thread may have made it while this one waited.
+        let slot = match self.find(name, category) {
+            Ok(site) => return Ok(site),
+            Err(slot) => slot,
+        };
+        let pos = self.len.load(Ordering::Relaxed);
+        let cell = self.sites.get(pos).ok_or(SiteError::Full { max: MAX_DYNAMIC_SITES })?;
+        // Leaked once per name, bounded by MAX_DYNAMIC_SITES: sites live as long as the program.
+        let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
+        let site: &'static CallSite = Box::leak(Box::new(CallSite::new(
+            Some(name),
+            no_path,
+            category.unwrap_or("dynamic"),
+            "",
+            0,
+            category,
+        )));
+        let _ = cell.set(site);
+        self.len.store(pos + 1, Ordering::Release);
+        self.index[slot].store(pos as u32 + 1, Ordering::Release);
+        Ok(site)
+    }
+}
+
+fn no_path() -> &'static str {
+    ""
+}
+
+/// FNV-1a over the name and category: the index only needs spread, the comparison decides.
+fn hash(name: &str, category: Option<&str>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes = name.bytes().chain([0xff]).chain(category.unwrap_or("").bytes());
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 /// The process's registry.
@@ -57,11 +172,53 @@ impl Registry {
         // A static linked in twice would show up twice; keep one.
         sites.dedup_by(|a, b| std::ptr::eq(*a, *b));
         let ids = sites.iter().enumerate().map(|(i, s)| (address(s), i as u32)).collect();
-        Registry { sites, ids }
+        Registry { sites, ids, dynamic: OnceLock::new() }
     }
 
     pub(crate) fn id_of(&self, site: &CallSite) -> Option<u32> {
-        self.ids.get(&address(site)).copied()
+        if let Some(&id) = self.ids.get(&address(site)) {
+            return Some(id);
+        }
+        let pos = self.dynamic.get()?.list().position(|s| std::ptr::eq(s, site))?;
+        u32::try_from(self.sites.len() + pos).ok()
+    }
+
+    /// How many site ids there can ever be: the static sites and [`MAX_DYNAMIC_SITES`].
+    pub(crate) fn id_capacity(&self) -> usize {
+        self.sites.len() + MAX_DYNAMIC_SITES
+    }
+
+    /// The call site for a function known only at run time, such as a web route: the same
+    /// name and category always give the same site, which then works like a `#[monitored]`
+    /// one (see [`CallSite::instrument`]). Finding an existing site takes no lock and
+    /// allocates nothing; the first use of a name makes the site (listed after the static
+    /// ones, in the order they were made).
+    ///
+    /// # Errors
+    ///
+    /// [`SiteError::EmptyName`] for `""`, and [`SiteError::Full`] once [`MAX_DYNAMIC_SITES`]
+    /// exist: names must come from a bounded set.
+    ///
+    /// ```
+    /// let registry = monitor_core::registry();
+    /// let site = registry.site("GET /users/{id}", Some("http_server")).unwrap();
+    /// assert!(std::ptr::eq(site, registry.site("GET /users/{id}", Some("http_server")).unwrap()));
+    /// assert!(registry.sites().any(|s| std::ptr::eq(s, site)));
+    /// assert!(registry.site("", None).is_err());
+    /// ```
+    pub fn site(
+        &self,
+        name: &str,
+        category: Option<&'static str>,
+    ) -> Result<&'static CallSite, SiteError> {
+        if name.is_empty() {
+            return Err(SiteError::EmptyName);
+        }
+        let dynamic = self.dynamic.get_or_init(Dynamic::new);
+        match dynamic.find(name, category) {
+            Ok(site) => Ok(site),
+            Err(_) => dynamic.add(name, category),
+        }
     }
 
     /// Iterates over every call site, in snapshot order.
@@ -72,7 +229,7 @@ impl Registry {
     /// }
     /// ```
     pub fn sites(&self) -> impl Iterator<Item = &'static CallSite> + '_ {
-        self.sites.iter().copied()
+        self.sites.iter().copied().chain(self.dynamic.get().into_iter().flat_map(Dynamic::list))
     }
 
     /// Copies every statistic — functions and registered instruments — into plain data. Costs a pass over each called site's counters and
@@ -85,9 +242,9 @@ impl Registry {
     /// }
     /// ```
     pub fn snapshot(&self) -> Snapshot {
-        let name_of = |id: usize| self.sites.get(id).map_or("unknown", |s| s.name());
-        let functions = self
-            .sites
+        let sites: Vec<&'static CallSite> = self.sites().collect();
+        let name_of = |id: usize| sites.get(id).map_or("unknown", |s| s.name());
+        let functions = sites
             .iter()
             .enumerate()
             .map(|(id, site)| {

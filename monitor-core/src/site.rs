@@ -1,6 +1,7 @@
 //! Call sites: the static record the macro emits per function, and its lazily built state.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{
     AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed,
 };
@@ -9,6 +10,7 @@ use std::sync::OnceLock;
 use crossbeam_utils::CachePadded;
 use once_cell::race::OnceBox;
 
+use crate::call::{Instrumented, Outcome};
 use crate::histogram::{ChunkPool, OctaveMap, SLOTS};
 use crate::snapshot::{Caller, CallerCount, Distribution};
 
@@ -209,6 +211,38 @@ impl CallSite {
     /// ```
     pub fn category(&self) -> Option<&'static str> {
         self.category
+    }
+
+    /// Runs `fut` as a call of this site, the way `#[monitored]` runs an async function: the
+    /// call starts now (its parent is the span current now, e.g. a [`Span::from_remote`]
+    /// entered with [`Span::in_scope`]), each poll runs under its span, `classify` tells the
+    /// outcome from the output, and dropping the future before it finishes counts as cancelled.
+    /// Meant for sites made at run time with [`Registry::site`](crate::Registry::site).
+    ///
+    /// [`Span::from_remote`]: crate::Span::from_remote
+    /// [`Span::in_scope`]: crate::Span::in_scope
+    ///
+    /// ```
+    /// use monitor_core::{registry, Outcome};
+    ///
+    /// let site = registry().site("instrument_doc::GET /health", Some("http_server")).unwrap();
+    /// let status = block_on(site.instrument(async { 503u16 }, |s: &u16| {
+    ///     if *s >= 500 { Outcome::Error("http_503") } else { Outcome::Success }
+    /// }));
+    /// assert_eq!(status, 503);
+    /// let snap = registry().snapshot();
+    /// let f = snap.function("instrument_doc::GET /health").unwrap();
+    /// assert_eq!(f.errors, vec![("http_503", 1)]);
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    /// # }
+    /// ```
+    pub fn instrument<F, C>(&'static self, fut: F, classify: C) -> Instrumented<F, C>
+    where
+        F: Future,
+        C: Fn(&F::Output) -> Outcome,
+    {
+        Instrumented::new(self, fut, classify)
     }
 
     /// The site's statistics, built on its first call.

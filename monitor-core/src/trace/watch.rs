@@ -125,7 +125,7 @@ static WATCHES: Mutex<Vec<Arc<Inner>>> = Mutex::new(Vec::new());
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 /// Per site id: unbound watches waiting for a call of it.
 static SITE_WATCH: LazyLock<Vec<AtomicU8>> =
-    LazyLock::new(|| crate::registry().sites().map(|_| AtomicU8::new(0)).collect());
+    LazyLock::new(|| (0..crate::registry().id_capacity()).map(|_| AtomicU8::new(0)).collect());
 
 fn refresh_mode(watches: &[Arc<Inner>]) {
     let unbound = || watches.iter().filter(|w| lock(&w.state).bound.is_none());

@@ -167,7 +167,11 @@ fn row(f: &FunctionStats, out: &mut String) {
         (false, false) => "",
     };
     let _ = write!(out, "<tr{class}><td class=\"name\" title=\"");
-    html(&format!("{} ({}:{})", f.module, f.file, f.line), out);
+    if f.file.is_empty() {
+        html(f.module, out); // made at run time: no source location
+    } else {
+        html(&format!("{} ({}:{})", f.module, f.file, f.line), out);
+    }
     out.push_str("\">");
     html(f.name, out);
     out.push_str("</td><td class=\"name\">");

@@ -1,0 +1,112 @@
+//! Call sites made at run time: interned by name across threads, counted like static ones,
+//! seen by captures and the call graph, bounded. One test: filling every run-time site would
+//! disturb tests running beside it.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Barrier};
+
+use monitor_core::trace::{Watch, WatchFilter};
+use monitor_core::{monitored, registry, Outcome, SiteError, MAX_DYNAMIC_SITES};
+
+#[monitored]
+fn lookup() -> u32 {
+    1
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}
+
+fn classify(status: &u16) -> Outcome {
+    if *status >= 500 {
+        Outcome::Error("http_500")
+    } else {
+        Outcome::Success
+    }
+}
+
+#[test]
+fn run_time_sites() {
+    // Eight threads asking for the same names at once all get the same sites.
+    let barrier = Arc::new(Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                (0..50)
+                    .map(|i| {
+                        let site = registry().site(&format!("GET /r{i}"), Some("http_server"));
+                        std::ptr::from_ref(site.unwrap()) as usize
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let all: Vec<Vec<usize>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for other in &all[1..] {
+        assert_eq!(other, &all[0]);
+    }
+    assert_eq!(all[0].iter().collect::<HashSet<_>>().len(), 50);
+    // The category is part of the identity.
+    let server = registry().site("GET /r0", Some("http_server")).unwrap();
+    let plain = registry().site("GET /r0", None).unwrap();
+    assert!(!std::ptr::eq(server, plain));
+    assert_eq!(plain.category(), None);
+
+    // Calls at a run-time site count exactly, from many threads, with the caller edge.
+    let site = registry().site("GET /users/{id}", Some("http_server")).unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for i in 0..1000u16 {
+                    let status = if (i + t) % 10 == 0 { 503 } else { 200 };
+                    let got = block_on(
+                        site.instrument(async move { lookup() as u16 * status }, classify),
+                    );
+                    assert_eq!(got, status);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let snap = registry().snapshot();
+    let f = snap.function("GET /users/{id}").unwrap();
+    assert_eq!(f.calls(), 4000);
+    assert_eq!(f.errors, vec![("http_500", 400)]);
+    assert_eq!(f.category, Some("http_server"));
+    assert_eq!(f.line, 0);
+    assert_eq!(snap.function("test_dynamic::lookup").unwrap().calls_from("GET /users/{id}"), 4000);
+    for (i, f) in snap.functions.iter().enumerate() {
+        assert_eq!(f.id, i);
+    }
+
+    // A capture by function name sees a run-time site made before it.
+    let watch = Watch::start(WatchFilter::function(|s| s.name() == "GET /users/{id}")).unwrap();
+    block_on(site.instrument(async { lookup() as u16 * 200 }, classify));
+    let trace = watch.wait(std::time::Duration::from_secs(10)).unwrap();
+    let names: Vec<&str> = trace.spans.iter().map(|s| s.name).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.contains(&"GET /users/{id}") && names.contains(&"test_dynamic::lookup"));
+
+    // Bad names and a full table are errors, and nothing already made is lost.
+    assert_eq!(registry().site("", None).unwrap_err(), SiteError::EmptyName);
+    let mut made = 0;
+    let err = loop {
+        match registry().site(&format!("/path/{made}"), None) {
+            Ok(_) => made += 1,
+            Err(e) => break e,
+        }
+        assert!(made <= MAX_DYNAMIC_SITES);
+    };
+    assert_eq!(err, SiteError::Full { max: MAX_DYNAMIC_SITES });
+    assert!(err.to_string().contains("route template"), "{err}");
+    // 50 routes, one without category, users: already made before the loop.
+    assert_eq!(made + 52, MAX_DYNAMIC_SITES);
+    assert!(std::ptr::eq(site, registry().site("GET /users/{id}", Some("http_server")).unwrap()));
+    let snap = registry().snapshot();
+    assert_eq!(snap.function("GET /users/{id}").unwrap().calls(), 4001);
+    assert_eq!(snap.functions.len(), registry().sites().count());
+}
