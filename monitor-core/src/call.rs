@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use crate::clock;
 use crate::site::{CallSite, SiteState};
-use crate::span::{self, replace_current, SpanCtx, SpanId};
+use crate::span::{self, replace_current, Span, SpanCtx, SpanId};
 use crate::trace::SpanOutcome;
 
 /// How a call ended, as its returned value tells: what [`CallSite::instrument`]'s classifier
@@ -284,6 +284,47 @@ where
         }
         let (ctx, call) = start_async(site);
         Instrumented { inner, classify, ctx: Some(ctx), call: Some(call) }
+    }
+}
+
+impl<F, C> Instrumented<F, C>
+where
+    F: Future,
+    C: Fn(&F::Output) -> Outcome,
+{
+    /// Starts a call of `site`, then makes its body with `make`, which runs under the call's
+    /// span and is given it (the current span instead if the site is switched off).
+    pub(crate) fn start_with(
+        site: &'static CallSite,
+        make: impl FnOnce(Span) -> F,
+        classify: C,
+    ) -> Self {
+        if !site.active() {
+            let inner = make(Span::current());
+            return Instrumented { inner, classify, ctx: None, call: None };
+        }
+        let (ctx, call) = start_async(site);
+        let mut starting = Starting { call: Some(call), prev: replace_current(Some(ctx)) };
+        let inner = make(Span::from_ctx(ctx));
+        let call = starting.call.take();
+        drop(starting);
+        Instrumented { inner, classify, ctx: Some(ctx), call }
+    }
+}
+
+/// Restores the caller's span after an async call's body was made, and records a panic that
+/// left the making.
+struct Starting {
+    call: Option<Call>,
+    prev: Option<SpanCtx>,
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        replace_current(self.prev);
+        if let Some(mut call) = self.call.take() {
+            call.finish(End::Panic);
+        }
     }
 }
 

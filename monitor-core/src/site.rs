@@ -245,6 +245,37 @@ impl CallSite {
         Instrumented::new(self, fut, classify)
     }
 
+    /// Like [`CallSite::instrument`], for a body that needs the call's span before it exists,
+    /// e.g. to send its `traceparent` with an outgoing request: the call starts, then `make`
+    /// runs under its span (given to it; the current span if the site is switched off) and
+    /// returns the body. A panic in `make` counts as the call's panic.
+    ///
+    /// ```
+    /// use monitor_core::{registry, Outcome, Span};
+    ///
+    /// let site = registry().site("instrument_with_doc::fetch", Some("http_client")).unwrap();
+    /// let fut = site.instrument_with(
+    ///     |span| {
+    ///         let header = span.traceparent().unwrap().to_string(); // sent with the request
+    ///         async move { header }
+    ///     },
+    ///     |_| Outcome::Success,
+    /// );
+    /// let sent = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(fut);
+    /// assert!(sent.starts_with("00-"));
+    /// ```
+    pub fn instrument_with<F, C>(
+        &'static self,
+        make: impl FnOnce(crate::Span) -> F,
+        classify: C,
+    ) -> Instrumented<F, C>
+    where
+        F: Future,
+        C: Fn(&F::Output) -> Outcome,
+    {
+        Instrumented::start_with(self, make, classify)
+    }
+
     /// The site's statistics, built on its first call.
     #[inline(always)]
     pub(crate) fn state(&'static self) -> &'static SiteState {

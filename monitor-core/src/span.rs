@@ -272,6 +272,10 @@ impl Span {
         Span { ctx: CURRENT.get() }
     }
 
+    pub(crate) fn from_ctx(ctx: SpanCtx) -> Span {
+        Span { ctx: Some(ctx) }
+    }
+
     /// The empty span: entering it makes calls entry points.
     ///
     /// ```

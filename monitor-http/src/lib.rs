@@ -46,6 +46,7 @@
 
 #[cfg(any(feature = "otlp", feature = "zipkin"))]
 pub mod export;
+pub mod layer;
 pub mod propagation;
 mod render;
 mod routes;
@@ -66,6 +67,8 @@ pub use render::trace::{
     write_traces_json, write_traces_svg,
 };
 pub use routes::{PrefixError, Routes};
+#[cfg(feature = "axum")]
+pub use server::axum_router;
 pub use server::{serve, Config, MonitorService, ServeError, Server};
 
 /// The README's examples, compiled and run as doctests so they cannot rot. They live here

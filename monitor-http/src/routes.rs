@@ -309,6 +309,12 @@ impl Routes {
         Ok(Routes { prefix: trimmed.to_string(), buckets: Buckets::default() })
     }
 
+    /// The path prefix, without a trailing `/` (`""` at the root).
+    #[cfg(feature = "axum")]
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// Routes at the root of the server.
     pub(crate) fn root() -> Routes {
         monitor_core::enable_history();

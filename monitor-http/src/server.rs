@@ -323,10 +323,10 @@ async fn refuse(io: TokioIo<tokio::net::TcpStream>) {
     let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
 }
 
-/// The monitor's routes as a `tower` service, to mount in an axum, hyper or tonic server:
-/// `Router::new().nest_service("/monitor", MonitorService::new(Routes::new("/monitor")?))`.
-/// Rendering runs on the calling task; it reads the statistics' atomics and never blocks the
-/// instrumented program.
+/// The monitor's routes as a `tower` service, to mount in an axum, hyper or tonic server. It
+/// expects the whole path, prefix included (axum's `nest_service` strips it: with axum, merge
+/// `axum_router` instead, feature `axum`). Rendering runs on the calling task; it reads the
+/// statistics' atomics and never blocks the instrumented program.
 ///
 /// ```
 /// use monitor_http::{MonitorService, Routes};
@@ -375,4 +375,36 @@ impl<B> tower_service::Service<Request<B>> for MonitorService {
                 .await)
         })
     }
+}
+
+/// The monitor's pages as an axum router serving `prefix` and everything under it (feature
+/// `axum`), to merge into an application:
+/// `app.merge(monitor_http::axum_router("/monitor")?)`. Under
+/// [`ServerLayer`](crate::layer::ServerLayer), its requests count as the route
+/// `GET /monitor/{*view}`.
+///
+/// # Errors
+///
+/// [`PrefixError`](crate::PrefixError) for a prefix that is not a path.
+///
+/// ```
+/// let app: axum::Router = axum::Router::new()
+///     .route("/", axum::routing::get(|| async { "shop" }))
+///     .merge(monitor_http::axum_router("/monitor").unwrap());
+/// # drop(app);
+/// assert!(monitor_http::axum_router::<()>("monitor").is_err());
+/// ```
+#[cfg(feature = "axum")]
+pub fn axum_router<S>(prefix: &str) -> Result<axum::Router<S>, crate::PrefixError>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let routes = Routes::new(prefix)?;
+    let base = routes.prefix().to_string();
+    let service = MonitorService::new(routes);
+    // A wildcard matches one character or more: the index (`{base}/`) needs its own route.
+    let router = axum::Router::new()
+        .route_service(&format!("{base}/{{*view}}"), service.clone())
+        .route_service(&format!("{base}/"), service.clone());
+    Ok(if base.is_empty() { router } else { router.route_service(&base, service) })
 }

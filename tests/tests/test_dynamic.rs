@@ -91,6 +91,26 @@ fn run_time_sites() {
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(names.contains(&"GET /users/{id}") && names.contains(&"test_dynamic::lookup"));
 
+    // A body that panics while being made counts as the call's panic, and restores the span.
+    let fragile = registry().site("GET /fragile", Some("http_server")).unwrap();
+    let made = std::panic::catch_unwind(|| {
+        fragile.instrument_with(|_span| -> std::future::Ready<u16> { panic!("no body") }, classify)
+    });
+    assert!(made.is_err());
+    assert!(monitor_core::Span::current().is_none());
+    let f = registry().snapshot().function("GET /fragile").cloned().unwrap();
+    assert_eq!((f.panics, f.current, f.calls()), (1, 0, 1));
+    // The body is made under the call's span.
+    let seen = block_on(fragile.instrument_with(
+        |span| {
+            let current = monitor_core::Span::current();
+            assert_eq!(current.span_id(), span.span_id());
+            std::future::ready(200u16)
+        },
+        classify,
+    ));
+    assert_eq!(seen, 200);
+
     // Bad names and a full table are errors, and nothing already made is lost.
     assert_eq!(registry().site("", None).unwrap_err(), SiteError::EmptyName);
     let mut made = 0;
@@ -103,8 +123,8 @@ fn run_time_sites() {
     };
     assert_eq!(err, SiteError::Full { max: MAX_DYNAMIC_SITES });
     assert!(err.to_string().contains("route template"), "{err}");
-    // 50 routes, one without category, users: already made before the loop.
-    assert_eq!(made + 52, MAX_DYNAMIC_SITES);
+    // 50 routes, one without category, users, fragile: already made before the loop.
+    assert_eq!(made + 53, MAX_DYNAMIC_SITES);
     assert!(std::ptr::eq(site, registry().site("GET /users/{id}", Some("http_server")).unwrap()));
     let snap = registry().snapshot();
     assert_eq!(snap.function("GET /users/{id}").unwrap().calls(), 4001);

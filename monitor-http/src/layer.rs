@@ -1,0 +1,759 @@
+//! `tower` middleware for web services: [`ServerLayer`] makes each request a monitored call
+//! named by method and route, continuing the caller's trace; [`ClientLayer`] makes each
+//! outgoing request a child call of category `http_client` that carries `traceparent` to the
+//! next service. Both work with any `tower` stack over `http` types (axum, hyper, tonic,
+//! hyper-util's client); with the `reqwest` feature, `ReqwestMiddleware` does the client's
+//! part for `reqwest-middleware`.
+//!
+//! ```
+//! use monitor_http::layer::ServerLayer;
+//! use tower_layer::Layer;
+//! use tower_service::Service;
+//!
+//! // Any service from requests to responses; here a function that answers 503 to `/down`.
+//! let app = tower_service_fn(|req: http::Request<()>| {
+//!     let status = if req.uri().path() == "/down" { 503 } else { 200 };
+//!     http::Response::builder().status(status).body(()).unwrap()
+//! });
+//! let mut svc = ServerLayer::new()
+//!     .route(|parts| Some(parts.uri.path().into()))
+//!     .trace_id_header("x-trace-id").unwrap()
+//!     .layer(app);
+//!
+//! let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+//! let resp = rt.block_on(svc.call(http::Request::get("/down").body(()).unwrap())).unwrap();
+//! assert_eq!(resp.status(), 503);
+//! assert_eq!(resp.headers()["x-trace-id"].len(), 32);
+//!
+//! let snap = monitor_core::registry().snapshot();
+//! let route = snap.function("GET /down").unwrap();
+//! assert_eq!(route.errors, vec![("http_503", 1)]);
+//! assert_eq!(route.category, Some("http_server"));
+//! # #[derive(Clone)]
+//! # struct Fn_<F>(F);
+//! # fn tower_service_fn<F: Fn(http::Request<()>) -> http::Response<()> + Clone>(f: F) -> Fn_<F> { Fn_(f) }
+//! # impl<F: Fn(http::Request<()>) -> http::Response<()> + Clone> Service<http::Request<()>> for Fn_<F> {
+//! #     type Response = http::Response<()>;
+//! #     type Error = std::convert::Infallible;
+//! #     type Future = std::future::Ready<Result<http::Response<()>, std::convert::Infallible>>;
+//! #     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> { std::task::Poll::Ready(Ok(())) }
+//! #     fn call(&mut self, req: http::Request<()>) -> Self::Future { std::future::ready(Ok((self.0)(req))) }
+//! # }
+//! ```
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+
+use http::header::{HeaderName, HeaderValue, HOST};
+use http::request::Parts;
+use http::{Request, Response, StatusCode};
+use monitor_core::{registry, CallSite, Instrumented, Outcome, Span, UniqueUsers};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::propagation::{extract, TRACEPARENT};
+use crate::users::UserIdentity;
+
+/// Category of the calls [`ServerLayer`] makes (one per request).
+pub const HTTP_SERVER: &str = "http_server";
+/// Category of the calls [`ClientLayer`] makes (one per outgoing request).
+pub const HTTP_CLIENT: &str = "http_client";
+
+/// Why a middleware setting was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LayerError {
+    /// Not a valid HTTP header name.
+    #[error("`{0}` is not a header name; give e.g. `x-trace-id`")]
+    BadHeader(String),
+}
+
+/// Names a request's route from its head (method aside): a template such as `/users/{id}`, so
+/// that all requests of a route share one call site. `None`: fall back to the default.
+pub type RouteFn = for<'a> fn(&'a Parts) -> Option<Cow<'a, str>>;
+
+/// Makes each request a monitored call: a root span (or the child of the caller's, from a
+/// valid `traceparent`) at the call site `METHOD route`, of category [`HTTP_SERVER`]. A
+/// response with a 5xx status counts as an error of kind `http_5xx` (`http_503`, …), a service
+/// error as `service_error`, a dropped request as cancelled. Optionally it counts unique users
+/// and returns the trace id in a response header.
+///
+/// The route is, in order: what [`ServerLayer::route`] gives; with the `axum` feature, the
+/// route axum matched (`MatchedPath`; requests that matched none are named `(no route)`);
+/// else the path with id-like segments (numbers, UUIDs, long hex or long tokens) replaced by
+/// `{id}`. Past [`MAX_DYNAMIC_SITES`](monitor_core::MAX_DYNAMIC_SITES) names, requests count
+/// at one `HTTP (other routes)` site.
+///
+/// ```
+/// let layer = monitor_http::layer::ServerLayer::new();
+/// # drop(layer);
+/// ```
+#[derive(Clone)]
+pub struct ServerLayer {
+    config: Arc<ServerConfig>,
+}
+
+struct ServerConfig {
+    route: Option<RouteFn>,
+    trace_header: Option<HeaderName>,
+    users: Option<(Arc<UniqueUsers>, UserIdentity)>,
+    overflow: Option<&'static CallSite>,
+}
+
+impl Default for ServerLayer {
+    fn default() -> Self {
+        ServerLayer::new()
+    }
+}
+
+impl ServerLayer {
+    /// The layer with the default route naming, no users counted, no response header.
+    ///
+    /// ```
+    /// let layer = monitor_http::layer::ServerLayer::new();
+    /// # drop(layer);
+    /// ```
+    pub fn new() -> ServerLayer {
+        ServerLayer {
+            config: Arc::new(ServerConfig {
+                route: None,
+                trace_header: None,
+                users: None,
+                overflow: registry().site("HTTP (other routes)", Some(HTTP_SERVER)).ok(),
+            }),
+        }
+    }
+
+    fn config(&mut self) -> &mut ServerConfig {
+        // Only while building: the layer is not shared with services yet, or is copied once.
+        if Arc::get_mut(&mut self.config).is_none() {
+            let c = &self.config;
+            self.config = Arc::new(ServerConfig {
+                route: c.route,
+                trace_header: c.trace_header.clone(),
+                users: c.users.clone(),
+                overflow: c.overflow,
+            });
+        }
+        Arc::get_mut(&mut self.config).unwrap_or_else(|| unreachable!("just made unique"))
+    }
+
+    /// Names routes with `route` (falling back to the default when it gives `None`).
+    ///
+    /// ```
+    /// use monitor_http::layer::ServerLayer;
+    /// // Everything under /static is one route.
+    /// let layer = ServerLayer::new().route(|parts| {
+    ///     parts.uri.path().starts_with("/static/").then(|| "/static/{file}".into())
+    /// });
+    /// # drop(layer);
+    /// ```
+    pub fn route(mut self, route: RouteFn) -> ServerLayer {
+        self.config().route = Some(route);
+        self
+    }
+
+    /// Returns each request's trace id (32 lower-case hex digits) in the response header `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`LayerError::BadHeader`] if `name` is not a header name.
+    ///
+    /// ```
+    /// let layer = monitor_http::layer::ServerLayer::new().trace_id_header("x-trace-id").unwrap();
+    /// # drop(layer);
+    /// assert!(monitor_http::layer::ServerLayer::new().trace_id_header("no spaces").is_err());
+    /// ```
+    pub fn trace_id_header(mut self, name: &str) -> Result<ServerLayer, LayerError> {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| LayerError::BadHeader(name.to_string()))?;
+        self.config().trace_header = Some(name);
+        Ok(self)
+    }
+
+    /// Counts each request's user (as `identity` tells them apart) in `users`. The peer address
+    /// for the last rule comes from axum's `ConnectInfo<SocketAddr>` (with the `axum` feature)
+    /// or a `SocketAddr` in the request's extensions.
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use monitor_core::UniqueUsers;
+    /// use monitor_http::{layer::ServerLayer, users::UserIdentity};
+    ///
+    /// let users = Arc::new(UniqueUsers::new(Duration::from_secs(300)));
+    /// users.register("shop").unwrap();
+    /// let layer = ServerLayer::new().users(users, UserIdentity::new().cookies(&["session"]));
+    /// # drop(layer);
+    /// ```
+    pub fn users(mut self, users: Arc<UniqueUsers>, identity: UserIdentity) -> ServerLayer {
+        self.config().users = Some((users, identity));
+        self
+    }
+}
+
+impl fmt::Debug for ServerLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerLayer")
+            .field("custom_route", &self.config.route.is_some())
+            .field("trace_id_header", &self.config.trace_header)
+            .field("users", &self.config.users.as_ref().map(|(u, _)| u))
+            .finish()
+    }
+}
+
+impl<S> Layer<S> for ServerLayer {
+    type Service = Server<S>;
+
+    fn layer(&self, inner: S) -> Server<S> {
+        Server { inner, config: Arc::clone(&self.config) }
+    }
+}
+
+/// The service [`ServerLayer`] wraps around an application.
+///
+/// ```
+/// use tower_layer::Layer;
+/// let svc: monitor_http::layer::Server<()> = monitor_http::layer::ServerLayer::new().layer(());
+/// # drop(svc);
+/// ```
+#[derive(Clone)]
+pub struct Server<S> {
+    inner: S,
+    config: Arc<ServerConfig>,
+}
+
+impl<S> fmt::Debug for Server<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server").finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    /// Where a call site's name is put together, so naming a request allocates nothing.
+    static NAME: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// The call site for `method` and `route`, made on first use.
+fn site_named(method: &str, route: &str, category: &'static str) -> Option<&'static CallSite> {
+    NAME.with(|buf| {
+        let mut buf = buf.try_borrow_mut().ok()?;
+        buf.clear();
+        buf.push_str(method);
+        buf.push(' ');
+        buf.push_str(route);
+        registry().site(&buf, Some(category)).ok()
+    })
+}
+
+impl ServerConfig {
+    fn site(&self, parts: &Parts) -> Option<&'static CallSite> {
+        let method = parts.method.as_str();
+        let custom = self.route.and_then(|f| f(parts));
+        let site = match custom {
+            Some(route) => site_named(method, &route, HTTP_SERVER),
+            None => default_site(method, parts),
+        };
+        site.or(self.overflow)
+    }
+
+    fn count_user(&self, parts: &Parts) {
+        if let Some((users, identity)) = &self.users {
+            if let Some(id) = identity.identify(&parts.headers, peer(parts)) {
+                users.observe(&id);
+            }
+        }
+    }
+}
+
+#[cfg(feature = "axum")]
+fn default_site(method: &str, parts: &Parts) -> Option<&'static CallSite> {
+    match parts.extensions.get::<axum::extract::MatchedPath>() {
+        Some(matched) => site_named(method, matched.as_str(), HTTP_SERVER),
+        None => site_named(method, "(no route)", HTTP_SERVER),
+    }
+}
+
+#[cfg(not(feature = "axum"))]
+fn default_site(method: &str, parts: &Parts) -> Option<&'static CallSite> {
+    NAME.with(|buf| {
+        let mut buf = buf.try_borrow_mut().ok()?;
+        buf.clear();
+        buf.push_str(method);
+        buf.push(' ');
+        push_route(parts.uri.path(), &mut buf);
+        registry().site(&buf, Some(HTTP_SERVER)).ok()
+    })
+}
+
+/// Appends `path` with its id-like segments replaced by `{id}`.
+#[cfg_attr(feature = "axum", allow(dead_code))]
+fn push_route(path: &str, out: &mut String) {
+    if path.is_empty() {
+        out.push('/');
+        return;
+    }
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        out.push_str(if looks_like_id(segment) { "{id}" } else { segment });
+    }
+}
+
+/// Numbers, UUIDs, hex of 12 digits or more, and anything past 32 bytes.
+fn looks_like_id(s: &str) -> bool {
+    let hexish = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    !s.is_empty()
+        && (s.bytes().all(|b| b.is_ascii_digit())
+            || (s.len() >= 12 && hexish(s) && s.bytes().any(|b| b.is_ascii_digit()))
+            || s.len() > 32)
+}
+
+fn peer(parts: &Parts) -> Option<IpAddr> {
+    #[cfg(feature = "axum")]
+    if let Some(info) = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>() {
+        return Some(info.0.ip());
+    }
+    parts.extensions.get::<SocketAddr>().map(SocketAddr::ip)
+}
+
+/// Error kinds of 5xx statuses, made once: `http_500` … `http_599`.
+fn status_kind(status: StatusCode) -> Option<&'static str> {
+    static KINDS: OnceLock<Vec<&'static str>> = OnceLock::new();
+    let code = status.as_u16();
+    if code < 500 {
+        return None;
+    }
+    let kinds = KINDS.get_or_init(|| {
+        (500..600).map(|c| &*Box::leak(format!("http_{c}").into_boxed_str())).collect()
+    });
+    Some(kinds.get(usize::from(code - 500)).copied().unwrap_or("http_5xx"))
+}
+
+fn server_outcome<B, E>(result: &Result<Response<B>, E>) -> Outcome {
+    match result {
+        Ok(resp) => status_kind(resp.status()).map_or(Outcome::Success, Outcome::Error),
+        Err(_) => Outcome::Error("service_error"),
+    }
+}
+
+fn client_outcome<B, E>(result: &Result<Response<B>, E>) -> Outcome {
+    client_outcome_of(result.as_ref().ok().map(Response::status))
+}
+
+/// A client call's outcome from the status it got (`None`: the request failed).
+fn client_outcome_of(status: Option<StatusCode>) -> Outcome {
+    match status {
+        Some(status) => status_kind(status).map_or(Outcome::Success, Outcome::Error),
+        None => Outcome::Error("transport_error"),
+    }
+}
+
+type Classify<T> = fn(&T) -> Outcome;
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Server`] and [`Client`]: the inner service's, run as a monitored
+    /// call (or passed through when the call site could not be made).
+    pub struct CallFuture<F: Future> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F: Future> {
+        Monitored { #[pin] fut: Instrumented<Annotated<F>, Classify<F::Output>> },
+        Plain { #[pin] fut: F },
+    }
+}
+
+impl<F: Future> CallFuture<F> {
+    fn monitored(fut: Instrumented<Annotated<F>, Classify<F::Output>>) -> Self {
+        CallFuture { state: State::Monitored { fut } }
+    }
+
+    fn plain(fut: F) -> Self {
+        CallFuture { state: State::Plain { fut } }
+    }
+}
+
+impl<F, B, E> Future for CallFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        match self.project().state.project() {
+            StateProj::Monitored { fut } => fut.poll(cx),
+            StateProj::Plain { fut } => fut.poll(cx),
+        }
+    }
+}
+
+impl<F: Future> fmt::Debug for CallFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.state {
+            State::Monitored { .. } => "CallFuture::Monitored",
+            State::Plain { .. } => "CallFuture::Plain",
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner future, annotating the span with the response status and (for the server)
+    /// adding the trace id header.
+    #[doc(hidden)]
+    pub struct Annotated<F> {
+        #[pin]
+        inner: F,
+        trace_header: Option<HeaderName>,
+    }
+}
+
+impl<F, B, E> Future for Annotated<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let mut out = std::task::ready!(this.inner.poll(cx));
+        // Polled inside the call: the current span is the request's.
+        let span = Span::current();
+        if let Ok(resp) = &mut out {
+            span.annotate("http.response.status_code", i64::from(resp.status().as_u16()));
+            if let (Some(name), Some(id)) = (this.trace_header.take(), span.trace_id()) {
+                if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
+                    resp.headers_mut().insert(name, value);
+                }
+            }
+        }
+        Poll::Ready(out)
+    }
+}
+
+impl<S, B, ResB> Service<Request<B>> for Server<S>
+where
+    S: Service<Request<B>, Response = Response<ResB>>,
+{
+    type Response = Response<ResB>;
+    type Error = S::Error;
+    type Future = CallFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let (parts, body) = req.into_parts();
+        let config = &*self.config;
+        config.count_user(&parts);
+        let Some(site) = config.site(&parts) else {
+            return CallFuture::plain(self.inner.call(Request::from_parts(parts, body)));
+        };
+        // A root span, or the caller's child: never a child of whatever runs the server.
+        let parent = extract(&parts.headers).map_or(Span::none(), |remote| remote.span());
+        let trace_header = config.trace_header.clone();
+        let inner = &mut self.inner;
+        let make = |span: Span| {
+            if span.is_recorded() {
+                span.annotate("http.request.method", parts.method.as_str().to_string());
+                span.annotate("url.path", parts.uri.path().to_string());
+                if let Some(q) = parts.uri.query() {
+                    span.annotate("url.query", q.to_string());
+                }
+            }
+            Annotated { inner: inner.call(Request::from_parts(parts, body)), trace_header }
+        };
+        let fut = parent.in_scope(|| site.instrument_with(make, server_outcome as Classify<_>));
+        CallFuture::monitored(fut)
+    }
+}
+
+/// Makes each outgoing request a call of category [`HTTP_CLIENT`] named `METHOD host[:port]`
+/// (the caller's child when made inside a monitored call), and sends its `traceparent` so the
+/// next service continues the trace. A 5xx answer counts as an error of kind `http_5xx`, a
+/// failed request as `transport_error`. Credentials in the URI never reach the name.
+///
+/// For hyper-util's client: `ServiceBuilder::new().layer(ClientLayer::new()).service(client)`.
+///
+/// ```
+/// use monitor_http::layer::ClientLayer;
+/// use tower_layer::Layer;
+/// use tower_service::Service;
+///
+/// #[monitor_core::monitored(name = "client_doc::checkout")]
+/// async fn checkout(svc: &mut impl Service<http::Request<()>, Response = http::Response<String>>) -> String {
+///     let req = http::Request::post("http://payments.internal:8080/pay").body(()).unwrap();
+///     svc.call(req).await.ok().unwrap().into_body()
+/// }
+///
+/// // Stands in for a real client: answers with the traceparent it was sent.
+/// let echo = tower_service_fn(|req: http::Request<()>| {
+///     http::Response::new(req.headers()["traceparent"].to_str().unwrap().to_string())
+/// });
+/// let mut client = ClientLayer::new().layer(echo);
+/// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let sent = rt.block_on(checkout(&mut client));
+/// assert!(sent.starts_with("00-"));
+///
+/// let snap = monitor_core::registry().snapshot();
+/// let call = snap.function("POST payments.internal:8080").unwrap();
+/// assert_eq!(call.category, Some("http_client"));
+/// assert_eq!(call.calls_from("client_doc::checkout"), 1);
+/// # #[derive(Clone)]
+/// # struct Fn_<F>(F);
+/// # fn tower_service_fn<F: Fn(http::Request<()>) -> http::Response<String> + Clone>(f: F) -> Fn_<F> { Fn_(f) }
+/// # impl<F: Fn(http::Request<()>) -> http::Response<String> + Clone> Service<http::Request<()>> for Fn_<F> {
+/// #     type Response = http::Response<String>;
+/// #     type Error = std::convert::Infallible;
+/// #     type Future = std::future::Ready<Result<http::Response<String>, std::convert::Infallible>>;
+/// #     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> { std::task::Poll::Ready(Ok(())) }
+/// #     fn call(&mut self, req: http::Request<()>) -> Self::Future { std::future::ready(Ok((self.0)(req))) }
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientLayer {
+    _private: (),
+}
+
+impl ClientLayer {
+    /// The client layer.
+    ///
+    /// ```
+    /// let layer = monitor_http::layer::ClientLayer::new();
+    /// # drop(layer);
+    /// ```
+    pub fn new() -> ClientLayer {
+        ClientLayer { _private: () }
+    }
+}
+
+impl<S> Layer<S> for ClientLayer {
+    type Service = Client<S>;
+
+    fn layer(&self, inner: S) -> Client<S> {
+        Client { inner }
+    }
+}
+
+/// The service [`ClientLayer`] wraps around an HTTP client.
+///
+/// ```
+/// use tower_layer::Layer;
+/// let svc: monitor_http::layer::Client<()> = monitor_http::layer::ClientLayer::new().layer(());
+/// # drop(svc);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Client<S> {
+    inner: S,
+}
+
+/// The call site of an outgoing request: `METHOD host[:port]`, past the limit one
+/// `HTTP (other hosts)` site.
+fn client_site(method: &str, host: Option<&str>, port: Option<u16>) -> Option<&'static CallSite> {
+    let site = NAME.with(|buf| {
+        let mut buf = buf.try_borrow_mut().ok()?;
+        buf.clear();
+        buf.push_str(method);
+        buf.push(' ');
+        buf.push_str(host.unwrap_or("(no host)"));
+        if let Some(port) = port {
+            use std::fmt::Write;
+            let _ = write!(buf, ":{port}");
+        }
+        registry().site(&buf, Some(HTTP_CLIENT)).ok()
+    });
+    site.or_else(|| registry().site("HTTP (other hosts)", Some(HTTP_CLIENT)).ok())
+}
+
+/// The host of a `Host` header (for requests whose URI has none).
+fn host_header(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(HOST)?.to_str().ok()?;
+    Some(value.rsplit_once(':').map_or(value, |(host, _port)| host))
+}
+
+/// Sets `traceparent` for `span` (leaving any `tracestate` the caller set).
+fn send_traceparent(span: &Span, headers: &mut http::HeaderMap) {
+    if let Some(v) = span.traceparent().and_then(|tp| HeaderValue::from_str(&tp.to_string()).ok()) {
+        headers.insert(TRACEPARENT, v);
+    }
+}
+
+/// Annotates a recorded client span with the request's method and URL.
+fn annotate_client(span: &Span, method: &str, url: impl FnOnce() -> String) {
+    if span.is_recorded() {
+        span.annotate("http.request.method", method.to_string());
+        span.annotate("url.full", url());
+    }
+}
+
+/// `scheme://host:port/path` of `uri`: no credentials, no query.
+fn uri_without_secrets(uri: &http::Uri) -> String {
+    let mut url = String::new();
+    if let Some(scheme) = uri.scheme_str() {
+        url.push_str(scheme);
+        url.push_str("://");
+    }
+    url.push_str(uri.host().unwrap_or(""));
+    if let Some(port) = uri.port() {
+        url.push(':');
+        url.push_str(port.as_str());
+    }
+    url.push_str(uri.path());
+    url
+}
+
+impl<S, B, ResB> Service<Request<B>> for Client<S>
+where
+    S: Service<Request<B>, Response = Response<ResB>>,
+{
+    type Response = Response<ResB>;
+    type Error = S::Error;
+    type Future = CallFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+        let inner = &mut self.inner;
+        let host = parts.uri.host().or_else(|| host_header(&parts.headers));
+        let port = parts.uri.host().and(parts.uri.port_u16());
+        let Some(site) = client_site(parts.method.as_str(), host, port) else {
+            send_traceparent(&Span::current(), &mut parts.headers);
+            return CallFuture::plain(inner.call(Request::from_parts(parts, body)));
+        };
+        let make = |span: Span| {
+            send_traceparent(&span, &mut parts.headers);
+            annotate_client(&span, parts.method.as_str(), || uri_without_secrets(&parts.uri));
+            Annotated { inner: inner.call(Request::from_parts(parts, body)), trace_header: None }
+        };
+        CallFuture::monitored(site.instrument_with(make, client_outcome as Classify<_>))
+    }
+}
+
+#[cfg(feature = "reqwest")]
+pub use self::reqwest_middleware_support::ReqwestMiddleware;
+
+#[cfg(feature = "reqwest")]
+mod reqwest_middleware_support {
+    use super::{annotate_client, client_outcome_of, client_site, send_traceparent, Span};
+
+    /// What [`ClientLayer`](super::ClientLayer) does, for `reqwest` through
+    /// `reqwest-middleware` (feature `reqwest`): each request a call of category `http_client`
+    /// named `METHOD host[:port]`, carrying `traceparent`.
+    ///
+    /// ```
+    /// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+    ///     .with(monitor_http::layer::ReqwestMiddleware::new())
+    ///     .build();
+    /// # drop(client);
+    /// ```
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct ReqwestMiddleware {
+        _private: (),
+    }
+
+    impl ReqwestMiddleware {
+        /// The middleware.
+        ///
+        /// ```
+        /// let m = monitor_http::layer::ReqwestMiddleware::new();
+        /// # drop(m);
+        /// ```
+        pub fn new() -> Self {
+            ReqwestMiddleware { _private: () }
+        }
+    }
+
+    fn url_without_secrets(url: &reqwest::Url) -> String {
+        let mut url = url.clone();
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url.set_query(None);
+        url.set_fragment(None);
+        url.to_string()
+    }
+
+    #[async_trait::async_trait]
+    impl reqwest_middleware::Middleware for ReqwestMiddleware {
+        async fn handle(
+            &self,
+            mut req: reqwest::Request,
+            extensions: &mut http::Extensions,
+            next: reqwest_middleware::Next<'_>,
+        ) -> reqwest_middleware::Result<reqwest::Response> {
+            let method = req.method().clone();
+            let site = client_site(method.as_str(), req.url().host_str(), req.url().port());
+            let Some(site) = site else {
+                send_traceparent(&Span::current(), req.headers_mut());
+                return next.run(req, extensions).await;
+            };
+            let make = |span: Span| {
+                send_traceparent(&span, req.headers_mut());
+                annotate_client(&span, method.as_str(), || url_without_secrets(req.url()));
+                next.run(req, extensions)
+            };
+            let classify = |r: &reqwest_middleware::Result<reqwest::Response>| {
+                client_outcome_of(r.as_ref().ok().map(reqwest::Response::status))
+            };
+            site.instrument_with(make, classify).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(path: &str) -> String {
+        let mut out = String::new();
+        push_route(path, &mut out);
+        out
+    }
+
+    #[test]
+    fn id_like_segments_become_one_route() {
+        assert_eq!(route("/users/42/orders"), "/users/{id}/orders");
+        assert_eq!(route("/o/3fa85f64-5717-4562-b3fc-2c963f66afa6"), "/o/{id}");
+        assert_eq!(route("/blob/9f86d081884c7d65"), "/blob/{id}");
+        assert_eq!(route(&format!("/t/{}", "x".repeat(40))), "/t/{id}");
+        assert_eq!(route("/static/app.css"), "/static/app.css");
+        assert_eq!(route("/deadbeefcafe"), "/deadbeefcafe", "hex words without digits stay");
+        assert_eq!(route("/v2/health"), "/v2/health");
+        assert_eq!(route("/"), "/");
+        assert_eq!(route(""), "/");
+    }
+
+    #[test]
+    fn server_errors_are_named_by_status() {
+        assert_eq!(status_kind(StatusCode::OK), None);
+        assert_eq!(status_kind(StatusCode::NOT_FOUND), None);
+        assert_eq!(status_kind(StatusCode::SERVICE_UNAVAILABLE), Some("http_503"));
+        assert_eq!(status_kind(StatusCode::from_u16(599).unwrap()), Some("http_599"));
+        assert_eq!(status_kind(StatusCode::from_u16(700).unwrap()), Some("http_5xx"));
+    }
+
+    #[test]
+    fn client_sites_never_carry_credentials() {
+        let site = client_site("GET", Some("api.example.com"), Some(8443)).unwrap();
+        assert_eq!(site.name(), "GET api.example.com:8443");
+        assert_eq!(site.category(), Some(HTTP_CLIENT));
+        let uri: http::Uri = "https://user:pw@api.example.com:8443/a?token=1".parse().unwrap();
+        assert_eq!(uri_without_secrets(&uri), "https://api.example.com:8443/a");
+        let mut h = http::HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_static("svc.local:81"));
+        assert_eq!(host_header(&h), Some("svc.local"));
+    }
+}
