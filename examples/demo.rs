@@ -1,5 +1,6 @@
-//! The demo: an instrumented proxy under synthetic traffic, with the monitor served on
-//! http://127.0.0.1:9000/ and a summary printed every few seconds.
+//! The demo: an instrumented proxy under synthetic traffic and a web shop of two axum services
+//! under real HTTP traffic, with the monitor served on http://127.0.0.1:9000/ (and mounted at
+//! /monitor/ of the shop) and a summary printed every few seconds.
 //!
 //! ```text
 //! cargo run -p monitor-examples --example demo                   # runs until Ctrl-C
@@ -10,6 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use monitor_examples::shop;
 use monitor_examples::vlite::{traffic, Proxy};
 
 // Allocation figures for /debug/vars, and allocations per call for every monitored function.
@@ -96,6 +98,24 @@ fn main() {
     let proxy = Arc::new(Proxy::new(0x5eed));
     let started = Instant::now();
     runtime.block_on(async {
+        // Beside the proxy, a web shop of two axum services behind the monitor's middleware,
+        // with customers ordering over real HTTP: routes, client calls and users in every view.
+        match shop::start("127.0.0.1:0").await {
+            Ok(shop) => {
+                let at = shop.storefront;
+                println!("  http://{at}/monitor/   the same, mounted in the demo's axum shop");
+                println!(
+                    "  {base}/trace/svg?regex=%5EGET%20/orders   one order across both services"
+                );
+                tokio::spawn(async move {
+                    loop {
+                        shop::customers(shop, 100, 4, 60).await;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                });
+            }
+            Err(e) => eprintln!("demo: the shop did not start ({e}); the proxy runs alone"),
+        }
         let mut next_report = started + every;
         loop {
             let tally =

@@ -87,6 +87,9 @@ pub(crate) mod mode {
     pub(crate) const WATCH_SITE: u8 = 4;
     /// A watch waits for a call in a given trace.
     pub(crate) const WATCH_TRACE: u8 = 8;
+    /// A watch collects a trace: calls of it continued from a `traceparent` (another service,
+    /// maybe in this process) are recorded too.
+    pub(crate) const WATCH_BOUND: u8 = 16;
 }
 
 pub(crate) fn set_mode(bit: u8, on: bool) {
@@ -150,6 +153,9 @@ fn decide(mode: u8, parent_flags: Option<u8>, site_id: u32, trace_id: TraceId) -
     if mode & mode::ALL != 0
         || (mode & mode::WATCH_SITE != 0 && watch::site_watched(site_id))
         || (mode & mode::WATCH_TRACE != 0 && watch::trace_watched(trace_id))
+        || (mode & mode::WATCH_BOUND != 0
+            && parent_flags.is_some_and(|p| p & flags::REMOTE != 0)
+            && watch::trace_bound(trace_id))
     {
         f |= flags::RECORDED;
     }

@@ -131,6 +131,7 @@ fn refresh_mode(watches: &[Arc<Inner>]) {
     let unbound = || watches.iter().filter(|w| lock(&w.state).bound.is_none());
     set_mode(mode::WATCH_SITE, unbound().any(|w| w.sites.is_some()));
     set_mode(mode::WATCH_TRACE, unbound().any(|w| w.trace.is_some()));
+    set_mode(mode::WATCH_BOUND, watches.iter().any(|w| lock(&w.state).bound.is_some()));
 }
 
 fn unflag_sites(w: &Inner) {
@@ -147,6 +148,11 @@ pub(crate) fn site_watched(site_id: u32) -> bool {
 
 pub(crate) fn trace_watched(trace: TraceId) -> bool {
     lock(&WATCHES).iter().any(|w| w.trace == Some(trace) && lock(&w.state).bound.is_none())
+}
+
+/// Whether a watch collects `trace`.
+pub(crate) fn trace_bound(trace: TraceId) -> bool {
+    lock(&WATCHES).iter().any(|w| lock(&w.state).bound.is_some_and(|(t, _)| t == trace))
 }
 
 pub(crate) fn count() -> usize {
@@ -218,6 +224,7 @@ pub(crate) fn closed(record: &Arc<SpanRecord>) {
     if finished {
         watches.retain(|w| lock(&w.state).done.is_none());
         COUNT.store(watches.len(), Relaxed);
+        refresh_mode(&watches);
     }
 }
 
