@@ -7,6 +7,32 @@ use std::sync::{Arc, Barrier};
 
 use monitor_core::trace::{Watch, WatchFilter};
 use monitor_core::{monitored, registry, Outcome, SiteError, MAX_DYNAMIC_SITES};
+use monitor_http::layer::ServerLayer;
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// A service from a function.
+#[derive(Clone)]
+struct TowerFn<F>(F);
+
+fn tower_fn<F: Fn(http::Request<()>) -> http::Response<()>>(f: F) -> TowerFn<F> {
+    TowerFn(f)
+}
+
+impl<F: Fn(http::Request<()>) -> http::Response<()>> Service<http::Request<()>> for TowerFn<F> {
+    type Response = http::Response<()>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<http::Response<()>, std::convert::Infallible>>;
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, req: http::Request<()>) -> Self::Future {
+        std::future::ready(Ok((self.0)(req)))
+    }
+}
 
 #[monitored]
 fn lookup() -> u32 {
@@ -111,6 +137,11 @@ fn run_time_sites() {
     ));
     assert_eq!(seen, 200);
 
+    // A web layer made now keeps one site for routes past the limit.
+    let mut server = ServerLayer::new()
+        .route(|parts| Some(parts.uri.path().into()))
+        .layer(tower_fn(|_req| http::Response::new(())));
+
     // Bad names and a full table are errors, and nothing already made is lost.
     assert_eq!(registry().site("", None).unwrap_err(), SiteError::EmptyName);
     let mut made = 0;
@@ -123,8 +154,14 @@ fn run_time_sites() {
     };
     assert_eq!(err, SiteError::Full { max: MAX_DYNAMIC_SITES });
     assert!(err.to_string().contains("route template"), "{err}");
-    // 50 routes, one without category, users, fragile: already made before the loop.
-    assert_eq!(made + 53, MAX_DYNAMIC_SITES);
+    // 50 routes, one without category, users, fragile, other routes: made before the loop.
+    assert_eq!(made + 54, MAX_DYNAMIC_SITES);
+    for path in ["/new/1", "/new/2"] {
+        let req = http::Request::get(path).body(()).unwrap();
+        block_on(server.call(req)).unwrap();
+    }
+    let other = registry().snapshot().function("HTTP (other routes)").cloned().unwrap();
+    assert_eq!(other.calls(), 2);
     assert!(std::ptr::eq(site, registry().site("GET /users/{id}", Some("http_server")).unwrap()));
     let snap = registry().snapshot();
     assert_eq!(snap.function("GET /users/{id}").unwrap().calls(), 4001);

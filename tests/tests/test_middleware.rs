@@ -366,3 +366,38 @@ fn statuses_routes_users_in_flight_and_the_monitor_routes() {
     assert_eq!(index.status, 200);
     assert!(index.body.contains("GET /pay/{order}"));
 }
+
+/// A service whose answer never comes.
+#[derive(Clone)]
+struct Never;
+
+impl Service<http::Request<()>> for Never {
+    type Response = http::Response<()>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Pending<Result<http::Response<()>, std::convert::Infallible>>;
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, _: http::Request<()>) -> Self::Future {
+        std::future::pending()
+    }
+}
+
+#[test]
+fn a_dropped_request_is_cancelled_and_routes_can_be_named() {
+    let mut svc = ServerLayer::new()
+        .route(|parts| parts.uri.path().starts_with("/files/").then(|| "/files/{path}".into()))
+        .layer(Never);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for path in ["/files/a.txt", "/files/b/c.txt"] {
+        let fut = svc.call(http::Request::put(path).body(()).unwrap());
+        let waited =
+            rt.block_on(async { tokio::time::timeout(Duration::from_millis(20), fut).await });
+        assert!(waited.is_err(), "never answers");
+    }
+    let f = registry().snapshot().function("PUT /files/{path}").cloned().unwrap();
+    assert_eq!((f.cancelled, f.current, f.calls()), (2, 0, 2));
+}
