@@ -239,15 +239,26 @@ thread_local! {
     static NAME: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// The call site for `method` and `route`, made on first use.
-fn site_named(method: &str, route: &str, category: &'static str) -> Option<&'static CallSite> {
+/// The call site whose name `write` puts together (in a reused buffer: naming a request
+/// allocates nothing once its site exists), made on first use.
+fn site_named(
+    category: &'static str,
+    write: impl FnOnce(&mut String),
+) -> Option<&'static CallSite> {
     NAME.with(|buf| {
         let mut buf = buf.try_borrow_mut().ok()?;
         buf.clear();
+        write(&mut buf);
+        registry().site(&buf, Some(category)).ok()
+    })
+}
+
+/// The server site `METHOD route`.
+fn route_site(method: &str, route: &str) -> Option<&'static CallSite> {
+    site_named(HTTP_SERVER, |buf| {
         buf.push_str(method);
         buf.push(' ');
         buf.push_str(route);
-        registry().site(&buf, Some(category)).ok()
     })
 }
 
@@ -256,7 +267,7 @@ impl ServerConfig {
         let method = parts.method.as_str();
         let custom = self.route.and_then(|f| f(parts));
         let site = match custom {
-            Some(route) => site_named(method, &route, HTTP_SERVER),
+            Some(route) => route_site(method, &route),
             None => default_site(method, parts),
         };
         site.or(self.overflow)
@@ -274,20 +285,17 @@ impl ServerConfig {
 #[cfg(feature = "axum")]
 fn default_site(method: &str, parts: &Parts) -> Option<&'static CallSite> {
     match parts.extensions.get::<axum::extract::MatchedPath>() {
-        Some(matched) => site_named(method, matched.as_str(), HTTP_SERVER),
-        None => site_named(method, "(no route)", HTTP_SERVER),
+        Some(matched) => route_site(method, matched.as_str()),
+        None => route_site(method, "(no route)"),
     }
 }
 
 #[cfg(not(feature = "axum"))]
 fn default_site(method: &str, parts: &Parts) -> Option<&'static CallSite> {
-    NAME.with(|buf| {
-        let mut buf = buf.try_borrow_mut().ok()?;
-        buf.clear();
+    site_named(HTTP_SERVER, |buf| {
         buf.push_str(method);
         buf.push(' ');
-        push_route(parts.uri.path(), &mut buf);
-        registry().site(&buf, Some(HTTP_SERVER)).ok()
+        push_route(parts.uri.path(), buf);
     })
 }
 
@@ -337,10 +345,7 @@ fn status_kind(status: StatusCode) -> Option<&'static str> {
 }
 
 fn server_outcome<B, E>(result: &Result<Response<B>, E>) -> Outcome {
-    match result {
-        Ok(resp) => status_kind(resp.status()).map_or(Outcome::Success, Outcome::Error),
-        Err(_) => Outcome::Error("service_error"),
-    }
+    outcome_of(result.as_ref().ok().map(Response::status), "service_error")
 }
 
 fn client_outcome<B, E>(result: &Result<Response<B>, E>) -> Outcome {
@@ -349,9 +354,14 @@ fn client_outcome<B, E>(result: &Result<Response<B>, E>) -> Outcome {
 
 /// A client call's outcome from the status it got (`None`: the request failed).
 fn client_outcome_of(status: Option<StatusCode>) -> Outcome {
+    outcome_of(status, "transport_error")
+}
+
+/// A 5xx status is an error of its own kind; no status at all, of kind `failed`.
+fn outcome_of(status: Option<StatusCode>, failed: &'static str) -> Outcome {
     match status {
         Some(status) => status_kind(status).map_or(Outcome::Success, Outcome::Error),
-        None => Outcome::Error("transport_error"),
+        None => Outcome::Error(failed),
     }
 }
 
@@ -561,9 +571,7 @@ pub struct Client<S> {
 /// The call site of an outgoing request: `METHOD host[:port]`, past the limit one
 /// `HTTP (other hosts)` site.
 fn client_site(method: &str, host: Option<&str>, port: Option<u16>) -> Option<&'static CallSite> {
-    let site = NAME.with(|buf| {
-        let mut buf = buf.try_borrow_mut().ok()?;
-        buf.clear();
+    let site = site_named(HTTP_CLIENT, |buf| {
         buf.push_str(method);
         buf.push(' ');
         buf.push_str(host.unwrap_or("(no host)"));
@@ -571,7 +579,6 @@ fn client_site(method: &str, host: Option<&str>, port: Option<u16>) -> Option<&'
             use std::fmt::Write;
             let _ = write!(buf, ":{port}");
         }
-        registry().site(&buf, Some(HTTP_CLIENT)).ok()
     });
     site.or_else(|| registry().site("HTTP (other hosts)", Some(HTTP_CLIENT)).ok())
 }
