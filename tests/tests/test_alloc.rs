@@ -76,3 +76,55 @@ fn allocations_are_attributed_per_call() {
         "function_allocated_bytes_total{name=\"test_alloc::allocates_one_kib\",scope=\"test_alloc\"} 20480\n"
     ));
 }
+
+/// A service that answers at once, allocating nothing.
+#[derive(Clone)]
+struct Ok200;
+
+impl tower_service::Service<http::Request<()>> for Ok200 {
+    type Response = http::Response<()>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<http::Response<()>, std::convert::Infallible>>;
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, _: http::Request<()>) -> Self::Future {
+        std::future::ready(Ok(http::Response::new(())))
+    }
+}
+
+/// Serves 100 requests through the server middleware (what it allocates is counted here).
+#[monitored]
+fn serve_100(svc: &mut monitor_http::layer::Server<Ok200>) -> usize {
+    use std::future::Future;
+    use tower_service::Service;
+    let mut ok = 0;
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for i in 0..100 {
+        let mut req = http::Request::new(());
+        *req.uri_mut() = http::Uri::from_static(if i % 2 == 0 { "/users/42" } else { "/users/7" });
+        let mut fut = std::pin::pin!(svc.call(req));
+        if let std::task::Poll::Ready(Ok(resp)) = fut.as_mut().poll(&mut cx) {
+            ok += usize::from(resp.status() == 200);
+        }
+    }
+    ok
+}
+
+#[test]
+fn a_request_through_the_server_middleware_allocates_nothing() {
+    use tower_layer::Layer;
+    let mut svc = monitor_http::layer::ServerLayer::new()
+        .route(|parts| parts.uri.path().starts_with("/users/").then(|| "/users/{id}".into()))
+        .layer(Ok200);
+    // The first requests make the route's site and its statistics.
+    assert_eq!(serve_100(&mut svc), 100);
+    let before = registry().snapshot().function("test_alloc::serve_100").unwrap().allocations;
+    assert_eq!(serve_100(&mut svc), 100);
+    let after = registry().snapshot().function("test_alloc::serve_100").unwrap().allocations;
+    assert_eq!(after - before, 0, "allocations in 100 requests");
+    assert_eq!(registry().snapshot().function("GET /users/{id}").unwrap().calls(), 200);
+}
