@@ -83,7 +83,7 @@ fn main() {
         }
     };
     let base = format!("http://{}", server.local_addr());
-    println!("demo: a caching proxy under synthetic traffic. The monitor is at:");
+    println!("demo: a caching proxy and a web shop under traffic. The monitor is at:");
     println!("  {base}/             index: every view, and a table of the functions");
     println!("  {base}/funcs        per function: callers, counts, errors, latency quantiles");
     println!("  {base}/funcs/dot    the call graph (dot -Tsvg), /funcs/json, /stats, /stats/json");
