@@ -38,6 +38,27 @@ impl TraceId {
     pub const fn to_u128(self) -> u128 {
         self.0
     }
+
+    /// The 32 lower-case hex digits, as ASCII, without allocating (e.g. for a header value).
+    ///
+    /// ```
+    /// let id = monitor_core::TraceId::from_u128(0xabc);
+    /// assert_eq!(id.to_hex(), *id.to_string().as_bytes());
+    /// ```
+    pub fn to_hex(self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        put_hex(self.0, &mut out);
+        out
+    }
+}
+
+/// Writes the low `out.len()` nibbles of `v` into `out` as lower-case hex, most significant first.
+pub(crate) fn put_hex(mut v: u128, out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in out.iter_mut().rev() {
+        *b = DIGITS[(v & 0xf) as usize];
+        v >>= 4;
+    }
 }
 
 impl fmt::Display for TraceId {

@@ -442,7 +442,7 @@ where
         if let Ok(resp) = &mut out {
             span.annotate("http.response.status_code", i64::from(resp.status().as_u16()));
             if let (Some(name), Some(id)) = (this.trace_header.take(), span.trace_id()) {
-                if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
+                if let Ok(value) = HeaderValue::from_bytes(&id.to_hex()) {
                     resp.headers_mut().insert(name, value);
                 }
             }
@@ -591,7 +591,8 @@ fn host_header(headers: &http::HeaderMap) -> Option<&str> {
 
 /// Sets `traceparent` for `span` (leaving any `tracestate` the caller set).
 fn send_traceparent(span: &Span, headers: &mut http::HeaderMap) {
-    if let Some(v) = span.traceparent().and_then(|tp| HeaderValue::from_str(&tp.to_string()).ok()) {
+    if let Some(v) = span.traceparent().and_then(|tp| HeaderValue::from_bytes(&tp.to_bytes()).ok())
+    {
         headers.insert(TRACEPARENT, v);
     }
 }

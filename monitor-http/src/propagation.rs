@@ -96,7 +96,7 @@ pub fn extract(headers: &HeaderMap) -> Option<RemoteContext> {
 /// ```
 pub fn inject(span: &Span, state: Option<&TraceState>, headers: &mut HeaderMap) {
     let Some(tp) = span.traceparent() else { return };
-    if let Ok(v) = HeaderValue::from_str(&tp.to_string()) {
+    if let Ok(v) = HeaderValue::from_bytes(&tp.to_bytes()) {
         headers.insert(TRACEPARENT, v);
     }
     match state.filter(|s| !s.is_empty()).map(|s| HeaderValue::from_str(&s.to_string())) {

@@ -126,6 +126,26 @@ impl FromStr for TraceParent {
     }
 }
 
+impl TraceParent {
+    /// The header value (version 00) as ASCII, without allocating: what [`fmt::Display`]
+    /// writes.
+    ///
+    /// ```
+    /// use monitor_core::trace::TraceParent;
+    /// let tp: TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap();
+    /// assert_eq!(tp.to_bytes(), *tp.to_string().as_bytes());
+    /// ```
+    pub fn to_bytes(&self) -> [u8; 55] {
+        let mut out = [b'-'; 55];
+        out[0] = b'0';
+        out[1] = b'0';
+        crate::span::put_hex(self.trace_id.to_u128(), &mut out[3..35]);
+        crate::span::put_hex(u128::from(self.parent_id.to_u64()), &mut out[36..52]);
+        crate::span::put_hex(u128::from(self.flags), &mut out[53..55]);
+        out
+    }
+}
+
 impl fmt::Display for TraceParent {
     /// Always version 00, as the recommendation asks of senders.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -266,6 +286,23 @@ impl fmt::Display for TraceState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_match_the_display_form() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..1000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let tp = TraceParent {
+                trace_id: TraceId::from_u128((u128::from(x) << 64) | u128::from(x.rotate_left(7))),
+                parent_id: SpanId::from_u64(x | 1),
+                flags: (x >> 56) as u8,
+            };
+            assert_eq!(tp.to_bytes(), *tp.to_string().as_bytes());
+            assert_eq!(tp.trace_id.to_hex(), *tp.trace_id.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn traceparent_rules() {
