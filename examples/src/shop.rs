@@ -111,7 +111,7 @@ pub async fn start(addr: &str) -> std::io::Result<Shop> {
     let inventory = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, inventory_app).await });
 
-    let users = Arc::new(UniqueUsers::new(Duration::from_secs(300)));
+    let users = UniqueUsers::new(Duration::from_secs(300));
     // Already registered (the shop started twice in one process): the first one counts.
     let _ = users.register("shop");
     let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();

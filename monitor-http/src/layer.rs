@@ -99,10 +99,11 @@ pub struct ServerLayer {
     config: Arc<ServerConfig>,
 }
 
+#[derive(Clone)]
 struct ServerConfig {
     route: Option<RouteFn>,
     trace_header: Option<HeaderName>,
-    users: Option<(Arc<UniqueUsers>, UserIdentity)>,
+    users: Option<(UniqueUsers, UserIdentity)>,
     overflow: Option<&'static CallSite>,
 }
 
@@ -130,18 +131,9 @@ impl ServerLayer {
         }
     }
 
+    /// The settings, copied first if services already share them.
     fn config(&mut self) -> &mut ServerConfig {
-        // Only while building: the layer is not shared with services yet, or is copied once.
-        if Arc::get_mut(&mut self.config).is_none() {
-            let c = &self.config;
-            self.config = Arc::new(ServerConfig {
-                route: c.route,
-                trace_header: c.trace_header.clone(),
-                users: c.users.clone(),
-                overflow: c.overflow,
-            });
-        }
-        Arc::get_mut(&mut self.config).unwrap_or_else(|| unreachable!("just made unique"))
+        Arc::make_mut(&mut self.config)
     }
 
     /// Names routes with `route` (falling back to the default when it gives `None`).
@@ -182,16 +174,17 @@ impl ServerLayer {
     /// or a `SocketAddr` in the request's extensions.
     ///
     /// ```
-    /// use std::{sync::Arc, time::Duration};
+    /// use std::time::Duration;
     /// use monitor_core::UniqueUsers;
     /// use monitor_http::{layer::ServerLayer, users::UserIdentity};
     ///
-    /// let users = Arc::new(UniqueUsers::new(Duration::from_secs(300)));
+    /// let users = UniqueUsers::new(Duration::from_secs(300));
     /// users.register("shop").unwrap();
-    /// let layer = ServerLayer::new().users(users, UserIdentity::new().cookies(&["session"]));
+    /// // A clone is another handle to the same window.
+    /// let layer = ServerLayer::new().users(users.clone(), UserIdentity::new().cookies(&["session"]));
     /// # drop(layer);
     /// ```
-    pub fn users(mut self, users: Arc<UniqueUsers>, identity: UserIdentity) -> ServerLayer {
+    pub fn users(mut self, users: UniqueUsers, identity: UserIdentity) -> ServerLayer {
         self.config().users = Some((users, identity));
         self
     }

@@ -117,7 +117,7 @@ async fn slow() -> &'static str {
 struct Services {
     shop: SocketAddr,
     payments: SocketAddr,
-    users: Arc<UniqueUsers>,
+    users: UniqueUsers,
     _rt: tokio::runtime::Runtime,
 }
 
@@ -125,7 +125,7 @@ struct Services {
 fn start() -> Services {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
     let rt = rt.unwrap();
-    let users = Arc::new(UniqueUsers::new(Duration::from_secs(300)));
+    let users = UniqueUsers::new(Duration::from_secs(300));
     let (shop, payments) = rt.block_on(async {
         let payments_app = Router::new()
             .route("/pay/{order}", get(pay))
@@ -152,7 +152,7 @@ fn start() -> Services {
                 ServerLayer::new()
                     .trace_id_header("x-trace-id")
                     .unwrap()
-                    .users(Arc::clone(&users), identity),
+                    .users(users.clone(), identity),
             );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
