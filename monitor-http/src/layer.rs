@@ -524,9 +524,15 @@ where
 /// #     fn call(&mut self, req: http::Request<()>) -> Self::Future { std::future::ready(Ok((self.0)(req))) }
 /// # }
 /// ```
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct ClientLayer {
-    _private: (),
+    sites: ClientSites,
+}
+
+impl Default for ClientLayer {
+    fn default() -> Self {
+        ClientLayer::new()
+    }
 }
 
 impl ClientLayer {
@@ -537,7 +543,7 @@ impl ClientLayer {
     /// # drop(layer);
     /// ```
     pub fn new() -> ClientLayer {
-        ClientLayer { _private: () }
+        ClientLayer { sites: ClientSites::new() }
     }
 }
 
@@ -545,7 +551,7 @@ impl<S> Layer<S> for ClientLayer {
     type Service = Client<S>;
 
     fn layer(&self, inner: S) -> Client<S> {
-        Client { inner }
+        Client { inner, sites: self.sites }
     }
 }
 
@@ -559,21 +565,39 @@ impl<S> Layer<S> for ClientLayer {
 #[derive(Debug, Clone)]
 pub struct Client<S> {
     inner: S,
+    sites: ClientSites,
 }
 
-/// The call site of an outgoing request: `METHOD host[:port]`, past the limit one
-/// `HTTP (other hosts)` site.
-fn client_site(method: &str, host: Option<&str>, port: Option<u16>) -> Option<&'static CallSite> {
-    let site = site_named(HTTP_CLIENT, |buf| {
-        buf.push_str(method);
-        buf.push(' ');
-        buf.push_str(host.unwrap_or("(no host)"));
-        if let Some(port) = port {
-            use std::fmt::Write;
-            let _ = write!(buf, ":{port}");
-        }
-    });
-    site.or_else(|| registry().site("HTTP (other hosts)", Some(HTTP_CLIENT)).ok())
+/// The call sites of outgoing requests: `METHOD host[:port]`, and past the limit one
+/// `HTTP (other hosts)` site, made with the layer (when no other site can be made any more,
+/// it could not be).
+#[derive(Debug, Clone, Copy)]
+struct ClientSites {
+    overflow: Option<&'static CallSite>,
+}
+
+impl ClientSites {
+    fn new() -> Self {
+        ClientSites { overflow: registry().site("HTTP (other hosts)", Some(HTTP_CLIENT)).ok() }
+    }
+
+    fn site(
+        &self,
+        method: &str,
+        host: Option<&str>,
+        port: Option<u16>,
+    ) -> Option<&'static CallSite> {
+        let site = site_named(HTTP_CLIENT, |buf| {
+            buf.push_str(method);
+            buf.push(' ');
+            buf.push_str(host.unwrap_or("(no host)"));
+            if let Some(port) = port {
+                use std::fmt::Write;
+                let _ = write!(buf, ":{port}");
+            }
+        });
+        site.or(self.overflow)
+    }
 }
 
 /// The host of a `Host` header (for requests whose URI has none).
@@ -631,7 +655,7 @@ where
         let inner = &mut self.inner;
         let host = parts.uri.host().or_else(|| host_header(&parts.headers));
         let port = parts.uri.host().and(parts.uri.port_u16());
-        let Some(site) = client_site(parts.method.as_str(), host, port) else {
+        let Some(site) = self.sites.site(parts.method.as_str(), host, port) else {
             send_traceparent(&Span::current(), &mut parts.headers);
             return CallFuture::plain(inner.call(Request::from_parts(parts, body)));
         };
@@ -649,7 +673,7 @@ pub use self::reqwest_middleware_support::ReqwestMiddleware;
 
 #[cfg(feature = "reqwest")]
 mod reqwest_middleware_support {
-    use super::{annotate_client, client_outcome_of, client_site, send_traceparent, Span};
+    use super::{annotate_client, client_outcome_of, send_traceparent, ClientSites, Span};
 
     /// What [`ClientLayer`](super::ClientLayer) does, for `reqwest` through
     /// `reqwest-middleware` (feature `reqwest`): each request a call of category `http_client`
@@ -661,9 +685,15 @@ mod reqwest_middleware_support {
     ///     .build();
     /// # drop(client);
     /// ```
-    #[derive(Debug, Clone, Copy, Default)]
+    #[derive(Debug, Clone, Copy)]
     pub struct ReqwestMiddleware {
-        _private: (),
+        sites: ClientSites,
+    }
+
+    impl Default for ReqwestMiddleware {
+        fn default() -> Self {
+            ReqwestMiddleware::new()
+        }
     }
 
     impl ReqwestMiddleware {
@@ -674,7 +704,7 @@ mod reqwest_middleware_support {
         /// # drop(m);
         /// ```
         pub fn new() -> Self {
-            ReqwestMiddleware { _private: () }
+            ReqwestMiddleware { sites: ClientSites::new() }
         }
     }
 
@@ -696,7 +726,7 @@ mod reqwest_middleware_support {
             next: reqwest_middleware::Next<'_>,
         ) -> reqwest_middleware::Result<reqwest::Response> {
             let method = req.method().clone();
-            let site = client_site(method.as_str(), req.url().host_str(), req.url().port());
+            let site = self.sites.site(method.as_str(), req.url().host_str(), req.url().port());
             let Some(site) = site else {
                 send_traceparent(&Span::current(), req.headers_mut());
                 return next.run(req, extensions).await;
@@ -748,7 +778,7 @@ mod tests {
 
     #[test]
     fn client_sites_never_carry_credentials() {
-        let site = client_site("GET", Some("api.example.com"), Some(8443)).unwrap();
+        let site = ClientSites::new().site("GET", Some("api.example.com"), Some(8443)).unwrap();
         assert_eq!(site.name(), "GET api.example.com:8443");
         assert_eq!(site.category(), Some(HTTP_CLIENT));
         let uri: http::Uri = "https://user:pw@api.example.com:8443/a?token=1".parse().unwrap();

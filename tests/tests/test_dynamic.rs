@@ -7,7 +7,7 @@ use std::sync::{Arc, Barrier};
 
 use monitor_core::trace::{Watch, WatchFilter};
 use monitor_core::{monitored, registry, Outcome, SiteError, MAX_DYNAMIC_SITES};
-use monitor_http::layer::ServerLayer;
+use monitor_http::layer::{ClientLayer, ServerLayer};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -141,6 +141,7 @@ fn run_time_sites() {
     let mut server = ServerLayer::new()
         .route(|parts| Some(parts.uri.path().into()))
         .layer(tower_fn(|_req| http::Response::new(())));
+    let mut client = ClientLayer::new().layer(tower_fn(|_req| http::Response::new(())));
 
     // Bad names and a full table are errors, and nothing already made is lost.
     assert_eq!(registry().site("", None).unwrap_err(), SiteError::EmptyName);
@@ -154,13 +155,19 @@ fn run_time_sites() {
     };
     assert_eq!(err, SiteError::Full { max: MAX_DYNAMIC_SITES });
     assert!(err.to_string().contains("route template"), "{err}");
-    // 50 routes, one without category, users, fragile, other routes: made before the loop.
-    assert_eq!(made + 54, MAX_DYNAMIC_SITES);
+    // 50 routes, one without category, users, fragile, other routes, other hosts: made before.
+    assert_eq!(made + 55, MAX_DYNAMIC_SITES);
     for path in ["/new/1", "/new/2"] {
         let req = http::Request::get(path).body(()).unwrap();
         block_on(server.call(req)).unwrap();
     }
     let other = registry().snapshot().function("HTTP (other routes)").cloned().unwrap();
+    assert_eq!(other.calls(), 2);
+    for uri in ["http://new-host-1/", "http://new-host-2:81/x"] {
+        let req = http::Request::get(uri).body(()).unwrap();
+        block_on(client.call(req)).unwrap();
+    }
+    let other = registry().snapshot().function("HTTP (other hosts)").cloned().unwrap();
     assert_eq!(other.calls(), 2);
     assert!(std::ptr::eq(site, registry().site("GET /users/{id}", Some("http_server")).unwrap()));
     let snap = registry().snapshot();
