@@ -6,6 +6,14 @@ use std::hint::black_box;
 use monitor_core::alloc::CountingAllocator;
 use monitor_core::{monitored, registry};
 
+mod common;
+use common::{Answer, ServiceFn};
+
+/// Answers at once, allocating nothing.
+fn answer(_: http::Request<()>) -> http::Response<()> {
+    http::Response::new(())
+}
+
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator::system();
 
@@ -77,28 +85,9 @@ fn allocations_are_attributed_per_call() {
     ));
 }
 
-/// A service that answers at once, allocating nothing.
-#[derive(Clone)]
-struct Ok200;
-
-impl tower_service::Service<http::Request<()>> for Ok200 {
-    type Response = http::Response<()>;
-    type Error = std::convert::Infallible;
-    type Future = std::future::Ready<Result<http::Response<()>, std::convert::Infallible>>;
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-    fn call(&mut self, _: http::Request<()>) -> Self::Future {
-        std::future::ready(Ok(http::Response::new(())))
-    }
-}
-
 /// Serves 100 requests through the server middleware (what it allocates is counted here).
 #[monitored]
-fn serve_100(svc: &mut monitor_http::layer::Server<Ok200>) -> usize {
+fn serve_100(svc: &mut monitor_http::layer::Server<ServiceFn<Answer>>) -> usize {
     use std::future::Future;
     use tower_service::Service;
     let mut ok = 0;
@@ -119,7 +108,7 @@ fn a_request_through_the_server_middleware_allocates_nothing() {
     use tower_layer::Layer;
     let mut svc = monitor_http::layer::ServerLayer::new()
         .route(|parts| parts.uri.path().starts_with("/users/").then(|| "/users/{id}".into()))
-        .layer(Ok200);
+        .layer(ServiceFn(answer as Answer));
     // The first requests make the route's site and its statistics.
     assert_eq!(serve_100(&mut svc), 100);
     let before = registry().snapshot().function("test_alloc::serve_100").unwrap().allocations;

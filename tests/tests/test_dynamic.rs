@@ -11,28 +11,8 @@ use monitor_http::layer::{ClientLayer, ServerLayer};
 use tower_layer::Layer;
 use tower_service::Service;
 
-/// A service from a function.
-#[derive(Clone)]
-struct TowerFn<F>(F);
-
-fn tower_fn<F: Fn(http::Request<()>) -> http::Response<()>>(f: F) -> TowerFn<F> {
-    TowerFn(f)
-}
-
-impl<F: Fn(http::Request<()>) -> http::Response<()>> Service<http::Request<()>> for TowerFn<F> {
-    type Response = http::Response<()>;
-    type Error = std::convert::Infallible;
-    type Future = std::future::Ready<Result<http::Response<()>, std::convert::Infallible>>;
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-    fn call(&mut self, req: http::Request<()>) -> Self::Future {
-        std::future::ready(Ok((self.0)(req)))
-    }
-}
+mod common;
+use common::ServiceFn;
 
 #[monitored]
 fn lookup() -> u32 {
@@ -140,8 +120,8 @@ fn run_time_sites() {
     // A web layer made now keeps one site for routes past the limit.
     let mut server = ServerLayer::new()
         .route(|parts| Some(parts.uri.path().into()))
-        .layer(tower_fn(|_req| http::Response::new(())));
-    let mut client = ClientLayer::new().layer(tower_fn(|_req| http::Response::new(())));
+        .layer(ServiceFn(|_req| http::Response::new(())));
+    let mut client = ClientLayer::new().layer(ServiceFn(|_req| http::Response::new(())));
 
     // Bad names and a full table are errors, and nothing already made is lost.
     assert_eq!(registry().site("", None).unwrap_err(), SiteError::EmptyName);

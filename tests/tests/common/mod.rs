@@ -154,3 +154,27 @@ pub fn turn() -> std::sync::MutexGuard<'static, ()> {
     static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
     TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// A `tower` service answering each request at once with what its function gives.
+#[derive(Clone)]
+pub struct ServiceFn<F>(pub F);
+
+/// The service of a plain function (a nameable type: `ServiceFn<Answer>`).
+pub type Answer = fn(http::Request<()>) -> http::Response<()>;
+
+impl<F: Fn(http::Request<()>) -> http::Response<()>> tower_service::Service<http::Request<()>>
+    for ServiceFn<F>
+{
+    type Response = http::Response<()>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<http::Response<()>, std::convert::Infallible>>;
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, req: http::Request<()>) -> Self::Future {
+        std::future::ready(Ok((self.0)(req)))
+    }
+}
