@@ -82,7 +82,7 @@ struct Call {
 impl Call {
     #[inline(always)]
     fn start(state: &'static SiteState, stripe: usize, caller_key: u32, rec: u64) -> Self {
-        state.begin(state.stripe(stripe), caller_key);
+        state.begin(stripe, caller_key);
         // Read last, so the bookkeeping above is not part of the measured time.
         Call {
             state,
@@ -122,7 +122,7 @@ impl Call {
         let at = clock::now();
         let ns = clock::nanos_between(self.start, at);
         let state = self.state;
-        state.end();
+        state.end(self.stripe);
         if self.rec != 0 {
             crate::trace::close(SpanId::from_u64(self.rec), self.start, ns, end.into());
         }
@@ -135,7 +135,12 @@ impl Call {
             stripe.success.fetch_add(1, Relaxed);
             stripe.success_sum.add(ns);
             stripe.success_recent.set(ns, at);
-            state.success_times.record(ns, &state.pool);
+            state.success_times.record(
+                ns,
+                &state.pool,
+                &stripe.success_lane,
+                &state.success_lanes(),
+            );
             return;
         }
         match end {
@@ -149,7 +154,7 @@ impl Call {
         }
         stripe.failure_sum.add(ns);
         stripe.failure_recent.set(ns, at);
-        state.failure_times.record(ns, &state.pool);
+        state.failure_times.record(ns, &state.pool, &stripe.failure_lane, &state.failure_lanes());
     }
 }
 

@@ -298,39 +298,80 @@ impl ChunkPool {
     }
 }
 
+/// Which pool chunk holds each octave for one lane of writers: 0 if none yet, else the chunk's
+/// index + 1 (a pool holds at most 255 chunks).
+///
+/// A site gives each of its counter stripes a lane, so threads on different stripes count the
+/// same octave in different chunks and never write the same cache line; a snapshot adds the
+/// lanes up.
+pub(crate) struct Lane([AtomicU8; SLOTS]);
+
+impl Lane {
+    pub(crate) fn new() -> Self {
+        Self(std::array::from_fn(|_| AtomicU8::new(0)))
+    }
+}
+
+impl Default for Lane {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The lanes one histogram is recorded through.
+pub(crate) trait Lanes {
+    fn count(&self) -> usize;
+    fn lane(&self, i: usize) -> &Lane;
+}
+
+/// A histogram with one lane, for values that have no stripes ([`crate::DurationVal`]).
+impl Lanes for Lane {
+    fn count(&self) -> usize {
+        1
+    }
+
+    fn lane(&self, _: usize) -> &Lane {
+        self
+    }
+}
+
 /// A duration histogram with the layout of [`bucket_index`] whose octaves live in chunks of a
-/// [`ChunkPool`], taken on first use: recording never allocates, memory follows the octaves
-/// in use, and a snapshot reads only those. Once the pool is empty, values of octaves without
-/// a chunk are counted per octave and reported with that coarser precision.
+/// [`ChunkPool`], taken on first use per [`Lane`]: recording never allocates, memory follows the
+/// octaves in use, and a snapshot reads only those. Once the pool is empty, a lane reaching a
+/// new octave shares the chunk another lane holds for it, and only an octave no lane holds is
+/// counted per octave and reported with that coarser precision.
 pub(crate) struct OctaveMap {
-    /// Per octave: 0 if it has no chunk yet, else the chunk's index + 1.
-    map: [AtomicU8; SLOTS],
-    /// Values of octaves that found the pool empty.
+    /// Values of octaves that found the pool empty and no chunk to share.
     coarse: [AtomicU32; SLOTS],
 }
 
 impl OctaveMap {
     pub(crate) fn new() -> Self {
-        Self {
-            map: std::array::from_fn(|_| AtomicU8::new(0)),
-            coarse: std::array::from_fn(|_| AtomicU32::new(0)),
-        }
+        Self { coarse: std::array::from_fn(|_| AtomicU32::new(0)) }
     }
 
+    /// Counts `v` through `lane`, one of `lanes`.
     #[inline(always)]
-    pub(crate) fn record(&self, v: u64, pool: &ChunkPool) {
+    pub(crate) fn record(&self, v: u64, pool: &ChunkPool, lane: &Lane, lanes: &impl Lanes) {
         let i = bucket_index(v);
         let (slot, sub) = (i / SUB, i % SUB);
-        match self.map[slot].load(Relaxed) {
-            0 => self.record_cold(slot, sub, pool),
+        match lane.0[slot].load(Relaxed) {
+            0 => self.record_cold(slot, sub, pool, lane, lanes),
             m => pool.chunks.record_index((usize::from(m) - 1) * SUB + sub),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn record_cold(&self, slot: usize, sub: usize, pool: &ChunkPool) {
-        match self.claim(slot, pool) {
+    fn record_cold(
+        &self,
+        slot: usize,
+        sub: usize,
+        pool: &ChunkPool,
+        lane: &Lane,
+        lanes: &dyn Lanes,
+    ) {
+        match Self::claim(slot, pool, lane, lanes) {
             Some(chunk) => pool.chunks.record_index(chunk * SUB + sub),
             None => {
                 self.coarse[slot].fetch_add(1, Relaxed);
@@ -338,33 +379,46 @@ impl OctaveMap {
         }
     }
 
-    /// Gives `slot` a chunk, unless the pool is empty. Two threads racing for one slot agree on
-    /// the winner's chunk (the loser's chunk stays unused).
-    fn claim(&self, slot: usize, pool: &ChunkPool) -> Option<usize> {
-        let Some(chunk) = pool.take() else {
-            return match self.map[slot].load(Relaxed) {
-                0 => None,
-                m => Some(usize::from(m) - 1),
-            };
+    /// Gives `slot` of `lane` a chunk: a new one from the pool, else one another lane holds for
+    /// the same octave. Two threads racing for one slot agree on the winner's chunk (the loser's
+    /// chunk stays unused).
+    fn claim(slot: usize, pool: &ChunkPool, lane: &Lane, lanes: &dyn Lanes) -> Option<usize> {
+        let mark = match pool.take() {
+            // Chunks are preallocated, zeroed atomics: mapping one publishes no other memory.
+            // The pool holds at most 255 chunks, so `chunk + 1` fits.
+            Some(chunk) => chunk as u8 + 1,
+            None => {
+                (0..lanes.count()).map(|i| lanes.lane(i).0[slot].load(Relaxed)).find(|&m| m != 0)?
+            }
         };
-        // Chunks are preallocated, zeroed atomics: mapping one publishes no other memory. The
-        // pool holds at most 255 chunks, so `chunk + 1` fits.
-        match self.map[slot].compare_exchange(0, chunk as u8 + 1, Relaxed, Relaxed) {
-            Ok(_) => Some(chunk),
+        match lane.0[slot].compare_exchange(0, mark, Relaxed, Relaxed) {
+            Ok(_) => Some(usize::from(mark) - 1),
             Err(m) => Some(usize::from(m) - 1),
         }
     }
 
-    /// The non-empty buckets as `(low, high, count)`, in increasing order of `low`.
-    pub(crate) fn read(&self, pool: &ChunkPool) -> Vec<(u64, u64, u64)> {
+    /// The non-empty buckets as `(low, high, count)`, in increasing order of `low`: each chunk
+    /// any of `lanes` maps is counted once, however many lanes share it.
+    pub(crate) fn read(&self, pool: &ChunkPool, lanes: &impl Lanes) -> Vec<(u64, u64, u64)> {
         let mut out = Vec::new();
+        let mut chunks: Vec<u8> = Vec::with_capacity(lanes.count());
         for slot in 0..SLOTS {
-            if let m @ 1.. = self.map[slot].load(Relaxed) {
-                let base = (usize::from(m) - 1) * SUB;
-                for (sub, n) in pool.chunks.read_range(base, SUB) {
-                    let (lo, hi) = bucket_range(slot * SUB + sub);
-                    out.push((lo, hi, n));
+            chunks.clear();
+            for i in 0..lanes.count() {
+                let m = lanes.lane(i).0[slot].load(Relaxed);
+                if m != 0 && !chunks.contains(&m) {
+                    chunks.push(m);
                 }
+            }
+            let mut counts = [0u64; SUB];
+            for &m in &chunks {
+                for (sub, n) in pool.chunks.read_range((usize::from(m) - 1) * SUB, SUB) {
+                    counts[sub] += n;
+                }
+            }
+            for (sub, &n) in counts.iter().enumerate().filter(|(_, &n)| n > 0) {
+                let (lo, hi) = bucket_range(slot * SUB + sub);
+                out.push((lo, hi, n));
             }
             if let n @ 1.. = self.coarse[slot].load(Relaxed) {
                 let (lo, _) = bucket_range(slot * SUB);
@@ -394,19 +448,75 @@ mod pooled_tests {
             .collect()
     }
 
+    /// A histogram recorded through one lane.
+    struct Single(OctaveMap, Lane);
+
+    impl Single {
+        fn new() -> Self {
+            Single(OctaveMap::new(), Lane::new())
+        }
+
+        fn record(&self, v: u64, pool: &ChunkPool) {
+            self.0.record(v, pool, &self.1, &self.1);
+        }
+
+        fn read(&self, pool: &ChunkPool) -> Vec<(u64, u64, u64)> {
+            self.0.read(pool, &self.1)
+        }
+    }
+
+    /// A histogram recorded through several lanes.
+    struct Striped(OctaveMap, Vec<Lane>);
+
+    impl Lanes for Vec<Lane> {
+        fn count(&self) -> usize {
+            self.len()
+        }
+
+        fn lane(&self, i: usize) -> &Lane {
+            &self[i]
+        }
+    }
+
     #[test]
     fn a_full_pool_matches_the_dense_histogram() {
         let pool = ChunkPool::new(SLOTS);
-        let h = OctaveMap::new();
+        let h = Single::new();
         let values = || (0..200_000u64).map(|i| i.wrapping_mul(0x9e37_79b9) % (1 << 41));
         values().for_each(|v| h.record(v, &pool));
         assert_eq!(h.read(&pool), dense(values()));
     }
 
     #[test]
+    fn lanes_add_up_and_share_chunks_once_the_pool_is_empty() {
+        // 4 lanes over 12 octaves want 48 chunks; the pool has 20, so most octaves end up shared
+        // between lanes. Every value still lands in its full-precision bucket, counted once.
+        let pool = Arc::new(ChunkPool::new(20));
+        let h = Arc::new(Striped(OctaveMap::new(), (0..4).map(|_| Lane::new()).collect()));
+        let values = |t: u64| (0..30_000u64).map(move |i| (64 + (i * 7 + t) % 200) << (i % 12));
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let (pool, h) = (Arc::clone(&pool), Arc::clone(&h));
+                std::thread::spawn(move || {
+                    let lane = &h.1[t as usize];
+                    values(t).for_each(|v| h.0.record(v, &pool, lane, &h.1));
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(h.0.read(&pool, &h.1), dense((0..4).flat_map(values)));
+        let marks = |s: usize| h.1.iter().map(move |l| l.0[s].load(Relaxed)).filter(|&m| m != 0);
+        let shared =
+            (0..SLOTS).filter(|&s| marks(s).any(|m| marks(s).filter(|&n| n == m).count() > 1));
+        assert!(shared.count() > 0, "some chunk is shared by several lanes");
+    }
+
+    #[test]
     fn two_maps_share_a_pool_and_overflow_coarsely() {
         let pool = ChunkPool::new(10);
-        let (a, b) = (OctaveMap::new(), OctaveMap::new());
+        let (a, b) = (Single::new(), Single::new());
         // 8 octaves each: 10 get chunks, 6 are counted per octave.
         for e in 6..14 {
             a.record(1 << e, &pool);
@@ -422,7 +532,7 @@ mod pooled_tests {
     #[test]
     fn claiming_mt_keeps_every_count() {
         let pool = Arc::new(ChunkPool::new(12));
-        let h = Arc::new(OctaveMap::new());
+        let h = Arc::new(Single::new());
         let threads: Vec<_> = (0..4u64)
             .map(|t| {
                 let (pool, h) = (Arc::clone(&pool), Arc::clone(&h));

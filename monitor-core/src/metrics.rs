@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock;
 use crate::histogram::ChunkPool;
-use crate::histogram::{float_index, float_range, AtomicHistogram, F_BUCKETS};
+use crate::histogram::{float_index, float_range, AtomicHistogram, Lane, F_BUCKETS};
 use crate::site::{full_pool, Times, WideSum};
 use crate::snapshot::{Distribution, MetricStats, MetricValue, Values};
 
@@ -1078,6 +1078,7 @@ pub struct DurationVal(Arc<DurationInner>);
 
 struct DurationInner {
     pool: ChunkPool,
+    lane: Lane,
     times: Times,
     count: AtomicU64,
     sum: WideSum,
@@ -1099,6 +1100,7 @@ impl DurationVal {
     pub fn new() -> DurationVal {
         DurationVal(Arc::new(DurationInner {
             pool: full_pool(),
+            lane: Lane::new(),
             times: Times::new(),
             count: AtomicU64::new(0),
             sum: WideSum::default(),
@@ -1121,7 +1123,7 @@ impl DurationVal {
     #[inline]
     fn observe_nanos(&self, ns: u64) {
         let inner = &self.0;
-        inner.times.record(ns, &inner.pool);
+        inner.times.record(ns, &inner.pool, &inner.lane, &inner.lane);
         inner.sum.add(ns);
         inner.recent.store(ns, Relaxed);
         inner.count.fetch_add(1, Relaxed);
@@ -1136,6 +1138,7 @@ impl DurationVal {
         let inner = &self.0;
         inner.times.distribution(
             &inner.pool,
+            &inner.lane,
             inner.count.load(Relaxed),
             inner.sum.get(),
             inner.recent.load(Relaxed),

@@ -291,10 +291,20 @@ fn fill(f: &mut FunctionStats, state: &SiteState, name_of: &impl Fn(usize) -> &'
     f.allocations = c.allocations;
     f.allocated_bytes = c.allocated_bytes;
     let failures = f.errors_total() + c.panics + c.cancelled;
-    f.success_times =
-        state.success_times.distribution(&state.pool, c.success, c.success_sum, c.recent_success);
-    f.failure_times =
-        state.failure_times.distribution(&state.pool, failures, c.failure_sum, c.recent_failure);
+    f.success_times = state.success_times.distribution(
+        &state.pool,
+        &state.success_lanes(),
+        c.success,
+        c.success_sum,
+        c.recent_success,
+    );
+    f.failure_times = state.failure_times.distribution(
+        &state.pool,
+        &state.failure_lanes(),
+        failures,
+        c.failure_sum,
+        c.recent_failure,
+    );
 }
 
 impl fmt::Debug for Registry {

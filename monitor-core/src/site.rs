@@ -3,7 +3,8 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{
-    AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed,
+    AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize,
+    Ordering::{Relaxed, SeqCst},
 };
 use std::sync::OnceLock;
 
@@ -11,7 +12,7 @@ use crossbeam_utils::CachePadded;
 use once_cell::race::OnceBox;
 
 use crate::call::{Instrumented, Outcome};
-use crate::histogram::{ChunkPool, OctaveMap, SLOTS};
+use crate::histogram::{ChunkPool, Lane, Lanes, OctaveMap, SLOTS};
 use crate::snapshot::{Caller, CallerCount, Distribution};
 
 /// Stripes of per-site counters. Each thread writes the stripe its index picks, so threads
@@ -21,9 +22,12 @@ pub(crate) fn stripes() -> usize {
     static N: OnceLock<usize> = OnceLock::new();
     *N.get_or_init(|| {
         let cpus = std::thread::available_parallelism().map_or(4, std::num::NonZeroUsize::get);
-        (2 * cpus).next_power_of_two().clamp(2, 8)
+        (2 * cpus).next_power_of_two().clamp(2, MAX_STRIPES)
     })
 }
+
+/// The most stripes a site has.
+const MAX_STRIPES: usize = 8;
 
 /// A full pool for a histogram of its own ([`crate::DurationVal`]): every octave keeps 1%.
 pub(crate) fn full_pool() -> ChunkPool {
@@ -373,9 +377,13 @@ fn split_as(s: &str) -> Option<&str> {
     None
 }
 
-/// Counters one thread (of those sharing the stripe) writes.
+/// Counters one thread (of those sharing the stripe) writes. With its two histogram lanes it
+/// fills the 256 bytes its padding takes anyway.
 #[derive(Default)]
 pub(crate) struct Stripe {
+    /// Calls started on this stripe and not ended yet (a call ends on the stripe it started on,
+    /// whichever thread ends it, so this never goes below zero).
+    current: AtomicI64,
     pub(crate) success: AtomicU64,
     pub(crate) panics: AtomicU64,
     pub(crate) cancelled: AtomicU64,
@@ -388,6 +396,9 @@ pub(crate) struct Stripe {
     /// Allocations made while calls ran (with the counting allocator installed).
     pub(crate) allocations: AtomicU64,
     pub(crate) allocated_bytes: AtomicU64,
+    /// Octave chunks of this stripe's calls in the site's two histograms.
+    pub(crate) success_lane: Lane,
+    pub(crate) failure_lane: Lane,
 }
 
 /// A sum of nanoseconds that cannot overflow: a carry word counts wraps of the low word.
@@ -451,6 +462,7 @@ impl Times {
     pub(crate) fn distribution(
         &self,
         pool: &ChunkPool,
+        lanes: &impl Lanes,
         count: u64,
         sum: u128,
         recent: u64,
@@ -461,13 +473,14 @@ impl Times {
             self.min.load(Relaxed),
             self.max.load(Relaxed),
             recent,
-            self.hist.read(pool),
+            self.hist.read(pool, lanes),
         )
     }
 
+    /// Records `ns` through `lane`, one of `lanes`.
     #[inline(always)]
-    pub(crate) fn record(&self, ns: u64, pool: &ChunkPool) {
-        self.hist.record(ns, pool);
+    pub(crate) fn record(&self, ns: u64, pool: &ChunkPool, lane: &Lane, lanes: &impl Lanes) {
+        self.hist.record(ns, pool, lane, lanes);
         // Load first: after warm-up a new extreme is rare, and a load of a line nobody writes
         // stays in this core's cache, where an RMW would take the line away from other cores.
         if ns < self.min.load(Relaxed) {
@@ -535,9 +548,8 @@ impl ErrorKinds {
 /// What a site records, allocated on its first call.
 pub(crate) struct SiteState {
     pub(crate) id: u32,
-    /// In-flight calls: one shared counter, so `highwater` sees the true concurrency.
-    current: CachePadded<AtomicI64>,
-    highwater: CachePadded<AtomicU64>,
+    /// Read by every call, written only when the bound they keep moves.
+    peaks: CachePadded<Peaks>,
     stripes: Box<[CachePadded<Stripe>]>,
     pub(crate) pool: ChunkPool,
     pub(crate) success_times: Times,
@@ -545,6 +557,25 @@ pub(crate) struct SiteState {
     pub(crate) kinds: ErrorKinds,
     /// Caller keys: 0 is an empty slot, [`ENTRY_KEY`] is entry, else the caller's id + 1.
     caller_keys: [AtomicU32; CALLER_SLOTS],
+}
+
+/// The in-flight highwater, kept exact without a counter every call writes.
+///
+/// Each stripe counts its own calls in flight, and publishes here a bound at least as high (it
+/// raises its bound before anything can depend on it, and only a settling pass lowers it). A
+/// starting call adds the bounds up: if the sum is within the highwater, no count can exceed it
+/// and the call is done, having read one line nobody writes; that is every call once the
+/// highwater is reached. Otherwise it settles: reads every stripe's count, raises the highwater
+/// to their sum, and lowers bounds to what is in flight.
+///
+/// A call and the stripes it races with meet through sequentially consistent operations (its
+/// count and their bounds, their counts and its bound), so of two calls starting together at
+/// least one sees the other. What settling sums is a series of loads, not one instant, so a
+/// call that ends while another settles may be missed: calls that overlap for longer than a
+/// settling pass always count.
+struct Peaks {
+    bounds: [AtomicU32; MAX_STRIPES],
+    highwater: AtomicU64,
 }
 
 static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
@@ -559,8 +590,10 @@ impl SiteState {
     fn new(id: u32) -> Self {
         Self {
             id,
-            current: CachePadded::new(AtomicI64::new(0)),
-            highwater: CachePadded::new(AtomicU64::new(0)),
+            peaks: CachePadded::new(Peaks {
+                bounds: std::array::from_fn(|_| AtomicU32::new(0)),
+                highwater: AtomicU64::new(0),
+            }),
             stripes: (0..stripes()).map(|_| CachePadded::new(Stripe::default())).collect(),
             pool: ChunkPool::new(SITE_POOL),
             success_times: Times::new(),
@@ -576,20 +609,63 @@ impl SiteState {
         &self.stripes[i & (self.stripes.len() - 1)]
     }
 
-    /// Counts a call starting: in flight, highwater, and the caller edge.
+    /// Counts a call starting on stripe `i`: in flight, highwater, and the caller edge.
     #[inline(always)]
-    pub(crate) fn begin(&self, stripe: &Stripe, caller_key: u32) {
-        let now = self.current.fetch_add(1, Relaxed) + 1;
-        let now = now.max(0) as u64;
-        if now > self.highwater.load(Relaxed) {
-            self.highwater.fetch_max(now, Relaxed);
+    pub(crate) fn begin(&self, i: usize, caller_key: u32) {
+        let i = i & (self.stripes.len() - 1);
+        let stripe = &self.stripes[i];
+        let now = stripe.current.fetch_add(1, SeqCst) + 1;
+        let now = u32::try_from(now).unwrap_or(u32::MAX);
+        let bounds = &self.peaks.bounds[..self.stripes.len()];
+        if let Some(bound) = bounds.get(i) {
+            if now > bound.load(SeqCst) {
+                bound.fetch_max(now, SeqCst);
+            }
+        }
+        let sum: u64 = bounds.iter().map(|b| u64::from(b.load(SeqCst))).sum();
+        if sum > self.peaks.highwater.load(SeqCst) {
+            self.settle();
         }
         stripe.callers[self.caller_slot(caller_key)].fetch_add(1, Relaxed);
     }
 
+    /// The lanes of the site's success histogram, one per stripe.
+    pub(crate) fn success_lanes(&self) -> StripeLanes<'_> {
+        StripeLanes { stripes: &self.stripes, failure: false }
+    }
+
+    /// The lanes of the site's failure histogram, one per stripe.
+    pub(crate) fn failure_lanes(&self) -> StripeLanes<'_> {
+        StripeLanes { stripes: &self.stripes, failure: true }
+    }
+
+    /// Counts a call that started on stripe `i` ending.
     #[inline(always)]
-    pub(crate) fn end(&self) {
-        self.current.fetch_sub(1, Relaxed);
+    pub(crate) fn end(&self, i: usize) {
+        self.stripe(i).current.fetch_sub(1, Relaxed);
+    }
+
+    /// Raises the highwater to the calls in flight, and lowers each stripe's bound to its count.
+    #[cold]
+    #[inline(never)]
+    fn settle(&self) {
+        let mut total = 0u64;
+        for (stripe, bound) in self.stripes.iter().zip(&self.peaks.bounds) {
+            let count =
+                |s: &Stripe| u32::try_from(s.current.load(SeqCst).max(0)).unwrap_or(u32::MAX);
+            let now = count(stripe);
+            total += u64::from(now);
+            let b = bound.load(SeqCst);
+            // A call starting on that stripe meanwhile either sees the lowered bound and raises
+            // it, or has counted itself before the second load below, which puts it back.
+            if b > now && bound.compare_exchange(b, now, SeqCst, SeqCst).is_ok() {
+                let again = count(stripe);
+                if again > now {
+                    bound.fetch_max(again, SeqCst);
+                }
+            }
+        }
+        self.peaks.highwater.fetch_max(total, SeqCst);
     }
 
     #[inline(always)]
@@ -643,6 +719,7 @@ impl SiteState {
         let mut recent_success = (0, 0);
         let mut recent_failure = (0, 0);
         for s in self.stripes.iter() {
+            c.current += u64::try_from(s.current.load(Relaxed)).unwrap_or(0);
             c.success += s.success.load(Relaxed);
             c.panics += s.panics.load(Relaxed);
             c.cancelled += s.cancelled.load(Relaxed);
@@ -655,9 +732,35 @@ impl SiteState {
         }
         c.recent_success = recent_success.1;
         c.recent_failure = recent_failure.1;
-        c.current = self.current.load(Relaxed).max(0) as u64;
-        c.highwater = self.highwater.load(Relaxed);
+        // A stripe's count read a moment after another's may add up to more than the highwater
+        // has seen: what is in flight now is itself a level reached.
+        let highwater = &self.peaks.highwater;
+        if c.current > highwater.load(Relaxed) {
+            highwater.fetch_max(c.current, Relaxed);
+        }
+        c.highwater = highwater.load(Relaxed).max(c.current);
         c
+    }
+}
+
+/// One of a site's histograms, as the lanes its stripes hold.
+pub(crate) struct StripeLanes<'a> {
+    stripes: &'a [CachePadded<Stripe>],
+    failure: bool,
+}
+
+impl Lanes for StripeLanes<'_> {
+    fn count(&self) -> usize {
+        self.stripes.len()
+    }
+
+    fn lane(&self, i: usize) -> &Lane {
+        let stripe = &self.stripes[i];
+        if self.failure {
+            &stripe.failure_lane
+        } else {
+            &stripe.success_lane
+        }
     }
 }
 
@@ -726,6 +829,73 @@ mod tests {
     }
 
     #[test]
+    fn a_stripe_with_its_lanes_fills_its_padding() {
+        // Bigger than this and every site would pay another cache line per stripe.
+        assert!(std::mem::size_of::<CachePadded<Stripe>>() <= 256);
+    }
+
+    #[test]
+    fn highwater_counts_overlaps_across_stripes() {
+        let state = SiteState::new(0);
+        let stripes = state.stripes.len();
+        // One call in flight on each stripe at once, then many calls that never overlap.
+        (0..stripes).for_each(|i| state.begin(i, ENTRY_KEY));
+        (0..stripes).for_each(|i| state.end(i));
+        for i in 0..1_000 {
+            state.begin(i, ENTRY_KEY);
+            state.end(i);
+        }
+        let c = state.read_counts();
+        assert_eq!((c.current, c.highwater), (0, stripes as u64));
+        // Nested calls on one stripe; then two on each of two stripes: four at once.
+        (0..6).for_each(|_| state.begin(1, ENTRY_KEY));
+        assert_eq!(state.read_counts().highwater, (stripes as u64).max(6));
+        (0..6).for_each(|_| state.end(1));
+        let state = SiteState::new(0);
+        for i in [0, 0, 1, 1] {
+            state.begin(i, ENTRY_KEY);
+        }
+        assert_eq!(state.read_counts().highwater, 4);
+        for i in [0, 1, 0] {
+            state.end(i);
+        }
+        state.begin(1, ENTRY_KEY);
+        let c = state.read_counts();
+        assert_eq!((c.current, c.highwater), (2, 4));
+    }
+
+    #[test]
+    fn highwater_sees_threads_that_overlap() {
+        // Rounds of `n` threads, each starting a call, then all waiting until every call has
+        // started: the highwater must reach exactly the largest round, with no shared counter.
+        let state = Arc::new(SiteState::new(0));
+        let mut most = 0;
+        for n in [2, 3, 5, 4, 1] {
+            most = n.max(most);
+            let barrier = Arc::new(std::sync::Barrier::new(n));
+            let threads: Vec<_> = (0..n)
+                .map(|t| {
+                    let (state, barrier) = (Arc::clone(&state), Arc::clone(&barrier));
+                    std::thread::spawn(move || {
+                        for _ in 0..200 {
+                            state.begin(t, ENTRY_KEY);
+                            state.end(t);
+                        }
+                        state.begin(t, ENTRY_KEY);
+                        barrier.wait();
+                        state.end(t);
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            let c = state.read_counts();
+            assert_eq!((c.current, c.highwater), (0, most as u64));
+        }
+    }
+
+    #[test]
     fn caller_slots_mt() {
         let state = Arc::new(SiteState::new(0));
         let threads: Vec<_> = (0..4)
@@ -734,8 +904,8 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..10_000u32 {
                         let key = 1 + (i + t) % 12;
-                        state.begin(state.stripe(t as usize), key);
-                        state.end();
+                        state.begin(t as usize, key);
+                        state.end(t as usize);
                     }
                 })
             })

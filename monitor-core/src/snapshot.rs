@@ -601,13 +601,13 @@ pub enum MetricValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::histogram::{ChunkPool, OctaveMap, SLOTS};
+    use crate::histogram::{ChunkPool, Lane, OctaveMap, SLOTS};
 
     fn dist(values: &[u64]) -> Distribution {
         let pool = ChunkPool::new(SLOTS);
-        let h = OctaveMap::new();
+        let (h, lane) = (OctaveMap::new(), Lane::new());
         for &v in values {
-            h.record(v, &pool);
+            h.record(v, &pool, &lane, &lane);
         }
         Distribution::from_parts(
             values.len() as u64,
@@ -615,7 +615,7 @@ mod tests {
             *values.iter().min().unwrap(),
             *values.iter().max().unwrap(),
             *values.last().unwrap(),
-            h.read(&pool),
+            h.read(&pool, &lane),
         )
     }
 
