@@ -10,7 +10,9 @@
 //! thread halve every bucket (rounding up, so no bucket that saw a value goes back to zero): the
 //! shape, and so every quantile, survives, while exact counts and sums are kept elsewhere.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed,
+};
 
 const SUB_BITS: u32 = 6;
 const SUB: usize = 1 << SUB_BITS;
@@ -341,13 +343,17 @@ impl Lanes for Lane {
 /// new octave shares the chunk another lane holds for it, and only an octave no lane holds is
 /// counted per octave and reported with that coarser precision.
 pub(crate) struct OctaveMap {
+    /// Octaves some lane has a chunk for, one bit each: a read visits only those.
+    mapped: AtomicU64,
     /// Values of octaves that found the pool empty and no chunk to share.
     coarse: [AtomicU32; SLOTS],
 }
 
+const _: () = assert!(SLOTS <= 64, "one bit per octave in `OctaveMap::mapped`");
+
 impl OctaveMap {
     pub(crate) fn new() -> Self {
-        Self { coarse: std::array::from_fn(|_| AtomicU32::new(0)) }
+        Self { mapped: AtomicU64::new(0), coarse: std::array::from_fn(|_| AtomicU32::new(0)) }
     }
 
     /// Counts `v` through `lane`, one of `lanes`.
@@ -372,7 +378,12 @@ impl OctaveMap {
         lanes: &dyn Lanes,
     ) {
         match Self::claim(slot, pool, lane, lanes) {
-            Some(chunk) => pool.chunks.record_index(chunk * SUB + sub),
+            Some(chunk) => {
+                // Set by every lane that maps the octave, after mapping it: a read racing with
+                // this misses at most the counts of this instant.
+                self.mapped.fetch_or(1 << slot, Relaxed);
+                pool.chunks.record_index(chunk * SUB + sub);
+            }
             None => {
                 self.coarse[slot].fetch_add(1, Relaxed);
             }
@@ -401,24 +412,39 @@ impl OctaveMap {
     /// any of `lanes` maps is counted once, however many lanes share it.
     pub(crate) fn read(&self, pool: &ChunkPool, lanes: &impl Lanes) -> Vec<(u64, u64, u64)> {
         let mut out = Vec::new();
-        let mut chunks: Vec<u8> = Vec::with_capacity(lanes.count());
+        // The distinct chunks of one octave (marks are at most 255).
+        let mut chunks = [0u8; 255];
+        let mapped = self.mapped.load(Relaxed);
         for slot in 0..SLOTS {
-            chunks.clear();
-            for i in 0..lanes.count() {
+            let mut n = 0;
+            let lanes_here = if mapped & (1 << slot) == 0 { 0 } else { lanes.count() };
+            for i in 0..lanes_here {
                 let m = lanes.lane(i).0[slot].load(Relaxed);
-                if m != 0 && !chunks.contains(&m) {
-                    chunks.push(m);
+                if m != 0 && !chunks[..n].contains(&m) && n < chunks.len() {
+                    chunks[n] = m;
+                    n += 1;
                 }
             }
-            let mut counts = [0u64; SUB];
-            for &m in &chunks {
-                for (sub, n) in pool.chunks.read_range((usize::from(m) - 1) * SUB, SUB) {
-                    counts[sub] += n;
+            let base = |m: u8| (usize::from(m) - 1) * SUB;
+            match &chunks[..n] {
+                [] => {}
+                // The common case, one lane (or one chunk every lane shares): read it as is.
+                &[m] => out.extend(pool.chunks.read_range(base(m), SUB).map(|(sub, n)| {
+                    let (lo, hi) = bucket_range(slot * SUB + sub);
+                    (lo, hi, n)
+                })),
+                several => {
+                    let mut counts = [0u64; SUB];
+                    for &m in several {
+                        for (sub, n) in pool.chunks.read_range(base(m), SUB) {
+                            counts[sub] += n;
+                        }
+                    }
+                    for (sub, &n) in counts.iter().enumerate().filter(|(_, &n)| n > 0) {
+                        let (lo, hi) = bucket_range(slot * SUB + sub);
+                        out.push((lo, hi, n));
+                    }
                 }
-            }
-            for (sub, &n) in counts.iter().enumerate().filter(|(_, &n)| n > 0) {
-                let (lo, hi) = bucket_range(slot * SUB + sub);
-                out.push((lo, hi, n));
             }
             if let n @ 1.. = self.coarse[slot].load(Relaxed) {
                 let (lo, _) = bucket_range(slot * SUB);

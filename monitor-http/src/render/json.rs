@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use monitor_core::{Distribution, FunctionStats, Snapshot};
 
-use super::util::json_str;
+use super::util::{json_str, Quantile};
 
 /// `/funcs/json`: a list with one object per called function: `id`, `name`, `module`, `file`,
 /// `line`, `category`, `entry`, `callers` (`[{"name", "count"}]`), `current`, `highwater`,
@@ -91,7 +91,7 @@ fn times(d: &Distribution, out: &mut String) {
         if i > 0 {
             out.push_str(", ");
         }
-        let _ = write!(out, "\"{q:.2}\": {ns}");
+        let _ = write!(out, "\"{}\": {ns}", Quantile(*q));
     }
     out.push_str("}}");
 }

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use monitor_core::{Distribution, FunctionStats, Snapshot};
 
-use super::util::{counts_line, Nanos};
+use super::util::{counts_line, Nanos, Quantile};
 
 /// Writes every called function of `snapshot` as text: its callers, counts, errors by kind and
 /// both latency distributions with quantiles. Functions never called are left out.
@@ -44,7 +44,7 @@ fn write_times(title: &str, d: &Distribution, out: &mut String) {
     }
     let _ = writeln!(out, "  {title}:");
     for (q, ns) in d.quantiles() {
-        let _ = writeln!(out, "    {q:.2}: {}", Nanos(u128::from(ns)));
+        let _ = writeln!(out, "    {}: {}", Quantile(q), Nanos(u128::from(ns)));
     }
     let _ = writeln!(
         out,

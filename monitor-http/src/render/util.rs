@@ -1,23 +1,31 @@
 //! Escaping and number formatting shared by the renderers.
 
-use std::fmt::Write;
+use std::fmt::{self, Write};
 
-/// Appends `s` as a JSON string literal.
+/// Appends `s` as a JSON string literal. Runs of characters that need no escape are copied
+/// whole (names rarely need any).
 pub(crate) fn json_str(s: &str, out: &mut String) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
+    let mut plain = 0;
+    for (i, c) in s.char_indices() {
+        let escaped = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            c if u32::from(c) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push_str(escaped);
         }
+        plain = i + c.len_utf8();
     }
+    out.push_str(&s[plain..]);
     out.push('"');
 }
 
@@ -32,6 +40,22 @@ pub(crate) fn json_f64(v: f64, out: &mut String) {
         }
     } else {
         out.push('0');
+    }
+}
+
+/// A quantile with two decimals (`0.25`, `1.00`), as the JSON keys and the text view name them.
+/// Written from integers: formatting a float to a fixed precision takes the standard library's
+/// exact (big-number) path, which was the largest single cost of rendering `/funcs/json`.
+pub(crate) struct Quantile(pub(crate) f64);
+
+impl fmt::Display for Quantile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hundredths = (self.0 * 100.0).round();
+        if !(0.0..=1e15).contains(&hundredths) {
+            return write!(f, "{:.2}", self.0);
+        }
+        let h = hundredths as u64;
+        write!(f, "{}.{:02}", h / 100, h % 100)
     }
 }
 
@@ -106,10 +130,31 @@ mod tests {
         let mut s = String::new();
         json_str("a\"b\\c\n\u{1}\u{2028}é", &mut s);
         assert_eq!(s, r#""a\"b\\c\n\u0001\u2028é""#);
+        for plain in ["", "plain", "é✓"] {
+            let mut s = String::new();
+            json_str(plain, &mut s);
+            assert_eq!(s, format!("\"{plain}\""));
+        }
         for (v, want) in [(1.0, "1"), (0.25, "0.25"), (f64::NAN, "0"), (f64::INFINITY, "0")] {
             let mut s = String::new();
             json_f64(v, &mut s);
             assert_eq!(s, want);
+        }
+    }
+
+    #[test]
+    fn quantiles_have_two_decimals() {
+        let show = |q| Quantile(q).to_string();
+        let shown: Vec<String> = monitor_core::QUANTILES.iter().map(|&q| show(q)).collect();
+        let want = ["0.00", "0.10", "0.25", "0.50", "0.75", "0.90", "0.95", "0.99", "1.00"];
+        assert_eq!(shown, want);
+        assert_eq!(
+            (show(0.999), show(0.001), show(12.5)),
+            ("1.00".into(), "0.00".into(), "12.50".into())
+        );
+        assert_eq!(show(-0.5), "-0.50");
+        for q in [0.0, 0.05, 0.333, 0.5, 0.875, 0.999] {
+            assert_eq!(show(q), format!("{q:.2}"), "as the standard library rounds");
         }
     }
 
