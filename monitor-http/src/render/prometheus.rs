@@ -102,14 +102,20 @@ impl Format {
 }
 
 fn label_value(v: &str, out: &mut String) {
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
+    // Runs that need no escape are copied whole; the escaped characters are all ASCII.
+    let mut plain = 0;
+    for (i, b) in v.bytes().enumerate() {
+        let escaped = match b {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            b'\n' => "\\n",
+            _ => continue,
+        };
+        out.push_str(&v[plain..i]);
+        out.push_str(escaped);
+        plain = i + 1;
     }
+    out.push_str(&v[plain..]);
 }
 
 fn labels(pairs: &[(&str, &str)], out: &mut String) {
@@ -166,6 +172,11 @@ pub fn write_prometheus(snapshot: &Snapshot, buckets: &Buckets, format: Format, 
             set
         })
         .collect();
+    // Room for the function families at once: a line per function in up to seven families
+    // and two histograms of a line per bound. Growing a string of many megabytes by doubling
+    // copies it and faults its pages in again at every step.
+    let lines = 7 + 2 * (buckets.bounds().len() + 3);
+    out.reserve(sets.iter().map(|set| set.len() + 40).sum::<usize>() * lines);
     let family = |name, kind, help, value: &dyn Fn(&FunctionStats) -> u64, out: &mut String| {
         Family { name, kind, help }.header(format, out);
         for ((f, _), set) in funcs.iter().zip(&sets) {
@@ -470,6 +481,17 @@ mod tests {
             let mut s = String::new();
             super::push_u64(n, &mut s);
             assert_eq!(s, n.to_string());
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        for (v, want) in
+            [("", ""), ("plain", "plain"), ("a\\b\"c\nd", "a\\\\b\\\"c\\nd"), ("é\"", "é\\\"")]
+        {
+            let mut s = String::new();
+            super::label_value(v, &mut s);
+            assert_eq!(s, want);
         }
     }
 }
