@@ -72,7 +72,9 @@ pub use server::axum_router;
 pub use server::{serve, Config, MonitorService, ServeError, Server};
 
 /// The README's examples, compiled and run as doctests so they cannot rot. They live here
-/// because this crate sees both `monitor-core` and the server.
-#[cfg(doctest)]
+/// because this crate sees both `monitor-core` and the server. The web-service examples need
+/// axum, reqwest and hyper-util's client, which the workspace's test crates switch on: `cargo
+/// test` runs these; `cargo test -p monitor-http` alone, built without them, leaves them out.
+#[cfg(all(doctest, feature = "axum", feature = "reqwest"))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
