@@ -515,11 +515,14 @@ mod pooled_tests {
 
     #[test]
     fn lanes_add_up_and_share_chunks_once_the_pool_is_empty() {
-        // 4 lanes over 12 octaves want 48 chunks; the pool has 20, so most octaves end up shared
-        // between lanes. Every value still lands in its full-precision bucket, counted once.
-        let pool = Arc::new(ChunkPool::new(20));
+        // Lane 0 takes the pool's 12 chunks for 12 octaves; then 4 threads, one per lane, count
+        // values of those octaves. Lanes 1 to 3 find the pool empty and share lane 0's chunks:
+        // every value lands in its full-precision bucket, counted once.
+        let pool = Arc::new(ChunkPool::new(12));
         let h = Arc::new(Striped(OctaveMap::new(), (0..4).map(|_| Lane::new()).collect()));
-        let values = |t: u64| (0..30_000u64).map(move |i| (64 + (i * 7 + t) % 200) << (i % 12));
+        let first: Vec<u64> = (0..12).map(|e| 64u64 << e).collect();
+        first.iter().for_each(|&v| h.0.record(v, &pool, &h.1[0], &h.1));
+        let values = |t: u64| (0..30_000u64).map(move |i| (64 + (i * 7 + t) % 64) << (i % 12));
         let threads: Vec<_> = (0..4u64)
             .map(|t| {
                 let (pool, h) = (Arc::clone(&pool), Arc::clone(&h));
@@ -532,11 +535,12 @@ mod pooled_tests {
         for t in threads {
             t.join().unwrap();
         }
-        assert_eq!(h.0.read(&pool, &h.1), dense((0..4).flat_map(values)));
-        let marks = |s: usize| h.1.iter().map(move |l| l.0[s].load(Relaxed)).filter(|&m| m != 0);
-        let shared =
-            (0..SLOTS).filter(|&s| marks(s).any(|m| marks(s).filter(|&n| n == m).count() > 1));
-        assert!(shared.count() > 0, "some chunk is shared by several lanes");
+        let all = first.iter().copied().chain((0..4).flat_map(values));
+        assert_eq!(h.0.read(&pool, &h.1), dense(all));
+        for lane in &h.1 {
+            let marks: Vec<u8> = lane.0.iter().map(|m| m.load(Relaxed)).collect();
+            assert_eq!(marks, h.1[0].0.iter().map(|m| m.load(Relaxed)).collect::<Vec<_>>());
+        }
     }
 
     #[test]
