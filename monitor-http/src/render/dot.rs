@@ -4,20 +4,18 @@ use std::fmt::Write;
 
 use monitor_core::{Caller, Snapshot};
 
-use super::util::{counts_line, Nanos};
+use super::util::{counts_line, push_escaped, Nanos};
 
 /// Escapes `s` for a double-quoted Graphviz string: quotes and backslashes (which would
 /// otherwise start escapes such as `\N`) are escaped; line breaks become `\n`.
 fn quoted(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => {}
-            c => out.push(c),
-        }
-    }
+    push_escaped(s, out, |c| match c {
+        '"' => Some("\\\"".into()),
+        '\\' => Some("\\\\".into()),
+        '\n' => Some("\\n".into()),
+        '\r' => Some("".into()),
+        _ => None,
+    });
 }
 
 /// `/funcs/dot`: one node per called function (its name, counts and key quantiles), an

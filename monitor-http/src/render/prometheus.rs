@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use monitor_core::{Distribution, FunctionStats, MetricStats, MetricValue, Snapshot, Values};
 
 use super::stats::{metric_tags, unique_names};
+use super::util::push_escaped;
 
 /// Latency bucket bounds in seconds for the Prometheus histograms.
 ///
@@ -102,20 +103,12 @@ impl Format {
 }
 
 fn label_value(v: &str, out: &mut String) {
-    // Runs that need no escape are copied whole; the escaped characters are all ASCII.
-    let mut plain = 0;
-    for (i, b) in v.bytes().enumerate() {
-        let escaped = match b {
-            b'\\' => "\\\\",
-            b'"' => "\\\"",
-            b'\n' => "\\n",
-            _ => continue,
-        };
-        out.push_str(&v[plain..i]);
-        out.push_str(escaped);
-        plain = i + 1;
-    }
-    out.push_str(&v[plain..]);
+    push_escaped(v, out, |c| match c {
+        '\\' => Some("\\\\".into()),
+        '"' => Some("\\\"".into()),
+        '\n' => Some("\\n".into()),
+        _ => None,
+    });
 }
 
 fn labels(pairs: &[(&str, &str)], out: &mut String) {

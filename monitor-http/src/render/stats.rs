@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use monitor_core::{Distribution, FunctionStats, MetricStats, MetricValue, Snapshot, Values};
 
-use super::util::{json_f64, json_str};
+use super::util::{json_f64, json_str, push_escaped};
 
 /// One value: a measurement with sorted tags, a field and its value.
 #[derive(Debug, Clone, PartialEq)]
@@ -190,16 +190,14 @@ fn times_as(measurement: &str, tags: &[(String, String)], d: &Distribution, out:
 
 /// Escapes a tag key or value as monkit's line format does: `,`, `=`, space and `\`.
 fn escape_tag(s: &str, out: &mut String) {
-    for c in s.chars() {
-        if matches!(c, ',' | '=' | ' ' | '\\') {
-            out.push('\\');
-        }
-        if c == '\n' {
-            out.push_str("\\n");
-        } else {
-            out.push(c);
-        }
-    }
+    push_escaped(s, out, |c| match c {
+        ',' => Some("\\,".into()),
+        '=' => Some("\\=".into()),
+        ' ' => Some("\\ ".into()),
+        '\\' => Some("\\\\".into()),
+        '\n' => Some("\\n".into()),
+        _ => None,
+    });
 }
 
 /// The series key, `measurement,tag=value,…`, as `/stats` shows it.

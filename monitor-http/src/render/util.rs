@@ -1,31 +1,40 @@
 //! Escaping and number formatting shared by the renderers.
 
+use std::borrow::Cow;
 use std::fmt::{self, Write};
 
-/// Appends `s` as a JSON string literal. Runs of characters that need no escape are copied
-/// whole (names rarely need any).
-pub(crate) fn json_str(s: &str, out: &mut String) {
-    out.push('"');
+/// Appends `s` with each character `escape` replaces replaced: runs of characters that need
+/// no escape (most of any name) are copied whole. Every renderer's escaping goes through here.
+pub(crate) fn push_escaped(
+    s: &str,
+    out: &mut String,
+    escape: impl Fn(char) -> Option<Cow<'static, str>>,
+) {
     let mut plain = 0;
     for (i, c) in s.char_indices() {
-        let escaped = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            c if u32::from(c) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => "",
-            _ => continue,
-        };
-        out.push_str(&s[plain..i]);
-        if escaped.is_empty() {
-            let _ = write!(out, "\\u{:04x}", u32::from(c));
-        } else {
-            out.push_str(escaped);
+        if let Some(escaped) = escape(c) {
+            out.push_str(&s[plain..i]);
+            out.push_str(&escaped);
+            plain = i + c.len_utf8();
         }
-        plain = i + c.len_utf8();
     }
     out.push_str(&s[plain..]);
+}
+
+/// Appends `s` as a JSON string literal.
+pub(crate) fn json_str(s: &str, out: &mut String) {
+    out.push('"');
+    push_escaped(s, out, |c| match c {
+        '"' => Some("\\\"".into()),
+        '\\' => Some("\\\\".into()),
+        '\n' => Some("\\n".into()),
+        '\r' => Some("\\r".into()),
+        '\t' => Some("\\t".into()),
+        c if u32::from(c) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+            Some(format!("\\u{:04x}", u32::from(c)).into())
+        }
+        _ => None,
+    });
     out.push('"');
 }
 
@@ -61,16 +70,14 @@ impl fmt::Display for Quantile {
 
 /// Appends `s` escaped for HTML text and attribute values.
 pub(crate) fn html(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
+    push_escaped(s, out, |c| match c {
+        '&' => Some("&amp;".into()),
+        '<' => Some("&lt;".into()),
+        '>' => Some("&gt;".into()),
+        '"' => Some("&quot;".into()),
+        '\'' => Some("&#39;".into()),
+        _ => None,
+    });
 }
 
 /// `current: …, highwater: …, success: …, errors: …, panics: …, cancelled: …` of a function,
@@ -155,6 +162,16 @@ mod tests {
         assert_eq!(show(-0.5), "-0.50");
         for q in [0.0, 0.05, 0.333, 0.5, 0.875, 0.999] {
             assert_eq!(show(q), format!("{q:.2}"), "as the standard library rounds");
+        }
+    }
+
+    #[test]
+    fn escaping_copies_runs_and_replaces_the_rest() {
+        let drop_r = |c| (c == '\r').then_some(Cow::Borrowed(""));
+        for (s, want) in [("", ""), ("\r", ""), ("a\rb\r", "ab"), ("\ré✓\r\rz", "é✓z")] {
+            let mut out = String::from(">");
+            push_escaped(s, &mut out, drop_r);
+            assert_eq!(out, format!(">{want}"));
         }
     }
 
