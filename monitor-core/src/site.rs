@@ -401,6 +401,19 @@ pub(crate) struct Stripe {
     pub(crate) failure_lane: Lane,
 }
 
+impl Stripe {
+    /// Calls in flight that started on this stripe.
+    fn in_flight(&self) -> u32 {
+        clamp_count(self.current.load(SeqCst))
+    }
+}
+
+/// An in-flight count as the bounds keep it (never below zero; saturating far above any real
+/// concurrency).
+fn clamp_count(n: i64) -> u32 {
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+}
+
 /// A sum of nanoseconds that cannot overflow: a carry word counts wraps of the low word.
 #[derive(Default)]
 pub(crate) struct WideSum {
@@ -614,8 +627,7 @@ impl SiteState {
     pub(crate) fn begin(&self, i: usize, caller_key: u32) {
         let i = i & (self.stripes.len() - 1);
         let stripe = &self.stripes[i];
-        let now = stripe.current.fetch_add(1, SeqCst) + 1;
-        let now = u32::try_from(now).unwrap_or(u32::MAX);
+        let now = clamp_count(stripe.current.fetch_add(1, SeqCst) + 1);
         let bounds = &self.peaks.bounds[..self.stripes.len()];
         if let Some(bound) = bounds.get(i) {
             if now > bound.load(SeqCst) {
@@ -651,15 +663,13 @@ impl SiteState {
     fn settle(&self) {
         let mut total = 0u64;
         for (stripe, bound) in self.stripes.iter().zip(&self.peaks.bounds) {
-            let count =
-                |s: &Stripe| u32::try_from(s.current.load(SeqCst).max(0)).unwrap_or(u32::MAX);
-            let now = count(stripe);
+            let now = stripe.in_flight();
             total += u64::from(now);
             let b = bound.load(SeqCst);
             // A call starting on that stripe meanwhile either sees the lowered bound and raises
             // it, or has counted itself before the second load below, which puts it back.
             if b > now && bound.compare_exchange(b, now, SeqCst, SeqCst).is_ok() {
-                let again = count(stripe);
+                let again = stripe.in_flight();
                 if again > now {
                     bound.fetch_max(again, SeqCst);
                 }
@@ -719,7 +729,7 @@ impl SiteState {
         let mut recent_success = (0, 0);
         let mut recent_failure = (0, 0);
         for s in self.stripes.iter() {
-            c.current += u64::try_from(s.current.load(Relaxed)).unwrap_or(0);
+            c.current += u64::from(s.in_flight());
             c.success += s.success.load(Relaxed);
             c.panics += s.panics.load(Relaxed);
             c.cancelled += s.cancelled.load(Relaxed);
@@ -734,11 +744,11 @@ impl SiteState {
         c.recent_failure = recent_failure.1;
         // A stripe's count read a moment after another's may add up to more than the highwater
         // has seen: what is in flight now is itself a level reached.
-        let highwater = &self.peaks.highwater;
-        if c.current > highwater.load(Relaxed) {
-            highwater.fetch_max(c.current, Relaxed);
+        let seen = self.peaks.highwater.load(Relaxed);
+        if c.current > seen {
+            self.peaks.highwater.fetch_max(c.current, Relaxed);
         }
-        c.highwater = highwater.load(Relaxed).max(c.current);
+        c.highwater = seen.max(c.current);
         c
     }
 }
