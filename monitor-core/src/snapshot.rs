@@ -68,7 +68,7 @@ impl Snapshot {
     /// assert!(snap.iter_called().all(|f| f.calls() > 0));
     /// ```
     pub fn iter_called(&self) -> impl Iterator<Item = &FunctionStats> {
-        self.functions.iter().filter(|f| f.calls() > 0 || f.current > 0)
+        self.functions.iter().filter(|f| f.is_called())
     }
 
     /// Calls in flight now per category ("active status"): the [`CATEGORIES`] always, in that
@@ -247,6 +247,25 @@ impl FunctionStats {
     /// ```
     pub fn calls(&self) -> u64 {
         self.success + self.errors_total() + self.panics + self.cancelled
+    }
+
+    /// Whether the function has been called: a call has finished, or one is in flight. The
+    /// views list these functions ([`Snapshot::iter_called`]).
+    ///
+    /// ```
+    /// #[monitor_core::monitored]
+    /// fn ping() {}
+    /// #[monitor_core::monitored]
+    /// fn never() {}
+    /// ping();
+    /// let snap = monitor_core::registry().snapshot();
+    /// let called: Vec<&str> =
+    ///     snap.functions.iter().filter(|f| f.is_called()).map(|f| f.name).collect();
+    /// assert!(called.iter().any(|n| n.ends_with("ping")));
+    /// assert!(!called.iter().any(|n| n.ends_with("never")));
+    /// ```
+    pub fn is_called(&self) -> bool {
+        self.calls() > 0 || self.current > 0
     }
 
     /// Allocations per finished call, and bytes per finished call (0 when unknown).

@@ -5,9 +5,14 @@
 use std::alloc::System;
 use std::hint::black_box;
 
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
 use criterion::{criterion_group, criterion_main, Criterion};
+use http::{HeaderMap, Method};
+use http_body::Body as _;
 use monitor_core::alloc::CountingAllocator;
-use monitor_http::{Buckets, Format};
+use monitor_http::Routes;
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator::new(System);
@@ -39,6 +44,18 @@ mod sites {
     level!(l1; a0 a1 a2 a3 a4 a5 a6 a7 a8 a9);
 }
 
+/// Answers `GET path` as the server does, then reads the body to its end frame by frame, as a
+/// connection sends it. Returns the body's length.
+fn get(routes: &Routes, path: &str) -> usize {
+    let mut body = routes.respond(&Method::GET, path, None, &HeaderMap::new()).into_body();
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut len = 0;
+    while let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut body).poll_frame(&mut cx) {
+        len += frame.data_ref().map_or(0, |d| d.len());
+    }
+    len
+}
+
 #[::monitor_core::monitored]
 #[inline(never)]
 fn hot(x: u64) -> Result<u64, std::io::Error> {
@@ -58,17 +75,10 @@ fn scrape_interference(c: &mut Criterion) {
     let scraper = {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
+            let routes = Routes::new("").expect("the root is a prefix");
             let mut renders = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let mut out = String::new();
-                let snap = monitor_core::registry().snapshot();
-                monitor_http::write_prometheus(
-                    &snap,
-                    &Buckets::default(),
-                    Format::Prometheus,
-                    &mut out,
-                );
-                black_box(out);
+                black_box(get(&routes, "/metrics"));
                 renders += 1;
             }
             renders
@@ -102,26 +112,15 @@ fn render(c: &mut Criterion) {
     g.bench_function("snapshot", |b| b.iter(|| black_box(registry.snapshot())));
     let snap = registry.snapshot();
     assert_eq!(snap.functions.len(), sites);
-    g.bench_function("snapshot+funcs_json", |b| {
-        b.iter(|| {
-            let mut out = String::new();
-            monitor_http::write_funcs_json(&registry.snapshot(), &mut out);
-            out
-        })
-    });
-    g.bench_function("snapshot+metrics", |b| {
-        b.iter(|| {
-            let mut out = String::new();
-            let buckets = Buckets::default();
-            monitor_http::write_prometheus(
-                &registry.snapshot(),
-                &buckets,
-                Format::Prometheus,
-                &mut out,
-            );
-            out
-        })
-    });
+    // What a client gets: the route takes the snapshot and renders, the body is read out.
+    let routes = Routes::new("").expect("the root is a prefix");
+    println!(
+        "/funcs/json: {} bytes; /metrics: {} bytes",
+        get(&routes, "/funcs/json"),
+        get(&routes, "/metrics")
+    );
+    g.bench_function("snapshot+funcs_json", |b| b.iter(|| get(&routes, "/funcs/json")));
+    g.bench_function("snapshot+metrics", |b| b.iter(|| get(&routes, "/metrics")));
     g.bench_function("funcs_json_only", |b| {
         b.iter(|| {
             let mut out = String::new();

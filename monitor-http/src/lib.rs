@@ -44,6 +44,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod body;
 #[cfg(any(feature = "otlp", feature = "zipkin"))]
 pub mod export;
 pub mod layer;
@@ -53,6 +54,7 @@ mod routes;
 mod server;
 pub mod users;
 
+pub use body::Body;
 pub use render::active::{write_active_json, write_active_text};
 pub use render::dot::write_dot;
 pub use render::expvar::write_expvar;

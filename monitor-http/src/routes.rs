@@ -2,13 +2,12 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use http::{HeaderMap, Method, Response, StatusCode};
-use http_body_util::Full;
 
+use crate::body::Body;
 use crate::render;
-use crate::render::prometheus::{Buckets, Format};
+use crate::render::prometheus::{Buckets, Format, MetricsWriter};
 use monitor_core::trace::{Trace, Watch, WatchError, WatchFilter};
 use monitor_core::TraceId;
 
@@ -129,12 +128,12 @@ struct TraceWait {
 }
 
 enum Prepared {
-    Done(Response<Full<Bytes>>),
+    Done(Response<Body>),
     Wait(TraceWait),
 }
 
 impl TraceWait {
-    fn answer(self, trace: Option<Trace>) -> Response<Full<Bytes>> {
+    fn answer(self, trace: Option<Trace>) -> Response<Body> {
         let Some(trace) = trace else {
             return text(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -172,7 +171,7 @@ fn trace_wait(q: &Query, svg: bool) -> Prepared {
     }
 }
 
-fn trace_watch(q: &Query, svg: bool) -> Result<TraceWait, Box<Response<Full<Bytes>>>> {
+fn trace_watch(q: &Query, svg: bool) -> Result<TraceWait, Box<Response<Body>>> {
     let bad = |msg: String| Box::new(text(StatusCode::BAD_REQUEST, PLAIN, format!("{msg}\n")));
     let timeout = match &q.timeout {
         Some(t) => parse_timeout(t).map_err(|BadQuery(m)| bad(m))?,
@@ -275,8 +274,8 @@ fn decode(s: &str) -> Result<String, BadQuery> {
     String::from_utf8(out).map_err(|_| BadQuery(format!("query `{s}` is not UTF-8")))
 }
 
-fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
@@ -352,7 +351,7 @@ impl Routes {
         path: &str,
         query: Option<&str>,
         headers: &HeaderMap,
-    ) -> Response<Full<Bytes>> {
+    ) -> Response<Body> {
         let resp = match self.respond_get(method, path, query, headers) {
             Prepared::Done(resp) => resp,
             Prepared::Wait(wait) => {
@@ -386,7 +385,7 @@ impl Routes {
         path: &str,
         query: Option<&str>,
         headers: &HeaderMap,
-    ) -> Response<Full<Bytes>> {
+    ) -> Response<Body> {
         let resp = match self.respond_get(method, path, query, headers) {
             Prepared::Done(resp) => resp,
             Prepared::Wait(wait) => {
@@ -507,8 +506,12 @@ impl Routes {
                 } else {
                     Format::Prometheus
                 };
-                render::prometheus::write_prometheus(&snapshot, &self.buckets, format, &mut body);
-                format.content_type()
+                // Written while it is sent: see `MetricsWriter`.
+                let writer = MetricsWriter::new(snapshot, &self.buckets, format);
+                let mut resp = Response::new(Body::metrics(writer));
+                resp.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+                return Prepared::Done(resp);
             }
             View::Expvar => {
                 render::expvar::write_expvar(&snapshot, &mut body);
@@ -529,7 +532,7 @@ impl Routes {
 
 const DOT: &str = "text/vnd.graphviz; charset=utf-8";
 
-fn bad_param(name: &str, views: &str) -> Response<Full<Bytes>> {
+fn bad_param(name: &str, views: &str) -> Response<Body> {
     text(
         StatusCode::BAD_REQUEST,
         PLAIN,
@@ -538,15 +541,15 @@ fn bad_param(name: &str, views: &str) -> Response<Full<Bytes>> {
 }
 
 /// HEAD answers carry the headers of GET and no body.
-fn head(method: &Method, mut resp: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+fn head(method: &Method, mut resp: Response<Body>) -> Response<Body> {
     if method == Method::HEAD {
-        *resp.body_mut() = Full::new(Bytes::new());
+        *resp.body_mut() = Body::empty();
     }
     resp
 }
 
 /// The views that are not drawn from a snapshot: `/ps`, `/trace/errors` and `/history/json`.
-fn live_view(rest: &str) -> Response<Full<Bytes>> {
+fn live_view(rest: &str) -> Response<Body> {
     use monitor_core::trace::{failed_traces, in_flight};
     let mut body = String::new();
     let content_type = match rest {
@@ -582,7 +585,7 @@ fn live_view(rest: &str) -> Response<Full<Bytes>> {
 impl Query {
     /// A 400 for parameters the view does not take: `filter` belongs to the function views,
     /// the trace parameters to `/trace/json` and `/trace/svg`.
-    fn misplaced(&self, filter_ok: bool, trace_ok: bool) -> Option<Response<Full<Bytes>>> {
+    fn misplaced(&self, filter_ok: bool, trace_ok: bool) -> Option<Response<Body>> {
         if !filter_ok && self.filter.is_some() {
             return Some(bad_param("filter", "the function views"));
         }
@@ -614,7 +617,7 @@ enum View {
     Expvar,
 }
 
-fn not_found(path: &str) -> Response<Full<Bytes>> {
+fn not_found(path: &str) -> Response<Body> {
     let shown: String = path.chars().take(200).collect();
     text(StatusCode::NOT_FOUND, PLAIN, format!("no page at {shown}; the index lists every view\n"))
 }

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -19,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::body::Body;
 use crate::routes::Routes;
 
 /// Why the server could not start.
@@ -313,9 +312,9 @@ async fn refuse(io: TokioIo<tokio::net::TcpStream>) {
     let conn = http1::Builder::new().keep_alive(false).serve_connection(
         io,
         service_fn(|_req: Request<hyper::body::Incoming>| {
-            let mut resp = Response::new(Full::new(Bytes::from_static(
-                b"the monitor is serving its maximum number of connections; retry shortly\n",
-            )));
+            let mut resp = Response::new(Body::from(
+                "the monitor is serving its maximum number of connections; retry shortly\n",
+            ));
             *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
             std::future::ready(Ok::<_, Infallible>(resp))
         }),
@@ -358,7 +357,7 @@ impl MonitorService {
 }
 
 impl<B> tower_service::Service<Request<B>> for MonitorService {
-    type Response = Response<Full<Bytes>>;
+    type Response = Response<Body>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 

@@ -244,6 +244,52 @@ fn metrics_are_valid_prometheus_and_openmetrics() {
     assert!(om.body.contains("# TYPE function_successes counter\n"));
 }
 
+/// `many::m0::f` … `many::m49::f`: enough functions for `/metrics` to pass 100 KiB.
+mod many {
+    macro_rules! functions {
+        ($($m:ident)*) => {
+            $(pub mod $m {
+                #[monitor_core::monitored]
+                pub fn f() -> Result<(), std::io::Error> {
+                    Ok(())
+                }
+            })*
+            pub const COUNT: usize = [$(stringify!($m)),*].len();
+            pub fn call_all() {
+                $(let _ = $m::f();)*
+            }
+        };
+    }
+    functions!(
+        m0 m1 m2 m3 m4 m5 m6 m7 m8 m9 m10 m11 m12 m13 m14 m15 m16 m17 m18 m19 m20 m21 m22 m23
+        m24 m25 m26 m27 m28 m29 m30 m31 m32 m33 m34 m35 m36 m37 m38 m39 m40 m41 m42 m43 m44
+        m45 m46 m47 m48 m49
+    );
+}
+
+#[test]
+fn metrics_are_sent_while_they_are_written() {
+    many::call_all();
+    let r = get("/metrics");
+    assert_eq!(r.status, 200);
+    // Written and sent in frames of 64 KiB or more, never whole: no length up front.
+    assert_eq!(r.header("transfer-encoding"), "chunked");
+    assert_eq!(r.header("content-length"), "");
+    assert!(r.body.len() > 100 * 1024, "{} bytes", r.body.len());
+    assert!(r.chunks >= 2, "{} chunks", r.chunks);
+    // Cut between functions, never inside a family's header or a line.
+    for family in ["function_current gauge", "function_times_seconds histogram"] {
+        assert_eq!(r.body.matches(&format!("# TYPE {family}\n")).count(), 1, "{family}");
+    }
+    for i in 0..many::COUNT {
+        let line = format!(
+            "function_successes_total{{name=\"test_http::many::m{i}::f\",scope=\"test_http::many::m{i}\"}} "
+        );
+        assert_eq!(r.body.matches(&line).count(), 1, "{line}");
+    }
+    check_with("promtool", &["check", "metrics"], &r.body);
+}
+
 #[test]
 fn expvar_has_memstats_and_our_stats() {
     let r = get("/debug/vars");

@@ -1,8 +1,8 @@
 //! `/metrics`: Prometheus text exposition (0.0.4) and OpenMetrics 1.0.
 
-use std::fmt::Write;
-
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
+use std::fmt::Write;
 
 use monitor_core::{Distribution, FunctionStats, MetricStats, MetricValue, Snapshot, Values};
 
@@ -111,8 +111,15 @@ fn label_value(v: &str, out: &mut String) {
     });
 }
 
+/// `{k="v",…}`, values escaped.
 fn labels(pairs: &[(&str, &str)], out: &mut String) {
     out.push('{');
+    labels_into(pairs, out);
+    out.push('}');
+}
+
+/// `k="v",…` without the braces.
+fn labels_into(pairs: &[(&str, &str)], out: &mut String) {
     for (i, (k, v)) in pairs.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -122,7 +129,6 @@ fn labels(pairs: &[(&str, &str)], out: &mut String) {
         label_value(v, out);
         out.push('"');
     }
-    out.push('}');
 }
 
 /// One metric family: HELP and TYPE, then its samples.
@@ -155,114 +161,273 @@ impl Family<'_> {
 /// assert!(out.contains("# TYPE function_current gauge"));
 /// ```
 pub fn write_prometheus(snapshot: &Snapshot, buckets: &Buckets, format: Format, out: &mut String) {
-    let funcs: Vec<(&FunctionStats, String)> = unique_names(snapshot);
-    // Each function's label set, escaped once and reused by every family.
-    let sets: Vec<String> = funcs
-        .iter()
-        .map(|(f, name)| {
-            let mut set = String::new();
-            labels(&[("name", name), ("scope", f.module)], &mut set);
-            set
-        })
-        .collect();
-    // Room for the function families at once: a line per function in up to seven families
-    // and two histograms of a line per bound. Growing a string of many megabytes by doubling
-    // copies it and faults its pages in again at every step.
-    let lines = 7 + 2 * (buckets.bounds().len() + 3);
-    out.reserve(sets.iter().map(|set| set.len() + 40).sum::<usize>() * lines);
-    let family = |name, kind, help, value: &dyn Fn(&FunctionStats) -> u64, out: &mut String| {
-        Family { name, kind, help }.header(format, out);
-        for ((f, _), set) in funcs.iter().zip(&sets) {
-            out.push_str(name);
-            out.push_str(set);
-            out.push(' ');
-            push_u64(value(f), out);
-            out.push('\n');
-        }
-    };
-    family("function_current", "gauge", "Calls in flight now.", &|f| f.current, out);
-    family(
-        "function_highwater",
-        "gauge",
-        "Most calls ever in flight at once.",
-        &|f| f.highwater,
-        out,
-    );
-    family(
-        "function_successes_total",
-        "counter",
-        "Calls that returned a success.",
-        &|f| f.success,
-        out,
-    );
-    family("function_panics_total", "counter", "Calls that panicked.", &|f| f.panics, out);
-    family(
-        "function_cancelled_total",
-        "counter",
-        "Async calls dropped before they finished.",
-        &|f| f.cancelled,
-        out,
-    );
-    if snapshot.alloc.is_some() {
-        family(
-            "function_allocations_total",
-            "counter",
-            "Allocations made while its calls ran, nested calls included.",
-            &|f| f.allocations,
-            out,
-        );
-        family(
-            "function_allocated_bytes_total",
-            "counter",
-            "Bytes allocated while its calls ran, nested calls included.",
-            &|f| f.allocated_bytes,
-            out,
-        );
-    }
-    Family { name: "active_calls", kind: "gauge", help: "Calls in flight now, by category." }
-        .header(format, out);
-    for c in snapshot.active_by_category() {
-        out.push_str("active_calls");
-        labels(&[("category", c.category)], out);
-        let _ = writeln!(out, " {}", c.current);
-    }
-    Family {
-        name: "function_errors_total",
+    let mut writer = MetricsWriter::new(snapshot, buckets, format);
+    while writer.write(out, usize::MAX) {}
+}
+
+/// A function family with one sample per called function.
+struct ValueFamily {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    value: fn(&FunctionStats) -> u64,
+    /// Written only when the snapshot counts allocations.
+    alloc: bool,
+}
+
+const VALUE_FAMILIES: [ValueFamily; 7] = [
+    ValueFamily {
+        name: "function_current",
+        kind: "gauge",
+        help: "Calls in flight now.",
+        value: |f| f.current,
+        alloc: false,
+    },
+    ValueFamily {
+        name: "function_highwater",
+        kind: "gauge",
+        help: "Most calls ever in flight at once.",
+        value: |f| f.highwater,
+        alloc: false,
+    },
+    ValueFamily {
+        name: "function_successes_total",
         kind: "counter",
-        help: "Calls that returned an error, by error kind.",
+        help: "Calls that returned a success.",
+        value: |f| f.success,
+        alloc: false,
+    },
+    ValueFamily {
+        name: "function_panics_total",
+        kind: "counter",
+        help: "Calls that panicked.",
+        value: |f| f.panics,
+        alloc: false,
+    },
+    ValueFamily {
+        name: "function_cancelled_total",
+        kind: "counter",
+        help: "Async calls dropped before they finished.",
+        value: |f| f.cancelled,
+        alloc: false,
+    },
+    ValueFamily {
+        name: "function_allocations_total",
+        kind: "counter",
+        help: "Allocations made while its calls ran, nested calls included.",
+        value: |f| f.allocations,
+        alloc: true,
+    },
+    ValueFamily {
+        name: "function_allocated_bytes_total",
+        kind: "counter",
+        help: "Bytes allocated while its calls ran, nested calls included.",
+        value: |f| f.allocated_bytes,
+        alloc: true,
+    },
+];
+
+/// Where a [`MetricsWriter`] is: the family it writes next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// `VALUE_FAMILIES[i]`.
+    Values(usize),
+    Active,
+    Errors,
+    Times,
+    Instruments,
+    Done,
+}
+
+/// `/metrics` written a part at a time, so a response can send it as it is written instead of
+/// holding the whole text: at 10,000 functions that text is about 30 MB, and a fresh buffer of
+/// that size costs as much in page faults as writing it does.
+///
+/// `S` is the snapshot, owned (a response body) or borrowed ([`write_prometheus`]).
+pub(crate) struct MetricsWriter<S> {
+    snapshot: S,
+    format: Format,
+    /// The called functions: index in `snapshot.functions`, and where its labels end in `sets`.
+    funcs: Vec<(usize, usize)>,
+    /// Each called function's labels, `name="…",scope="…"`, escaped once and reused by every
+    /// family; without braces, so a histogram can put `kind` first and `le` last.
+    sets: String,
+    /// Each bound as nanoseconds and as the `le` label.
+    les: Vec<(f64, String)>,
+    part: Part,
+    /// The next function to write in `part`.
+    next: usize,
+}
+
+impl<S: Borrow<Snapshot>> MetricsWriter<S> {
+    pub(crate) fn new(snapshot: S, buckets: &Buckets, format: Format) -> Self {
+        let names = unique_names(snapshot.borrow());
+        let mut sets = String::new();
+        let funcs = names
+            .into_iter()
+            .map(|(i, name)| {
+                let f = &snapshot.borrow().functions[i];
+                labels_into(&[("name", &name), ("scope", f.module)], &mut sets);
+                (i, sets.len())
+            })
+            .collect();
+        let les = buckets.bounds().iter().map(|b| (b * 1e9, format!("{b}"))).collect();
+        MetricsWriter { snapshot, format, funcs, sets, les, part: Part::Values(0), next: 0 }
     }
-    .header(format, out);
-    for (f, name_label) in &funcs {
-        for (kind, n) in &f.errors {
-            out.push_str("function_errors_total");
-            labels(&[("error_name", kind), ("name", name_label), ("scope", f.module)], out);
-            let _ = writeln!(out, " {n}");
+
+    /// The text's length at 10,000 functions is mostly histogram lines: a guess of the whole
+    /// length, to reserve it once when writing it all.
+    fn guess_len(&self) -> usize {
+        let lines = VALUE_FAMILIES.len() + 2 * (self.les.len() + 3);
+        (self.sets.len() + self.funcs.len() * 50) * lines
+    }
+
+    /// Appends the next parts to `out`, stopping after the function that takes `out` to `min`
+    /// bytes or more. Returns whether anything remains to write.
+    pub(crate) fn write(&mut self, out: &mut String, min: usize) -> bool {
+        if self.part == Part::Values(0) && self.next == 0 && min == usize::MAX {
+            // Growing a string of many megabytes by doubling copies it and faults its pages
+            // in again at every step.
+            out.reserve(self.guess_len());
         }
-    }
-    Family {
-        name: "function_times_seconds",
-        kind: "histogram",
-        help: "Durations of calls, by kind: success, or failure (errors, panics, cancellations).",
-    }
-    .header(format, out);
-    // Each bound as nanoseconds and as the `le` label, computed once.
-    let les: Vec<(f64, String)> =
-        buckets.bounds().iter().map(|b| (b * 1e9, format!("{b}"))).collect();
-    for ((f, _), set) in funcs.iter().zip(&sets) {
-        for (kind, d) in [("success", &f.success_times), ("failure", &f.failure_times)] {
-            // A histogram with nothing in it yet is left out; its series appear with the
-            // first value.
-            if d.count == 0 {
-                continue;
+        let format = self.format;
+        while out.len() < min {
+            let snapshot = self.snapshot.borrow();
+            let funcs = Functions { snapshot, funcs: &self.funcs, sets: &self.sets };
+            let (done, then) = match self.part {
+                Part::Values(i) => {
+                    let Some(family) = VALUE_FAMILIES.get(i) else {
+                        self.part = Part::Active;
+                        continue;
+                    };
+                    if family.alloc && snapshot.alloc.is_none() {
+                        self.part = Part::Values(i + 1);
+                        continue;
+                    }
+                    if self.next == 0 {
+                        Family { name: family.name, kind: family.kind, help: family.help }
+                            .header(format, out);
+                    }
+                    let done = funcs.each(&mut self.next, out, min, |f, set, out| {
+                        out.push_str(family.name);
+                        out.push('{');
+                        out.push_str(set);
+                        out.push_str("} ");
+                        push_u64((family.value)(f), out);
+                        out.push('\n');
+                    });
+                    (done, Part::Values(i + 1))
+                }
+                Part::Active => {
+                    Family {
+                        name: "active_calls",
+                        kind: "gauge",
+                        help: "Calls in flight now, by category.",
+                    }
+                    .header(format, out);
+                    for c in snapshot.active_by_category() {
+                        out.push_str("active_calls");
+                        labels(&[("category", c.category)], out);
+                        out.push(' ');
+                        push_u64(c.current, out);
+                        out.push('\n');
+                    }
+                    (true, Part::Errors)
+                }
+                Part::Errors => {
+                    if self.next == 0 {
+                        Family {
+                            name: "function_errors_total",
+                            kind: "counter",
+                            help: "Calls that returned an error, by error kind.",
+                        }
+                        .header(format, out);
+                    }
+                    let done = funcs.each(&mut self.next, out, min, |f, set, out| {
+                        for (kind, n) in &f.errors {
+                            // `error_name` sorts before `name` and `scope`.
+                            out.push_str("function_errors_total{error_name=\"");
+                            label_value(kind, out);
+                            out.push_str("\",");
+                            out.push_str(set);
+                            out.push_str("} ");
+                            push_u64(*n, out);
+                            out.push('\n');
+                        }
+                    });
+                    (done, Part::Times)
+                }
+                Part::Times => {
+                    if self.next == 0 {
+                        Family {
+                            name: "function_times_seconds",
+                            kind: "histogram",
+                            help: "Durations of calls, by kind: success, or failure (errors, \
+                                   panics, cancellations).",
+                        }
+                        .header(format, out);
+                    }
+                    let les = &self.les;
+                    let done = funcs.each(&mut self.next, out, min, |f, set, out| {
+                        for (kind, d) in
+                            [("success", &f.success_times), ("failure", &f.failure_times)]
+                        {
+                            // A histogram with nothing in it yet is left out; its series
+                            // appear with the first value.
+                            if d.count > 0 {
+                                histogram(kind, set, d, les, out);
+                            }
+                        }
+                    });
+                    (done, Part::Instruments)
+                }
+                Part::Instruments => {
+                    write_instruments(snapshot, format, out);
+                    if format == Format::OpenMetrics {
+                        out.push_str("# EOF\n");
+                    }
+                    (true, Part::Done)
+                }
+                Part::Done => return false,
+            };
+            if done {
+                self.part = then;
             }
-            // `kind` sorts first: `{kind="…",name=…,scope=…`, open for `le`.
-            let set = format!("{{kind=\"{kind}\",{}", &set[1..set.len() - 1]);
-            histogram(&set, d, &les, out);
         }
+        self.part != Part::Done
     }
-    write_instruments(snapshot, format, out);
-    if format == Format::OpenMetrics {
-        out.push_str("# EOF\n");
+}
+
+/// The called functions of a snapshot with their label sets.
+struct Functions<'a> {
+    snapshot: &'a Snapshot,
+    funcs: &'a [(usize, usize)],
+    sets: &'a str,
+}
+
+impl Functions<'_> {
+    /// Writes `one` for each function from `next` on, at least one, until `out` reaches `min`
+    /// bytes. Returns true, with `next` back at 0, once the last function is written.
+    fn each(
+        &self,
+        next: &mut usize,
+        out: &mut String,
+        min: usize,
+        one: impl Fn(&FunctionStats, &str, &mut String),
+    ) -> bool {
+        while let Some(&(i, end)) = self.funcs.get(*next) {
+            let start = match *next {
+                0 => 0,
+                n => self.funcs[n - 1].1,
+            };
+            one(&self.snapshot.functions[i], &self.sets[start..end], out);
+            *next += 1;
+            if out.len() >= min && *next < self.funcs.len() {
+                return false;
+            }
+        }
+        *next = 0;
+        true
     }
 }
 
@@ -429,7 +594,7 @@ fn push_u64(mut n: u64, out: &mut String) {
 /// Cumulative counts at each bound. The histogram's buckets (at most 1.6% wide) are assigned
 /// to a bound by their midpoint; counts are scaled to the exact `count`, since the histogram
 /// keeps relative counts after halving itself. The label set is written once and reused.
-fn histogram(set: &str, d: &Distribution, les: &[(f64, String)], out: &mut String) {
+fn histogram(kind: &str, set: &str, d: &Distribution, les: &[(f64, String)], out: &mut String) {
     let total: u64 = d.buckets.iter().map(|b| b.count).sum();
     let scale = |n: u64| -> u64 {
         if total == 0 {
@@ -438,17 +603,23 @@ fn histogram(set: &str, d: &Distribution, les: &[(f64, String)], out: &mut Strin
             ((u128::from(n) * u128::from(d.count)) / u128::from(total)) as u64
         }
     };
+    // `kind` sorts before `name` and `scope`, and `le` after them.
+    let line = |suffix: &str, le: Option<&str>, out: &mut String| {
+        out.push_str("function_times_seconds");
+        out.push_str(suffix);
+        out.push_str("{kind=\"");
+        out.push_str(kind);
+        out.push_str("\",");
+        out.push_str(set);
+        if let Some(le) = le {
+            out.push_str(",le=\"");
+            out.push_str(le);
+            out.push('"');
+        }
+        out.push_str("} ");
+    };
     let mut cum = 0u64;
     let mut it = d.buckets.iter().peekable();
-    let line = |le: &str, n: u64, out: &mut String| {
-        out.push_str("function_times_seconds_bucket");
-        out.push_str(set);
-        out.push_str(",le=\"");
-        out.push_str(le);
-        out.push_str("\"} ");
-        push_u64(n, out);
-        out.push('\n');
-    };
     for (bound_ns, le) in les {
         while let Some(b) = it.peek() {
             let mid = (b.low_ns as f64 + (b.high_ns - 1) as f64) / 2.0;
@@ -459,11 +630,18 @@ fn histogram(set: &str, d: &Distribution, les: &[(f64, String)], out: &mut Strin
                 break;
             }
         }
-        line(le, scale(cum).min(d.count), out);
+        line("_bucket", Some(le), out);
+        push_u64(scale(cum).min(d.count), out);
+        out.push('\n');
     }
-    line("+Inf", d.count, out);
-    let _ = writeln!(out, "function_times_seconds_sum{set}}} {}", d.sum_ns as f64 / 1e9);
-    let _ = writeln!(out, "function_times_seconds_count{set}}} {}", d.count);
+    line("_bucket", Some("+Inf"), out);
+    push_u64(d.count, out);
+    out.push('\n');
+    line("_sum", None, out);
+    let _ = writeln!(out, "{}", d.sum_ns as f64 / 1e9);
+    line("_count", None, out);
+    push_u64(d.count, out);
+    out.push('\n');
 }
 
 #[cfg(test)]
@@ -474,6 +652,54 @@ mod tests {
             let mut s = String::new();
             super::push_u64(n, &mut s);
             assert_eq!(s, n.to_string());
+        }
+    }
+
+    #[test]
+    fn written_in_parts_it_is_the_same_text() {
+        use super::{write_prometheus, Buckets, Format, MetricsWriter};
+
+        #[monitor_core::monitored]
+        fn parts_ok(i: u64) -> Result<u64, std::io::Error> {
+            Ok(i)
+        }
+        #[monitor_core::monitored]
+        fn parts_fail() -> Result<(), std::io::Error> {
+            Err(std::io::Error::other("no"))
+        }
+        for i in 0..20 {
+            let _ = parts_ok(i);
+            let _ = parts_fail();
+        }
+        let snap = monitor_core::registry().snapshot();
+        for format in [Format::Prometheus, Format::OpenMetrics] {
+            let mut whole = String::new();
+            write_prometheus(&snap, &Buckets::default(), format, &mut whole);
+            assert!(whole.contains("function_errors_total{error_name="));
+            assert!(whole.contains("function_times_seconds_bucket{kind=\"failure\""));
+            for min in [1, 60, 700, 5000, usize::MAX] {
+                let mut writer = MetricsWriter::new(&snap, &Buckets::default(), format);
+                let mut parts = Vec::new();
+                loop {
+                    let mut part = String::new();
+                    let more = writer.write(&mut part, min);
+                    parts.push(part);
+                    if !more {
+                        break;
+                    }
+                }
+                assert_eq!(parts.concat(), whole, "in parts of {min} bytes or more");
+                // Every part but the last reaches `min` (the last may be empty: the parts
+                // left after the previous one wrote nothing).
+                let full = &parts[..parts.len() - 1];
+                assert!(full.iter().all(|p| p.len() >= min), "a part short of {min} bytes");
+                if min < 100 {
+                    // Cut after each function: more parts than families.
+                    assert!(parts.len() > 10, "{} parts", parts.len());
+                }
+                let mut after = String::new();
+                assert!(!writer.write(&mut after, min) && after.is_empty());
+            }
         }
     }
 

@@ -1,9 +1,11 @@
 //! Every statistic as a series — `measurement,tag=value,… field value` — the model behind
 //! `/stats` (text) and `/stats/json`, whose names `/metrics` and `/debug/vars` reuse.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt::Write;
 
-use monitor_core::{Distribution, FunctionStats, MetricStats, MetricValue, Snapshot, Values};
+use monitor_core::{Distribution, MetricStats, MetricValue, Snapshot, Values};
 
 use super::util::{json_f64, json_str, push_escaped};
 
@@ -21,20 +23,20 @@ pub(crate) fn quantile_field(q: f64) -> String {
     format!("p{}", (q * 100.0).round() as u32)
 }
 
-/// The called functions with the name each view shows: their own, or `name#id` when two
-/// functions of one module share a name (two sites given the same `name = "…"`), so no view
-/// ever has two series with one key.
-pub(crate) fn unique_names(snapshot: &Snapshot) -> Vec<(&FunctionStats, String)> {
-    let mut seen = std::collections::HashSet::new();
-    snapshot
-        .iter_called()
-        .map(|f| {
+/// The called functions, by index in `snapshot.functions`, with the name each view shows:
+/// their own, or `name#id` when two functions of one module share a name (two sites given the
+/// same `name = "…"`), so no view ever has two series with one key.
+pub(crate) fn unique_names(snapshot: &Snapshot) -> Vec<(usize, Cow<'static, str>)> {
+    let mut seen = HashSet::with_capacity(snapshot.functions.len());
+    let called = snapshot.functions.iter().enumerate().filter(|(_, f)| f.is_called());
+    called
+        .map(|(i, f)| {
             let name = if seen.insert((f.name, f.module)) {
-                f.name.to_string()
+                Cow::Borrowed(f.name)
             } else {
-                format!("{}#{}", f.name, f.id)
+                Cow::Owned(format!("{}#{}", f.name, f.id))
             };
-            (f, name)
+            (i, name)
         })
         .collect()
 }
@@ -43,8 +45,12 @@ pub(crate) fn unique_names(snapshot: &Snapshot) -> Vec<(&FunctionStats, String)>
 /// errors by kind, then its success and failure times (durations in seconds).
 pub(crate) fn series(snapshot: &Snapshot) -> Vec<Series> {
     let mut out = Vec::new();
-    for (f, name) in unique_names(snapshot) {
-        let tags = vec![("name".to_string(), name), ("scope".to_string(), f.module.to_string())];
+    for (i, name) in unique_names(snapshot) {
+        let f = &snapshot.functions[i];
+        let tags = vec![
+            ("name".to_string(), name.into_owned()),
+            ("scope".to_string(), f.module.to_string()),
+        ];
         let errors = f.errors_total();
         let counts = [
             ("current", f.current),

@@ -13,6 +13,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// How many chunks a `Transfer-Encoding: chunked` body came in (0 for any other body).
+    pub chunks: usize,
 }
 
 impl Reply {
@@ -35,16 +37,46 @@ pub fn send(addr: SocketAddr, request: &[u8]) -> Reply {
 }
 
 pub fn parse(raw: &[u8]) -> Reply {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n");
+    let (head, body) = match split {
+        Some(at) => (&raw[..at], &raw[at + 4..]),
+        None => (raw, &[][..]),
+    };
+    let head = String::from_utf8_lossy(head);
     let mut lines = head.lines();
     let status =
         lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let headers = lines
+    let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    Reply { status, headers, body: body.to_string() }
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    let (body, chunks) = if chunked { dechunk(body) } else { (body.to_vec(), 0) };
+    Reply { status, headers, body: String::from_utf8_lossy(&body).into_owned(), chunks }
+}
+
+/// The data of a `Transfer-Encoding: chunked` body: each chunk is its length in hex, CRLF, the
+/// data, CRLF; a chunk of length 0 ends it. Panics on anything else. Returns the data and how
+/// many chunks carried it.
+fn dechunk(mut raw: &[u8]) -> (Vec<u8>, usize) {
+    let mut out = Vec::new();
+    let mut chunks = 0;
+    loop {
+        let eol = raw.windows(2).position(|w| w == b"\r\n").expect("a chunk size line");
+        let size = std::str::from_utf8(&raw[..eol]).expect("a chunk size in ASCII");
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+            .unwrap_or_else(|_| panic!("chunk size `{size}` is not hex"));
+        raw = &raw[eol + 2..];
+        if size == 0 {
+            return (out, chunks);
+        }
+        chunks += 1;
+        out.extend_from_slice(&raw[..size]);
+        assert_eq!(&raw[size..size + 2], b"\r\n", "a chunk ends with CRLF");
+        raw = &raw[size + 2..];
+    }
 }
 
 /// `GET path` with extra header lines (each ending in `\r\n`).
