@@ -4,19 +4,19 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::render::Parts;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
-use monitor_core::Snapshot;
 
-use crate::render::prometheus::MetricsWriter;
-
-/// How much of `/metrics` one frame carries, at least. It stays under the size at which
-/// allocators map memory afresh, so each frame reuses memory the previous one freed.
-const METRICS_FRAME: usize = 64 * 1024;
+/// How much of a text written as it is sent one frame carries, at least. It stays under the
+/// size at which allocators map memory afresh, so each frame reuses memory the previous one
+/// freed.
+const FRAME: usize = 64 * 1024;
 
 /// The body of every answer of [`Routes`](crate::Routes) and
-/// [`MonitorService`](crate::MonitorService): a whole text, or `/metrics` written a frame at a
-/// time while it is sent, so a scrape of many functions never holds its whole text in memory.
+/// [`MonitorService`](crate::MonitorService): a whole text, or one written a frame at a time
+/// while it is sent (`/metrics` and `/funcs/json`, whose text at 10,000 functions is 33 MB and
+/// 8 MB), so answering them never holds the whole text in memory.
 /// It implements [`http_body::Body`]; read it with `http_body_util::BodyExt::collect`.
 ///
 /// ```
@@ -32,15 +32,15 @@ pub struct Body {
 enum Kind {
     /// The whole text, until it is taken.
     Whole(Option<Bytes>),
-    /// `/metrics`, written as it is sent.
-    Metrics(Box<MetricsWriter<Snapshot>>),
+    /// A text written as it is sent.
+    Parts(Box<dyn Parts>),
 }
 
 impl std::fmt::Debug for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Kind::Whole(b) => f.debug_tuple("Whole").field(&b.as_ref().map(Bytes::len)).finish(),
-            Kind::Metrics(_) => f.write_str("Metrics"),
+            Kind::Parts(_) => f.write_str("Parts"),
         }
     }
 }
@@ -56,9 +56,9 @@ impl Body {
         Body { kind: Kind::Whole(None) }
     }
 
-    /// `/metrics` of `snapshot`, written as it is read.
-    pub(crate) fn metrics(writer: MetricsWriter<Snapshot>) -> Body {
-        Body { kind: Kind::Metrics(Box::new(writer)) }
+    /// The text `writer` writes, written as it is read.
+    pub(crate) fn parts(writer: impl Parts + 'static) -> Body {
+        Body { kind: Kind::Parts(Box::new(writer)) }
     }
 }
 
@@ -91,10 +91,10 @@ impl http_body::Body for Body {
         let this = self.get_mut();
         let data = match &mut this.kind {
             Kind::Whole(bytes) => bytes.take(),
-            Kind::Metrics(writer) => {
+            Kind::Parts(writer) => {
                 // A function's lines rarely pass a few kilobytes: room for the last one.
-                let mut out = String::with_capacity(METRICS_FRAME + 8 * 1024);
-                if !writer.write(&mut out, METRICS_FRAME) {
+                let mut out = String::with_capacity(FRAME + 8 * 1024);
+                if !writer.write(&mut out, FRAME) {
                     // Written out: the snapshot goes now, not when the connection does.
                     this.kind = Kind::Whole(None);
                 }
@@ -113,7 +113,7 @@ impl http_body::Body for Body {
             Kind::Whole(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
-            Kind::Metrics(_) => SizeHint::default(),
+            Kind::Parts(_) => SizeHint::default(),
         }
     }
 }

@@ -7,7 +7,9 @@ use http::{HeaderMap, Method, Response, StatusCode};
 
 use crate::body::Body;
 use crate::render;
+use crate::render::json::FuncsJsonWriter;
 use crate::render::prometheus::{Buckets, Format, MetricsWriter};
+use crate::render::Parts;
 use monitor_core::trace::{Trace, Watch, WatchError, WatchFilter};
 use monitor_core::TraceId;
 
@@ -281,6 +283,13 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
     resp
 }
 
+/// 200 with a body written while it is sent.
+fn streamed(writer: impl Parts + 'static, content_type: &'static str) -> Response<Body> {
+    let mut resp = Response::new(Body::parts(writer));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
 const PLAIN: &str = "text/plain; charset=utf-8";
 
 fn wants_openmetrics(headers: &HeaderMap) -> bool {
@@ -485,8 +494,9 @@ impl Routes {
                 PLAIN
             }
             View::FuncsJson => {
-                render::json::write_funcs_json(&snapshot, &mut body);
-                "application/json"
+                // Written while it is sent, like `/metrics`.
+                let writer = FuncsJsonWriter::new(snapshot);
+                return Prepared::Done(streamed(writer, "application/json"));
             }
             View::Dot => {
                 render::dot::write_dot(&snapshot, &mut body);
@@ -508,10 +518,7 @@ impl Routes {
                 };
                 // Written while it is sent: see `MetricsWriter`.
                 let writer = MetricsWriter::new(snapshot, &self.buckets, format);
-                let mut resp = Response::new(Body::metrics(writer));
-                resp.headers_mut()
-                    .insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
-                return Prepared::Done(resp);
+                return Prepared::Done(streamed(writer, format.content_type()));
             }
             View::Expvar => {
                 render::expvar::write_expvar(&snapshot, &mut body);

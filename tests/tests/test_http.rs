@@ -111,6 +111,8 @@ fn funcs_text_shows_callers_counts_and_quantiles() {
 fn funcs_json_has_every_field() {
     let r = get("/funcs/json");
     assert_eq!(r.header("content-type"), "application/json");
+    // Written while it is sent, like `/metrics`.
+    assert_eq!(r.header("transfer-encoding"), "chunked");
     let funcs: Value = serde_json::from_str(&r.body).unwrap();
     let lookup =
         funcs.as_array().unwrap().iter().find(|f| f["name"] == "test_http::lookup").unwrap();

@@ -7,7 +7,8 @@ use std::fmt::Write;
 use monitor_core::{Distribution, FunctionStats, MetricStats, MetricValue, Snapshot, Values};
 
 use super::stats::{metric_tags, unique_names};
-use super::util::push_escaped;
+use super::util::{push_escaped, push_u64};
+use super::Parts;
 
 /// Latency bucket bounds in seconds for the Prometheus histograms.
 ///
@@ -162,6 +163,9 @@ impl Family<'_> {
 /// ```
 pub fn write_prometheus(snapshot: &Snapshot, buckets: &Buckets, format: Format, out: &mut String) {
     let mut writer = MetricsWriter::new(snapshot, buckets, format);
+    // Growing a string of many megabytes by doubling copies it and faults its pages in again
+    // at every step.
+    out.reserve(writer.guess_len());
     while writer.write(out, usize::MAX) {}
 }
 
@@ -239,9 +243,9 @@ enum Part {
     Done,
 }
 
-/// `/metrics` written a part at a time, so a response can send it as it is written instead of
-/// holding the whole text: at 10,000 functions that text is about 30 MB, and a fresh buffer of
-/// that size costs as much in page faults as writing it does.
+/// `/metrics` written a function at a time ([`Parts`]), so a response sends it as it is written
+/// instead of holding the whole text: at 10,000 functions that text is 33 MB, and a fresh
+/// buffer of that size costs as much in page faults as writing it does.
 ///
 /// `S` is the snapshot, owned (a response body) or borrowed ([`write_prometheus`]).
 pub(crate) struct MetricsWriter<S> {
@@ -281,15 +285,10 @@ impl<S: Borrow<Snapshot>> MetricsWriter<S> {
         let lines = VALUE_FAMILIES.len() + 2 * (self.les.len() + 3);
         (self.sets.len() + self.funcs.len() * 50) * lines
     }
+}
 
-    /// Appends the next parts to `out`, stopping after the function that takes `out` to `min`
-    /// bytes or more. Returns whether anything remains to write.
-    pub(crate) fn write(&mut self, out: &mut String, min: usize) -> bool {
-        if self.part == Part::Values(0) && self.next == 0 && min == usize::MAX {
-            // Growing a string of many megabytes by doubling copies it and faults its pages
-            // in again at every step.
-            out.reserve(self.guess_len());
-        }
+impl<S: Borrow<Snapshot> + Send> Parts for MetricsWriter<S> {
+    fn write(&mut self, out: &mut String, min: usize) -> bool {
         let format = self.format;
         while out.len() < min {
             let snapshot = self.snapshot.borrow();
@@ -575,22 +574,6 @@ fn summary(name: &str, labels_: &[(String, String)], v: &Values, out: &mut Strin
     sample(&format!("{name}_count"), labels_, None, v.count as f64, out);
 }
 
-/// Appends `n` in decimal, without the formatting machinery (this runs for every line).
-fn push_u64(mut n: u64, out: &mut String) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
-}
-
 /// Cumulative counts at each bound. The histogram's buckets (at most 1.6% wide) are assigned
 /// to a bound by their midpoint; counts are scaled to the exact `count`, since the histogram
 /// keeps relative counts after halving itself. The label set is written once and reused.
@@ -647,17 +630,9 @@ fn histogram(kind: &str, set: &str, d: &Distribution, les: &[(f64, String)], out
 #[cfg(test)]
 mod tests {
     #[test]
-    fn push_u64_writes_decimal() {
-        for n in [0, 7, 10, 1234567890, u64::MAX] {
-            let mut s = String::new();
-            super::push_u64(n, &mut s);
-            assert_eq!(s, n.to_string());
-        }
-    }
-
-    #[test]
     fn written_in_parts_it_is_the_same_text() {
         use super::{write_prometheus, Buckets, Format, MetricsWriter};
+        use crate::render::in_parts;
 
         #[monitor_core::monitored]
         fn parts_ok(i: u64) -> Result<u64, std::io::Error> {
@@ -678,27 +653,13 @@ mod tests {
             assert!(whole.contains("function_errors_total{error_name="));
             assert!(whole.contains("function_times_seconds_bucket{kind=\"failure\""));
             for min in [1, 60, 700, 5000, usize::MAX] {
-                let mut writer = MetricsWriter::new(&snap, &Buckets::default(), format);
-                let mut parts = Vec::new();
-                loop {
-                    let mut part = String::new();
-                    let more = writer.write(&mut part, min);
-                    parts.push(part);
-                    if !more {
-                        break;
-                    }
-                }
+                let writer = MetricsWriter::new(&snap, &Buckets::default(), format);
+                let parts = in_parts(writer, min);
                 assert_eq!(parts.concat(), whole, "in parts of {min} bytes or more");
-                // Every part but the last reaches `min` (the last may be empty: the parts
-                // left after the previous one wrote nothing).
-                let full = &parts[..parts.len() - 1];
-                assert!(full.iter().all(|p| p.len() >= min), "a part short of {min} bytes");
                 if min < 100 {
                     // Cut after each function: more parts than families.
                     assert!(parts.len() > 10, "{} parts", parts.len());
                 }
-                let mut after = String::new();
-                assert!(!writer.write(&mut after, min) && after.is_empty());
             }
         }
     }

@@ -21,6 +21,33 @@ pub(crate) fn push_escaped(
     out.push_str(&s[plain..]);
 }
 
+/// Appends `n` in decimal, without the formatting machinery (this runs for every line).
+pub(crate) fn push_u64(mut n: u64, out: &mut String) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
+}
+
+/// Appends `n` in decimal: [`push_u64`] for any that fits, which is every sum of durations
+/// shorter than 584 years.
+pub(crate) fn push_u128(n: u128, out: &mut String) {
+    match u64::try_from(n) {
+        Ok(n) => push_u64(n, out),
+        Err(_) => {
+            let _ = write!(out, "{n}");
+        }
+    }
+}
+
 /// Appends `s` as a JSON string literal.
 pub(crate) fn json_str(s: &str, out: &mut String) {
     out.push('"');
@@ -118,6 +145,20 @@ impl std::fmt::Display for Nanos {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn integers_are_written_in_decimal() {
+        for n in [0, 7, 10, 1234567890, u64::MAX] {
+            let mut s = String::new();
+            super::push_u64(n, &mut s);
+            assert_eq!(s, n.to_string());
+        }
+        for n in [0, 99, u128::from(u64::MAX), u128::from(u64::MAX) + 1, u128::MAX] {
+            let mut s = String::new();
+            super::push_u128(n, &mut s);
+            assert_eq!(s, n.to_string());
+        }
+    }
+
     use super::*;
 
     #[test]
