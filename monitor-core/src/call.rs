@@ -66,18 +66,25 @@ pub(crate) const HIDDEN_RETURN: &str = "hidden_return";
 /// A call in progress. Recording its end is idempotent. It has no `Drop`: the sync guard ends
 /// it in its own `Drop`, and the async wrapper counts it cancelled in its `PinnedDrop`, so a
 /// switched-off guard's drop is a single inlined check.
+///
+/// It lives in every monitored future, which executors and callers move by value: it is kept
+/// to 48 bytes (what a stretch of running on one thread needs is kept by that stretch, see
+/// [`Call::resume`]).
 struct Call {
     state: &'static SiteState,
-    stripe: usize,
     start: u64,
     /// The span id if the span is recorded, else 0.
     rec: u64,
-    done: bool,
-    /// This thread's allocation counters when the call last started running on it (only with
-    /// the counting allocator installed), and what it allocated while running before.
-    alloc_base: Option<(u64, u64)>,
+    /// What the call allocated while it ran before, counted and bytes (only with the counting
+    /// allocator installed).
     allocated: (u64, u64),
+    stripe: u32,
+    done: bool,
 }
+
+/// This thread's allocation counters when a call started running on it (only with the
+/// counting allocator installed).
+type AllocBase = Option<(u64, u64)>;
 
 impl Call {
     #[inline(always)]
@@ -86,47 +93,48 @@ impl Call {
         // Read last, so the bookkeeping above is not part of the measured time.
         Call {
             state,
-            stripe,
             start: clock::now(),
             rec,
-            done: false,
-            alloc_base: None,
             allocated: (0, 0),
+            // Stripes are at most `MAX_STRIPES`.
+            stripe: stripe as u32,
+            done: false,
         }
     }
 
-    /// The call starts (or resumes) running on this thread.
+    /// The call starts (or resumes) running on this thread: the base to give [`Call::pause`]
+    /// when it stops.
     #[inline(always)]
-    fn resume(&mut self) {
-        self.alloc_base = crate::alloc::thread_counts();
+    fn resume() -> AllocBase {
+        crate::alloc::thread_counts()
     }
 
-    /// The call stops running on this thread: what this thread allocated meanwhile is its.
+    /// The call stops running on this thread: what this thread allocated since `base` is its.
     #[inline(always)]
-    fn pause(&mut self) {
-        if let (Some((n0, b0)), Some((n1, b1))) =
-            (self.alloc_base.take(), crate::alloc::thread_counts())
-        {
+    fn pause(&mut self, base: AllocBase) {
+        if let (Some((n0, b0)), Some((n1, b1))) = (base, crate::alloc::thread_counts()) {
             self.allocated.0 += n1.wrapping_sub(n0);
             self.allocated.1 += b1.wrapping_sub(b0);
         }
     }
 
+    /// Records the end; `base` is the running stretch's, `None` if it is not running.
     #[inline(always)]
-    fn finish(&mut self, end: End) {
+    fn finish(&mut self, end: End, base: AllocBase) {
         if self.done {
             return;
         }
         self.done = true;
-        self.pause();
+        self.pause(base);
         let at = clock::now();
         let ns = clock::nanos_between(self.start, at);
         let state = self.state;
-        state.end(self.stripe);
+        let stripe_index = self.stripe as usize;
+        state.end(stripe_index);
         if self.rec != 0 {
             crate::trace::close(SpanId::from_u64(self.rec), self.start, ns, end.into());
         }
-        let stripe = state.stripe(self.stripe);
+        let stripe = state.stripe(stripe_index);
         if self.allocated != (0, 0) {
             stripe.allocations.fetch_add(self.allocated.0, Relaxed);
             stripe.allocated_bytes.fetch_add(self.allocated.1, Relaxed);
@@ -161,7 +169,7 @@ impl Call {
 /// Counts an async call whose future was dropped before it finished.
 #[inline(never)]
 fn cancel(call: &mut Call) {
-    call.finish(End::Cancelled);
+    call.finish(End::Cancelled, None);
 }
 
 /// The guard of a monitored sync call: current span for its duration, outcome at its end.
@@ -173,6 +181,7 @@ pub struct Guard(Option<Running>);
 struct Running {
     call: Call,
     parent: Option<SpanCtx>,
+    alloc_base: AllocBase,
 }
 
 impl Guard {
@@ -199,8 +208,7 @@ impl Guard {
         let state = site.state();
         let entry = span::begin(site, state.id, true);
         let call = Call::start(state, entry.stripe, entry.caller_key(), entry.recorded());
-        let running = self.0.insert(Running { call, parent: entry.parent });
-        running.call.resume();
+        self.0 = Some(Running { call, parent: entry.parent, alloc_base: Call::resume() });
     }
 
     /// Ends the call with the outcome of its returned value.
@@ -217,7 +225,7 @@ impl Running {
     #[inline(never)]
     fn end(&mut self, end: End) {
         if !self.call.done {
-            self.call.finish(end);
+            self.call.finish(end, self.alloc_base);
             replace_current(self.parent);
         }
     }
@@ -328,7 +336,7 @@ impl Drop for Starting {
     fn drop(&mut self) {
         replace_current(self.prev);
         if let Some(mut call) = self.call.take() {
-            call.finish(End::Panic);
+            call.finish(End::Panic, None);
         }
     }
 }
@@ -346,6 +354,7 @@ fn start_async(site: &'static CallSite) -> (SpanCtx, Call) {
 struct PollGuard<'a> {
     call: &'a mut Option<Call>,
     prev: Option<SpanCtx>,
+    alloc_base: AllocBase,
 }
 
 impl Drop for PollGuard<'_> {
@@ -353,11 +362,11 @@ impl Drop for PollGuard<'_> {
     fn drop(&mut self) {
         replace_current(self.prev);
         if let Some(call) = self.call.as_mut() {
-            call.pause();
+            call.pause(self.alloc_base);
         }
         if std::thread::panicking() {
             if let Some(mut call) = self.call.take() {
-                call.finish(End::Panic);
+                call.finish(End::Panic, None);
             }
         }
     }
@@ -376,14 +385,12 @@ where
         let Some(ctx) = *this.ctx else {
             return this.inner.poll(cx);
         };
-        if let Some(call) = this.call.as_mut() {
-            call.resume();
-        }
-        let guard = PollGuard { call: this.call, prev: replace_current(Some(ctx)) };
+        let alloc_base = Call::resume();
+        let mut guard = PollGuard { call: this.call, prev: replace_current(Some(ctx)), alloc_base };
         match this.inner.poll(cx) {
             Poll::Ready(out) => {
                 if let Some(mut call) = guard.call.take() {
-                    call.finish((this.classify)(&out).into());
+                    call.finish((this.classify)(&out).into(), guard.alloc_base.take());
                 }
                 Poll::Ready(out)
             }
@@ -397,5 +404,21 @@ impl<F, C> fmt::Debug for Instrumented<F, C> {
         f.debug_struct("Instrumented")
             .field("site", &self.ctx.map(|c| crate::trace::site_name(c.local_site())))
             .finish_non_exhaustive()
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_monitored_future_stays_small() {
+        // Every monitored future carries a context and a call, and is moved by value (into
+        // its caller's future, into a task): past 128 bytes, each move is a call to memcpy.
+        assert_eq!(std::mem::size_of::<SpanCtx>(), 48);
+        assert_eq!(std::mem::size_of::<Option<Call>>(), 48);
+        let classify = |_: &u8| Outcome::Success;
+        let fut = Instrumented { inner: std::future::ready(1u8), classify, ctx: None, call: None };
+        // 96 bytes, the future's 2 and padding to the context's 16-byte alignment.
+        assert_eq!(std::mem::size_of_val(&fut), 112);
     }
 }

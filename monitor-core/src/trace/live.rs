@@ -53,7 +53,7 @@ pub(crate) fn open(ctx: &SpanCtx, parent_flags: Option<u8>) {
     let tick = clock::now();
     let live = Live {
         trace_id: ctx.trace_id,
-        parent_id: ctx.parent_id,
+        parent_id: ctx.parent_id(),
         remote_parent: parent_flags.is_some_and(|p| p & flags::REMOTE != 0),
         site: ctx.local_site(),
         start_tick: tick,
