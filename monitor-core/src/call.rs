@@ -271,6 +271,8 @@ pin_project_lite::pin_project! {
         classify: C,
         ctx: Option<SpanCtx>,
         call: Option<Call>,
+        // The site of a call to start at the first poll (`Instrumented::deferred`).
+        deferred: Option<&'static CallSite>,
     }
 
     impl<F, C> PinnedDrop for Instrumented<F, C> {
@@ -293,10 +295,19 @@ where
     #[inline]
     pub fn new(site: &'static CallSite, inner: F, classify: C) -> Self {
         if !site.active() {
-            return Instrumented { inner, classify, ctx: None, call: None };
+            return Instrumented { inner, classify, ctx: None, call: None, deferred: None };
         }
         let (ctx, call) = start_async(site);
-        Instrumented { inner, classify, ctx: Some(ctx), call: Some(call) }
+        Instrumented { inner, classify, ctx: Some(ctx), call: Some(call), deferred: None }
+    }
+
+    /// Like [`Instrumented::new`], with the call starting at the first poll: what an `async fn`
+    /// does, whose body starts then. The call's records are then written where the future
+    /// already lives, instead of being moved there with it.
+    #[doc(hidden)]
+    #[inline]
+    pub fn deferred(site: &'static CallSite, inner: F, classify: C) -> Self {
+        Instrumented { inner, classify, ctx: None, call: None, deferred: Some(site) }
     }
 }
 
@@ -314,14 +325,14 @@ where
     ) -> Self {
         if !site.active() {
             let inner = make(Span::current());
-            return Instrumented { inner, classify, ctx: None, call: None };
+            return Instrumented { inner, classify, ctx: None, call: None, deferred: None };
         }
         let (ctx, call) = start_async(site);
         let mut starting = Starting { call: Some(call), prev: replace_current(Some(ctx)) };
         let inner = make(Span::from_ctx(ctx));
         let call = starting.call.take();
         drop(starting);
-        Instrumented { inner, classify, ctx: Some(ctx), call }
+        Instrumented { inner, classify, ctx: Some(ctx), call, deferred: None }
     }
 }
 
@@ -347,6 +358,24 @@ fn start_async(site: &'static CallSite) -> (SpanCtx, Call) {
     let state = site.state();
     let entry = span::begin(site, state.id, false);
     (entry.ctx, Call::start(state, entry.stripe, entry.caller_key(), entry.recorded()))
+}
+
+/// Starts a call of `site` in the future being polled and makes its span current. Returns the
+/// span that was current, or `Err` if the site is switched off.
+#[inline(never)]
+fn start_in_place(
+    site: &'static CallSite,
+    ctx: &mut Option<SpanCtx>,
+    call: &mut Option<Call>,
+) -> Result<Option<SpanCtx>, ()> {
+    if !site.active() {
+        return Err(());
+    }
+    let state = site.state();
+    let entry = span::begin(site, state.id, true);
+    *call = Some(Call::start(state, entry.stripe, entry.caller_key(), entry.recorded()));
+    *ctx = Some(entry.ctx);
+    Ok(entry.parent)
 }
 
 /// Restores the current span after a poll and, if the poll panicked, records the panic then
@@ -382,11 +411,18 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let Some(ctx) = *this.ctx else {
-            return this.inner.poll(cx);
+        let prev = match this.deferred.take() {
+            Some(site) => match start_in_place(site, this.ctx, this.call) {
+                Ok(prev) => prev,
+                Err(()) => return this.inner.poll(cx),
+            },
+            None => match *this.ctx {
+                Some(ctx) => replace_current(Some(ctx)),
+                None => return this.inner.poll(cx),
+            },
         };
         let alloc_base = Call::resume();
-        let mut guard = PollGuard { call: this.call, prev: replace_current(Some(ctx)), alloc_base };
+        let mut guard = PollGuard { call: this.call, prev, alloc_base };
         match this.inner.poll(cx) {
             Poll::Ready(out) => {
                 if let Some(mut call) = guard.call.take() {
@@ -417,8 +453,14 @@ mod tests {
         assert_eq!(std::mem::size_of::<SpanCtx>(), 48);
         assert_eq!(std::mem::size_of::<Option<Call>>(), 48);
         let classify = |_: &u8| Outcome::Success;
-        let fut = Instrumented { inner: std::future::ready(1u8), classify, ctx: None, call: None };
-        // 96 bytes, the future's 2 and padding to the context's 16-byte alignment.
+        let fut = Instrumented {
+            inner: std::future::ready(1u8),
+            classify,
+            ctx: None,
+            call: None,
+            deferred: None,
+        };
+        // 104 bytes, the future's 2 and padding to the context's 16-byte alignment.
         assert_eq!(std::mem::size_of_val(&fut), 112);
     }
 }

@@ -131,7 +131,7 @@ fn body(ctx: &Ctx, sig: &Signature, mut block: Block) -> TokenStream {
         });
         return quote! {{
             #site
-            #krate::__private::Instrumented::new(
+            #krate::__private::Instrumented::deferred(
                 &__MONITOR_SITE,
                 async move { #fake_return #block },
                 |__monitor_ret| #outcome,
