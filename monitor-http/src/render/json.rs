@@ -162,29 +162,17 @@ fn times(d: &Distribution, keys: &[String], out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::{write_funcs_json, FuncsJsonWriter};
-    use crate::render::in_parts;
+    use crate::render::{in_parts, traffic};
 
     #[test]
     fn written_in_parts_it_is_the_same_json() {
-        #[monitor_core::monitored]
-        fn json_parts_ok(i: u64) -> Result<u64, std::io::Error> {
-            Ok(i)
-        }
-        #[monitor_core::monitored(name = "json \"parts\"\n")]
-        fn json_parts_fail() -> Result<(), std::io::Error> {
-            Err(std::io::Error::other("no"))
-        }
-        for i in 0..20 {
-            let _ = json_parts_ok(i);
-            let _ = json_parts_fail();
-        }
-        let snap = monitor_core::registry().snapshot();
+        let snap = traffic();
         let mut whole = String::new();
         write_funcs_json(&snap, &mut whole);
         let v: serde_json::Value = serde_json::from_str(&whole).expect("valid JSON");
         let list = v.as_array().expect("a list");
         assert_eq!(list.len(), snap.iter_called().count());
-        let fail = list.iter().find(|f| f["name"] == "json \"parts\"\n").expect("the failing one");
+        let fail = list.iter().find(|f| f["name"] == "tests \"fail\"\n").expect("the failing one");
         assert_eq!(fail["errors"]["Other"], 20, "{fail}");
         assert_eq!(fail["failure_times"]["count"], 20);
         assert_eq!(fail["failure_times"]["quantiles"].as_object().map(|q| q.len()), Some(9));

@@ -41,3 +41,25 @@ pub(crate) fn in_parts(mut writer: impl Parts, min: usize) -> Vec<String> {
     assert!(!writer.write(&mut after, min) && after.is_empty(), "a part after the end");
     parts
 }
+
+/// Known traffic for the renderers' tests, made once per test binary: `render::tests_ok` 20
+/// successes, and a function named `tests "fail"` plus a newline with 20 `Other` errors.
+#[cfg(test)]
+pub(crate) fn traffic() -> monitor_core::Snapshot {
+    #[monitor_core::monitored]
+    fn tests_ok(i: u64) -> Result<u64, std::io::Error> {
+        Ok(i)
+    }
+    #[monitor_core::monitored(name = "tests \"fail\"\n")]
+    fn tests_fail() -> Result<(), std::io::Error> {
+        Err(std::io::Error::other("no"))
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for i in 0..20 {
+            let _ = tests_ok(i);
+            let _ = tests_fail();
+        }
+    });
+    monitor_core::registry().snapshot()
+}

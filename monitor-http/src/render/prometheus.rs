@@ -287,26 +287,57 @@ impl<S: Borrow<Snapshot>> MetricsWriter<S> {
     }
 }
 
+impl Part {
+    /// The family this part writes, to head it with.
+    fn family(self) -> Option<Family<'static>> {
+        let (name, kind, help) = match self {
+            Part::Values(i) => {
+                let f = VALUE_FAMILIES.get(i)?;
+                (f.name, f.kind, f.help)
+            }
+            Part::Active => ("active_calls", "gauge", "Calls in flight now, by category."),
+            Part::Errors => {
+                ("function_errors_total", "counter", "Calls that returned an error, by error kind.")
+            }
+            Part::Times => (
+                "function_times_seconds",
+                "histogram",
+                "Durations of calls, by kind: success, or failure (errors, panics, \
+                 cancellations).",
+            ),
+            // Each instrument family has its own header.
+            Part::Instruments | Part::Done => return None,
+        };
+        Some(Family { name, kind, help })
+    }
+}
+
 impl<S: Borrow<Snapshot> + Send> Parts for MetricsWriter<S> {
     fn write(&mut self, out: &mut String, min: usize) -> bool {
         let format = self.format;
         while out.len() < min {
             let snapshot = self.snapshot.borrow();
+            if let Part::Values(i) = self.part {
+                match VALUE_FAMILIES.get(i) {
+                    None => self.part = Part::Active,
+                    Some(f) if f.alloc && snapshot.alloc.is_none() => {
+                        self.part = Part::Values(i + 1)
+                    }
+                    Some(_) => {}
+                }
+                if self.part != Part::Values(i) {
+                    continue;
+                }
+            }
+            if self.next == 0 {
+                if let Some(family) = self.part.family() {
+                    family.header(format, out);
+                }
+            }
             let funcs = Functions { snapshot, funcs: &self.funcs, sets: &self.sets };
             let (done, then) = match self.part {
                 Part::Values(i) => {
-                    let Some(family) = VALUE_FAMILIES.get(i) else {
-                        self.part = Part::Active;
-                        continue;
-                    };
-                    if family.alloc && snapshot.alloc.is_none() {
-                        self.part = Part::Values(i + 1);
-                        continue;
-                    }
-                    if self.next == 0 {
-                        Family { name: family.name, kind: family.kind, help: family.help }
-                            .header(format, out);
-                    }
+                    let family = &VALUE_FAMILIES[i];
                     let done = funcs.each(&mut self.next, out, min, |f, set, out| {
                         out.push_str(family.name);
                         out.push('{');
@@ -318,12 +349,6 @@ impl<S: Borrow<Snapshot> + Send> Parts for MetricsWriter<S> {
                     (done, Part::Values(i + 1))
                 }
                 Part::Active => {
-                    Family {
-                        name: "active_calls",
-                        kind: "gauge",
-                        help: "Calls in flight now, by category.",
-                    }
-                    .header(format, out);
                     for c in snapshot.active_by_category() {
                         out.push_str("active_calls");
                         labels(&[("category", c.category)], out);
@@ -334,14 +359,6 @@ impl<S: Borrow<Snapshot> + Send> Parts for MetricsWriter<S> {
                     (true, Part::Errors)
                 }
                 Part::Errors => {
-                    if self.next == 0 {
-                        Family {
-                            name: "function_errors_total",
-                            kind: "counter",
-                            help: "Calls that returned an error, by error kind.",
-                        }
-                        .header(format, out);
-                    }
                     let done = funcs.each(&mut self.next, out, min, |f, set, out| {
                         for (kind, n) in &f.errors {
                             // `error_name` sorts before `name` and `scope`.
@@ -357,15 +374,6 @@ impl<S: Borrow<Snapshot> + Send> Parts for MetricsWriter<S> {
                     (done, Part::Times)
                 }
                 Part::Times => {
-                    if self.next == 0 {
-                        Family {
-                            name: "function_times_seconds",
-                            kind: "histogram",
-                            help: "Durations of calls, by kind: success, or failure (errors, \
-                                   panics, cancellations).",
-                        }
-                        .header(format, out);
-                    }
                     let les = &self.les;
                     let done = funcs.each(&mut self.next, out, min, |f, set, out| {
                         for (kind, d) in
@@ -632,21 +640,9 @@ mod tests {
     #[test]
     fn written_in_parts_it_is_the_same_text() {
         use super::{write_prometheus, Buckets, Format, MetricsWriter};
-        use crate::render::in_parts;
+        use crate::render::{in_parts, traffic};
 
-        #[monitor_core::monitored]
-        fn parts_ok(i: u64) -> Result<u64, std::io::Error> {
-            Ok(i)
-        }
-        #[monitor_core::monitored]
-        fn parts_fail() -> Result<(), std::io::Error> {
-            Err(std::io::Error::other("no"))
-        }
-        for i in 0..20 {
-            let _ = parts_ok(i);
-            let _ = parts_fail();
-        }
-        let snap = monitor_core::registry().snapshot();
+        let snap = traffic();
         for format in [Format::Prometheus, Format::OpenMetrics] {
             let mut whole = String::new();
             write_prometheus(&snap, &Buckets::default(), format, &mut whole);
