@@ -87,19 +87,24 @@ struct Call {
 type AllocBase = Option<(u64, u64)>;
 
 impl Call {
+    /// Starts a call of `site` on this thread: its span (made current with `install`) and its
+    /// record, counted as started.
     #[inline(always)]
-    fn start(state: &'static SiteState, stripe: usize, caller_key: u32, rec: u64) -> Self {
-        state.begin(stripe, caller_key);
+    fn start(site: &'static CallSite, install: bool) -> (span::Entry, Call) {
+        let state = site.state();
+        let entry = span::begin(site, state.id, install);
+        state.begin(entry.stripe, entry.caller_key());
         // Read last, so the bookkeeping above is not part of the measured time.
-        Call {
+        let call = Call {
             state,
             start: clock::now(),
-            rec,
+            rec: entry.recorded(),
             allocated: (0, 0),
             // Stripes are at most `MAX_STRIPES`.
-            stripe: stripe as u32,
+            stripe: entry.stripe as u32,
             done: false,
-        }
+        };
+        (entry, call)
     }
 
     /// The call starts (or resumes) running on this thread: the base to give [`Call::pause`]
@@ -205,9 +210,7 @@ impl Guard {
 
     #[inline(never)]
     fn start(&mut self, site: &'static CallSite) {
-        let state = site.state();
-        let entry = span::begin(site, state.id, true);
-        let call = Call::start(state, entry.stripe, entry.caller_key(), entry.recorded());
+        let (entry, call) = Call::start(site, true);
         self.0 = Some(Running { call, parent: entry.parent, alloc_base: Call::resume() });
     }
 
@@ -355,9 +358,8 @@ impl Drop for Starting {
 /// The bookkeeping of an async call's start, out of line and not generic.
 #[inline(never)]
 fn start_async(site: &'static CallSite) -> (SpanCtx, Call) {
-    let state = site.state();
-    let entry = span::begin(site, state.id, false);
-    (entry.ctx, Call::start(state, entry.stripe, entry.caller_key(), entry.recorded()))
+    let (entry, call) = Call::start(site, false);
+    (entry.ctx, call)
 }
 
 /// Starts a call of `site` in the future being polled and makes its span current. Returns the
@@ -371,9 +373,8 @@ fn start_in_place(
     if !site.active() {
         return Err(());
     }
-    let state = site.state();
-    let entry = span::begin(site, state.id, true);
-    *call = Some(Call::start(state, entry.stripe, entry.caller_key(), entry.recorded()));
+    let (entry, started) = Call::start(site, true);
+    *call = Some(started);
     *ctx = Some(entry.ctx);
     Ok(entry.parent)
 }
