@@ -187,6 +187,9 @@ struct Running {
     call: Call,
     parent: Option<SpanCtx>,
     alloc_base: AllocBase,
+    /// How the call ends if the guard drops unfinished without a panic: a success for a call
+    /// whose value tells nothing ([`Guard::enter_valueless`]), else an unseen early return.
+    unfinished: End,
 }
 
 impl Guard {
@@ -200,18 +203,31 @@ impl Guard {
         Guard(None)
     }
 
-    /// Starts a call of `site` on this thread (records nothing if the site is switched off).
+    /// Starts a call of `site` on this thread (records nothing if the site is switched off),
+    /// to be ended by [`Guard::finish`] with its value's outcome. Dropped unfinished, the call
+    /// left through a `return` the attribute could not see: an error of kind `hidden_return`.
     #[inline(always)]
     pub fn enter(&mut self, site: &'static CallSite) {
         if site.active() {
-            self.start(site);
+            self.start(site, End::Error(HIDDEN_RETURN));
+        }
+    }
+
+    /// Starts a call whose outcome its value cannot tell (it returns `()`, a reference, an
+    /// `impl Trait`…): it ends when the guard drops, as a success unless it panics. The body
+    /// needs no rewriting then; every `return` of it ends the call as it leaves.
+    #[inline(always)]
+    pub fn enter_valueless(&mut self, site: &'static CallSite) {
+        if site.active() {
+            self.start(site, End::Success);
         }
     }
 
     #[inline(never)]
-    fn start(&mut self, site: &'static CallSite) {
+    fn start(&mut self, site: &'static CallSite, unfinished: End) {
         let (entry, call) = Call::start(site, true);
-        self.0 = Some(Running { call, parent: entry.parent, alloc_base: Call::resume() });
+        self.0 =
+            Some(Running { call, parent: entry.parent, alloc_base: Call::resume(), unfinished });
     }
 
     /// Ends the call with the outcome of its returned value.
@@ -239,11 +255,7 @@ impl Drop for Guard {
     fn drop(&mut self) {
         if let Some(running) = &mut self.0 {
             if !running.call.done {
-                running.end(if std::thread::panicking() {
-                    End::Panic
-                } else {
-                    End::Error(HIDDEN_RETURN)
-                });
+                running.end(if std::thread::panicking() { End::Panic } else { running.unfinished });
             }
         }
     }

@@ -15,11 +15,21 @@ use crate::error::{short_type_name, ErrorName};
 #[linkme::distributed_slice]
 pub static CALL_SITES: [&'static CallSite];
 
-/// Pins the type of the instrumented body to the function's return type, so `?` conversions
-/// and coercions infer as they would in the original body.
+/// Gives a future's output type before the future's body is checked: an `async` block passed
+/// here learns its output from `T`, as the body of an `async fn` (or of a function returning
+/// `impl Future<Output = T>`) learns it from the signature, so `?` conversions, coercions and
+/// closures infer as in the original body. `T` may hold `_` where the signature has an
+/// `impl Trait`.
 #[inline(always)]
-pub fn identity<T>(v: T) -> T {
-    v
+pub fn with_output<T, F: core::future::Future<Output = T>>(future: F) -> F {
+    future
+}
+
+/// An outcome classifier for calls whose value tells nothing (a unit, a reference, an
+/// `impl Trait`): always a success.
+#[inline(always)]
+pub fn success<T: ?Sized>(_: &T) -> Outcome {
+    Outcome::Success
 }
 
 /// Wraps a returned value for outcome classification by autoref specialisation: the generated
@@ -28,32 +38,74 @@ pub fn identity<T>(v: T) -> T {
 #[allow(missing_debug_implementations)]
 pub struct Probe<'a, T: ?Sized>(pub &'a T);
 
-/// `Result<T, E>` where `E: ErrorName`: the kind is the name the error gives.
+/// A fallible value (a `Result`, or a `Poll` of one) whose error is `ErrorName`: the kind is
+/// the name the error gives.
 pub trait ViaErrorName {
     fn __monitor_outcome(&self) -> Outcome;
 }
 
-impl<T, E: ErrorName> ViaErrorName for &&Probe<'_, Result<T, E>> {
+impl<R: Fallible> ViaErrorName for &&Probe<'_, R>
+where
+    R::Error: ErrorName,
+{
     #[inline]
     fn __monitor_outcome(&self) -> Outcome {
-        match self.0 {
-            Ok(_) => Outcome::Success,
-            Err(e) => Outcome::Error(e.error_name()),
+        match self.0.__monitor_error() {
+            None => Outcome::Success,
+            Some(e) => Outcome::Error(e.error_name()),
         }
     }
 }
 
-/// Any other `Result<T, E>`: the kind is the short name of `E`'s type.
+/// Any other fallible value: the kind is the short name of the error's type.
 pub trait ViaTypeName {
     fn __monitor_outcome(&self) -> Outcome;
 }
 
-impl<T, E> ViaTypeName for &Probe<'_, Result<T, E>> {
+impl<R: Fallible> ViaTypeName for &Probe<'_, R> {
     #[inline]
     fn __monitor_outcome(&self) -> Outcome {
-        match self.0 {
-            Ok(_) => Outcome::Success,
-            Err(_) => Outcome::Error(short_type_name(std::any::type_name::<E>())),
+        match self.0.__monitor_error() {
+            None => Outcome::Success,
+            Some(_) => Outcome::Error(short_type_name(std::any::type_name::<R::Error>())),
+        }
+    }
+}
+
+/// What a returned value says of the call: the error of a `Result`, of a `Poll::Ready` holding
+/// one (what `poll_*` functions return), or of a stream's item.
+pub trait Fallible {
+    /// The error, if the value is or holds one.
+    type Error;
+    fn __monitor_error(&self) -> Option<&Self::Error>;
+}
+
+impl<T, E> Fallible for Result<T, E> {
+    type Error = E;
+    #[inline(always)]
+    fn __monitor_error(&self) -> Option<&E> {
+        self.as_ref().err()
+    }
+}
+
+impl<T, E> Fallible for Poll<Result<T, E>> {
+    type Error = E;
+    #[inline(always)]
+    fn __monitor_error(&self) -> Option<&E> {
+        match self {
+            Poll::Ready(Err(e)) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl<T, E> Fallible for Poll<Option<Result<T, E>>> {
+    type Error = E;
+    #[inline(always)]
+    fn __monitor_error(&self) -> Option<&E> {
+        match self {
+            Poll::Ready(Some(Err(e))) => Some(e),
+            _ => None,
         }
     }
 }

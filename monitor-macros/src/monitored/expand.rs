@@ -1,9 +1,18 @@
 //! Generating the instrumented function. Nothing here fails: validation happened before.
+//!
+//! The user's body is kept where the compiler expects it, so it type-checks as it did: a body
+//! whose value tells nothing about the outcome stays the function's tail; a body whose value
+//! is classified becomes the initializer of a `let` typed with the return type, which gives its
+//! tail, its `return`s and its `?`s the same expected type as the signature did. The return
+//! type is spelled outside the user's block, so nothing the body declares can shadow it.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
-use syn::visit::Visit;
-use syn::{Attribute, Block, ImplItem, ItemImpl, Lifetime, ReturnType, Signature, Type};
+use syn::visit_mut::VisitMut;
+use syn::{
+    AttrStyle, Attribute, Block, Expr, GenericArgument, Generics, ImplItem, ItemImpl, Lifetime,
+    PathArguments, ReturnType, Signature, Stmt, Type, TypeParamBound,
+};
 
 use super::attr::{Args, Errors};
 use super::rewrite::Rewriter;
@@ -41,37 +50,145 @@ pub(crate) fn check_fn(sig: &Signature) -> syn::Result<()> {
     Ok(())
 }
 
-/// Whether a type can be written in a turbofish (no `impl Trait`, `!`, `_` or macro inside).
-fn nameable(ty: &Type) -> bool {
-    struct Finder(bool);
-    impl<'ast> Visit<'ast> for Finder {
-        fn visit_type(&mut self, ty: &'ast Type) {
+/// `ty` as it can be written in a `let` or a turbofish: every `impl Trait`, `!` and type macro
+/// becomes `_`. `None` if nothing but `_` is left.
+fn spelled(ty: &Type) -> Option<TokenStream> {
+    struct Opaque;
+    impl VisitMut for Opaque {
+        fn visit_type_mut(&mut self, ty: &mut Type) {
             match ty {
-                Type::ImplTrait(_) | Type::Never(_) | Type::Infer(_) | Type::Macro(_) => {
-                    self.0 = false;
+                Type::ImplTrait(_) | Type::Never(_) | Type::Macro(_) => {
+                    *ty = Type::Infer(syn::TypeInfer { underscore_token: Default::default() });
                 }
-                _ => syn::visit::visit_type(self, ty),
+                _ => syn::visit_mut::visit_type_mut(self, ty),
             }
         }
     }
-    let mut f = Finder(true);
-    f.visit_type(ty);
-    f.0
+    let mut ty = ty.clone();
+    Opaque.visit_type_mut(&mut ty);
+    match strip(&ty) {
+        Type::Infer(_) => None,
+        _ => Some(ty.into_token_stream()),
+    }
 }
 
-/// Whether the function returns `impl Future<…>` (its body builds a future to instrument).
-fn returns_impl_future(sig: &Signature) -> bool {
-    match &sig.output {
-        ReturnType::Type(_, ty) => match &**ty {
-            Type::ImplTrait(it) => it.bounds.iter().any(|b| match b {
-                syn::TypeParamBound::Trait(t) => {
-                    t.path.segments.last().is_some_and(|s| s.ident == "Future")
-                }
-                _ => false,
-            }),
-            _ => false,
-        },
-        ReturnType::Default => false,
+/// `ty` without parentheses or invisible groups around it.
+fn strip(mut ty: &Type) -> &Type {
+    loop {
+        match ty {
+            Type::Paren(p) => ty = &p.elem,
+            Type::Group(g) => ty = &g.elem,
+            _ => return ty,
+        }
+    }
+}
+
+/// Types whose values never tell an error: calls returning them succeed unless they panic.
+const PLAIN_TYPES: &[&str] = &[
+    "bool", "char", "str", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64",
+    "i128", "isize", "f32", "f64", "String", "Vec", "Option", "Box",
+];
+
+/// Whether a value of `ty` cannot be an error (the outcome classifier would always answer
+/// success): a unit, tuple, reference, pointer, array, `impl Trait`, `!`, a primitive or a
+/// few standard types, or one of the function's own type parameters (whose `Result`-ness is
+/// not visible inside a generic function).
+fn valueless(ty: &Type, generics: &Generics) -> bool {
+    match strip(ty) {
+        Type::Tuple(_)
+        | Type::Reference(_)
+        | Type::Ptr(_)
+        | Type::Array(_)
+        | Type::Slice(_)
+        | Type::ImplTrait(_)
+        | Type::Never(_)
+        | Type::BareFn(_)
+        | Type::TraitObject(_) => true,
+        Type::Path(p) if p.qself.is_none() => {
+            let Some(last) = p.path.segments.last() else { return false };
+            let name = last.ident.to_string();
+            PLAIN_TYPES.contains(&name.as_str())
+                || (p.path.segments.len() == 1
+                    && matches!(last.arguments, PathArguments::None)
+                    && generics.type_params().any(|t| t.ident == last.ident))
+        }
+        _ => false,
+    }
+}
+
+/// How a function's value relates to its call.
+enum Returns {
+    /// The value tells nothing about the outcome (see [`valueless`]).
+    Valueless,
+    /// The value is classified; the return type as it can be spelled in a `let`.
+    Value(TokenStream),
+    /// The body builds a future that is the call (`impl Future<Output = X>`), with the output
+    /// type `X` if the signature gives it.
+    Future(Option<Type>),
+    /// The same, boxed: `Pin<Box<dyn Future<Output = X>>>`; with the return type as it can be
+    /// spelled in a `let`.
+    Boxed(Option<Type>, Option<TokenStream>),
+}
+
+/// The `Output = X` of a `Future` bound, `Some(None)` for a `Future` bound without it, `None`
+/// for a bound that is not a future.
+fn future_bound(bound: &TypeParamBound) -> Option<Option<Type>> {
+    let TypeParamBound::Trait(t) = bound else { return None };
+    let last = t.path.segments.last()?;
+    if last.ident != "Future" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else { return Some(None) };
+    Some(args.args.iter().find_map(|a| match a {
+        GenericArgument::AssocType(b) if b.ident == "Output" => Some(b.ty.clone()),
+        _ => None,
+    }))
+}
+
+/// The first type argument of the last segment of a path type named `name`.
+fn type_arg<'t>(ty: &'t Type, name: &str, index: usize) -> Option<&'t Type> {
+    let Type::Path(p) = strip(ty) else { return None };
+    let last = p.path.segments.last()?;
+    if last.ident != name {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    args.args
+        .iter()
+        .filter_map(|a| match a {
+            GenericArgument::Type(t) => Some(t),
+            _ => None,
+        })
+        .nth(index)
+}
+
+/// A boxed future's output: `Pin<Box<dyn Future<Output = X> + …>>`, or futures' `BoxFuture<'a,
+/// X>` and `LocalBoxFuture<'a, X>` (what `#[async_trait]` and hand-written trait objects return).
+fn boxed_future(ty: &Type) -> Option<Option<Type>> {
+    if let Some(out) = type_arg(ty, "BoxFuture", 0).or_else(|| type_arg(ty, "LocalBoxFuture", 0)) {
+        return Some(Some(out.clone()));
+    }
+    let boxed = type_arg(type_arg(ty, "Pin", 0)?, "Box", 0)?;
+    let Type::TraitObject(obj) = strip(boxed) else { return None };
+    obj.bounds.iter().find_map(future_bound)
+}
+
+fn returns(sig: &Signature) -> Returns {
+    let ReturnType::Type(_, ty) = &sig.output else { return Returns::Valueless };
+    if let Type::ImplTrait(it) = strip(ty) {
+        if let Some(output) = it.bounds.iter().find_map(future_bound) {
+            return Returns::Future(output);
+        }
+    }
+    if let Some(output) = boxed_future(ty) {
+        return Returns::Boxed(output, spelled(ty));
+    }
+    if valueless(ty, &sig.generics) {
+        return Returns::Valueless;
+    }
+    match spelled(ty) {
+        Some(ty) => Returns::Value(ty),
+        None => Returns::Valueless,
     }
 }
 
@@ -98,7 +215,8 @@ fn site(ctx: &Ctx, sig: &Signature) -> TokenStream {
     }
 }
 
-fn classify(krate: &TokenStream, value: TokenStream) -> TokenStream {
+/// The outcome of the value `value` refers to.
+fn classify(krate: &TokenStream, value: &TokenStream) -> TokenStream {
     quote! {{
         #[allow(unused_imports)]
         use #krate::__private::{ViaErrorName as _, ViaTypeName as _, ViaValue as _};
@@ -106,93 +224,175 @@ fn classify(krate: &TokenStream, value: TokenStream) -> TokenStream {
     }}
 }
 
-/// The new body of a monitored function.
-fn body(ctx: &Ctx, sig: &Signature, mut block: Block) -> TokenStream {
+/// The outcome classifier of a future whose output is `output`.
+fn classifier(krate: &TokenStream, output: Option<&Type>, generics: &Generics) -> TokenStream {
+    match output {
+        Some(ty) if !valueless(ty, generics) => {
+            let ret = Ident::new("__monitor_ret", Span::mixed_site());
+            let outcome = classify(krate, &ret.to_token_stream());
+            quote!(|#ret| #outcome)
+        }
+        _ => quote!(#krate::__private::success),
+    }
+}
+
+/// The one expression of a block that is nothing else, to pass as an argument (braces around
+/// an argument are linted as unnecessary); else the block.
+fn as_argument(mut block: Block) -> TokenStream {
+    if let [Stmt::Expr(_, None)] = block.stmts.as_slice() {
+        if let Some(Stmt::Expr(e, None)) = block.stmts.pop() {
+            return e.into_token_stream();
+        }
+    }
+    block.into_token_stream()
+}
+
+/// `future` (tokens) told its output type, if the signature gives one.
+fn told_output(krate: &TokenStream, output: Option<&Type>, future: TokenStream) -> TokenStream {
+    match output.and_then(spelled) {
+        Some(ty) => quote!(#krate::__private::with_output::<#ty, _>(#future)),
+        None => future,
+    }
+}
+
+/// The new body of a monitored function. `inner` are the body's inner attributes.
+fn body(ctx: &Ctx, sig: &Signature, inner: &[Attribute], mut block: Block) -> TokenStream {
     let krate = &ctx.krate;
     let site = site(ctx, sig);
-    let ret_ty = match &sig.output {
-        ReturnType::Type(_, ty) if nameable(ty) => Some(ty.to_token_stream()),
-        ReturnType::Type(..) => None,
-        ReturnType::Default => Some(quote!(())),
-    };
-    let outcome = classify(krate, quote!(__monitor_ret));
+    let guard = Ident::new("__monitor_guard", Span::mixed_site());
 
     if sig.asyncness.is_some() {
-        // The body becomes an async block; `return` and `?` keep their meaning inside it. The
-        // fake return pins the block's output type for `?` conversions.
-        let fake_return = ret_ty.map(|ty| {
-            quote! {
-                #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::let_unit_value)]
-                if false {
-                    let __monitor_fake: #ty = loop {};
-                    return __monitor_fake;
-                }
-            }
-        });
+        // The body becomes an async block, told its output type as the signature told it;
+        // `return` and `?` keep their meaning inside it.
+        let output = match &sig.output {
+            ReturnType::Type(_, ty) => Some((**ty).clone()),
+            ReturnType::Default => Some(syn::parse_quote!(())),
+        };
+        let classifier = classifier(krate, output.as_ref(), &sig.generics);
+        let future = told_output(krate, output.as_ref(), quote!(async move #block));
+        let body = Ident::new("__monitor_body", Span::mixed_site());
         return quote! {{
+            #(#inner)*
             #site
-            #krate::__private::Instrumented::deferred(
-                &__MONITOR_SITE,
-                async move { #fake_return #block },
-                |__monitor_ret| #outcome,
-            )
-            .await
-        }};
-    }
-
-    if matches!(&sig.output, ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_))) {
-        // Never returns: the only ends are a panic or the process exiting, which the guard's
-        // `Drop` (or nothing) sees; there is no value to classify.
-        return quote! {{
-            #site
-            let mut __monitor_guard = #krate::__private::Guard::idle();
-            __monitor_guard.enter(&__MONITOR_SITE);
-            #block
+            // An `async fn` may return a future; its body then yields one on purpose.
+            #[allow(clippy::async_yields_async)]
+            let #body = #future;
+            #krate::__private::Instrumented::deferred(&__MONITOR_SITE, #body, #classifier).await
         }};
     }
 
     let label = Lifetime::new("'__monitor_body", Span::call_site());
-    let is_future = returns_impl_future(sig);
-    // `()` needs no pinning (no `?` can produce it), and pinning it would make a diverging
-    // body an unreachable call.
-    let pin_ty = match &sig.output {
-        ReturnType::Type(..) if !is_future => ret_ty.as_ref(),
-        _ => None,
-    };
-    let mut rewriter = Rewriter { label: &label, krate, ret_ty: pin_ty, changed: false };
-    syn::visit_mut::VisitMut::visit_block_mut(&mut rewriter, &mut block);
-    rewriter.pin_tail(&mut block);
-    let labelled = if rewriter.changed { quote!(#label: #block) } else { block.to_token_stream() };
-
-    if is_future {
-        return quote! {{
-            #site
-            let __monitor_fut = #labelled;
-            #krate::__private::Instrumented::new(
-                &__MONITOR_SITE,
-                __monitor_fut,
-                |__monitor_ret| #outcome,
-            )
-        }};
-    }
-
-    let outcome = classify(krate, quote!(&__monitor_ret));
-    // Names the value's type before it is classified: a body that never completes leaves it
-    // open, and the classification must not pick a type for it.
-    let typed = ret_ty.map(|ty| quote!(let __monitor_ret: #ty = __monitor_ret;));
-    quote! {{
-        #site
-        let mut __monitor_guard = #krate::__private::Guard::idle();
-            __monitor_guard.enter(&__MONITOR_SITE);
-        match #labelled {
-            #[allow(unreachable_code)]
-            __monitor_ret => {
-                #typed
-                __monitor_guard.finish(#outcome);
-                __monitor_ret
-            }
+    match returns(sig) {
+        Returns::Valueless => {
+            // The call ends when the guard drops, however the body leaves: nothing to rewrite.
+            let stmts = block.stmts;
+            quote! {{
+                #(#inner)*
+                #site
+                let mut #guard = #krate::__private::Guard::idle();
+                #guard.enter_valueless(&__MONITOR_SITE);
+                #(#stmts)*
+            }}
         }
-    }}
+        Returns::Value(ty) => {
+            let mut rewriter = Rewriter { label: &label, krate, changed: false };
+            rewriter.visit_block_mut(&mut block);
+            let labelled =
+                if rewriter.changed { quote!(#label: #block) } else { block.to_token_stream() };
+            let ret = Ident::new("__monitor_ret", Span::mixed_site());
+            let outcome = classify(krate, &quote!(&#ret));
+            quote! {{
+                #(#inner)*
+                #site
+                let mut #guard = #krate::__private::Guard::idle();
+                #guard.enter(&__MONITOR_SITE);
+                let #ret: #ty = #labelled;
+                // Unreachable when the body diverges (`todo!()`, `process::exit`).
+                #[allow(unreachable_code)]
+                #guard.finish(#outcome);
+                #[allow(unreachable_code)]
+                #ret
+            }}
+        }
+        Returns::Boxed(output, ty) => {
+            let classifier = classifier(krate, output.as_ref(), &sig.generics);
+            let mut rewriter = Rewriter { label: &label, krate, changed: false };
+            rewriter.visit_block_mut(&mut block);
+            if !rewriter.changed {
+                if let Some(tail) = boxed_in_place(krate, &mut block, output.as_ref(), &classifier)
+                {
+                    let stmts = block.stmts;
+                    return quote! {{
+                        #(#inner)*
+                        #site
+                        #(#stmts)*
+                        #tail
+                    }};
+                }
+            }
+            // Any other body: its future is wrapped and boxed again.
+            let labelled =
+                if rewriter.changed { quote!(#label: #block) } else { block.to_token_stream() };
+            let annotation = ty.map(|ty| quote!(: #ty));
+            let fut = Ident::new("__monitor_fut", Span::mixed_site());
+            quote! {{
+                #(#inner)*
+                #site
+                let #fut #annotation = #labelled;
+                ::std::boxed::Box::pin(
+                    #krate::__private::Instrumented::new(&__MONITOR_SITE, #fut, #classifier)
+                )
+            }}
+        }
+        Returns::Future(output) => {
+            let classifier = classifier(krate, output.as_ref(), &sig.generics);
+            let mut rewriter = Rewriter { label: &label, krate, changed: false };
+            rewriter.visit_block_mut(&mut block);
+            let value = if rewriter.changed { quote!(#label: #block) } else { as_argument(block) };
+            let future = told_output(krate, output.as_ref(), value);
+            let fut = Ident::new("__monitor_fut", Span::mixed_site());
+            quote! {{
+                #(#inner)*
+                #site
+                #[allow(clippy::async_yields_async)]
+                let #fut = #future;
+                #krate::__private::Instrumented::new(&__MONITOR_SITE, #fut, #classifier)
+            }}
+        }
+    }
+}
+
+/// For a body that ends in `Box::pin(future)` with no other exit (what `#[async_trait]`
+/// writes): the tail with the future instrumented inside the same box, so the call costs no
+/// second allocation. An `async` block's call starts at its first poll, as an `async fn`'s.
+fn boxed_in_place(
+    krate: &TokenStream,
+    block: &mut Block,
+    output: Option<&Type>,
+    classifier: &TokenStream,
+) -> Option<Expr> {
+    let Some(Stmt::Expr(Expr::Call(call), None)) = block.stmts.last() else { return None };
+    let Expr::Path(func) = &*call.func else { return None };
+    let mut segments = func.path.segments.iter().rev();
+    let is_box_pin = segments.next().is_some_and(|s| s.ident == "pin")
+        && segments.next().is_some_and(|s| s.ident == "Box");
+    if !is_box_pin || call.args.len() != 1 {
+        return None;
+    }
+    let Some(Stmt::Expr(Expr::Call(mut call), None)) = block.stmts.pop() else { return None };
+    let arg = call.args.pop()?.into_value();
+    let start = if matches!(arg, Expr::Async(_)) { quote!(deferred) } else { quote!(new) };
+    let arg = told_output(krate, output, arg.into_token_stream());
+    call.args.push(Expr::Verbatim(quote! {
+        #krate::__private::Instrumented::#start(&__MONITOR_SITE, #arg, #classifier)
+    }));
+    Some(Expr::Call(call))
+}
+
+/// Splits a function's attributes into its outer ones and the inner ones of its body, which
+/// go inside the new body.
+fn split_inner(attrs: Vec<Attribute>) -> (Vec<Attribute>, Vec<Attribute>) {
+    attrs.into_iter().partition(|a| matches!(a.style, AttrStyle::Outer))
 }
 
 /// A monitored free function or method.
@@ -203,9 +403,10 @@ pub(crate) fn function(
     sig: Signature,
     block: Block,
 ) -> TokenStream {
-    let body = body(ctx, &sig, block);
+    let (outer, inner) = split_inner(attrs);
+    let body = body(ctx, &sig, &inner, block);
     quote! {
-        #(#attrs)*
+        #(#outer)*
         #vis #sig #body
     }
 }
@@ -253,11 +454,11 @@ pub(crate) fn impl_block(outer: &Args, mut imp: ItemImpl) -> syn::Result<TokenSt
         let args = own.inherit(outer);
         let ctx = Ctx::new(&args);
         let block = std::mem::replace(&mut method.block, syn::parse_quote!({}));
-        let body = body(&ctx, &method.sig, block);
-        let (attrs, vis, defaultness, sig) =
-            (&method.attrs, &method.vis, &method.defaultness, &method.sig);
+        let (attrs, inner) = split_inner(std::mem::take(&mut method.attrs));
+        let body = body(&ctx, &method.sig, &inner, block);
+        let (vis, defaultness, sig) = (&method.vis, &method.defaultness, &method.sig);
         // Emitted as tokens, not re-parsed: syn does not parse every expression rustc accepts
-        // (a labelled block as a `match` scrutinee).
+        // (a labelled block as a `let` initializer in some positions).
         *item = ImplItem::Verbatim(quote! {
             #(#attrs)*
             #vis #defaultness #sig #body
