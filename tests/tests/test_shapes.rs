@@ -57,6 +57,7 @@ fn returns_unit(flag: bool) {
     if flag {
         return;
     }
+    std::hint::black_box(flag);
 }
 
 struct Counter {

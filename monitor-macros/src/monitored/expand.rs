@@ -6,7 +6,7 @@
 //! tail, its `return`s and its `?`s the same expected type as the signature did. The return
 //! type is spelled outside the user's block, so nothing the body declares can shadow it.
 
-use proc_macro2::{Ident, Span, TokenStream};
+use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::visit_mut::VisitMut;
 use syn::{
@@ -256,7 +256,26 @@ fn told_output(krate: &TokenStream, output: Option<&Type>, future: TokenStream) 
 }
 
 /// The new body of a monitored function. `inner` are the body's inner attributes.
-fn body(ctx: &Ctx, sig: &Signature, inner: &[Attribute], mut block: Block) -> TokenStream {
+///
+/// Its braces are the user's, so lints that look at a function as a whole see the user's
+/// function and keep reporting what they did (what the expansion adds inside is marked as
+/// macro output, which lints skip). The exceptions are the bodies that lints accept only in
+/// one exact form, which the added statements would break: an empty body (a type parameter
+/// used only in bounds, as `fn assert_send<T: Send>() {}`) and the canonical `clone` and
+/// `partial_cmp` of `Copy` and `Ord` types. Their braces are the expansion's, located where
+/// the user's are.
+fn body(ctx: &Ctx, sig: &Signature, inner: &[Attribute], block: Block) -> TokenStream {
+    let mut braces = block.brace_token.span.join();
+    if block.stmts.is_empty() || sig.ident == "clone" || sig.ident == "partial_cmp" {
+        braces = Span::call_site().located_at(braces);
+    }
+    let mut body = Group::new(Delimiter::Brace, statements(ctx, sig, inner, block));
+    body.set_span(braces);
+    body.into_token_stream()
+}
+
+/// What goes inside the new body's braces.
+fn statements(ctx: &Ctx, sig: &Signature, inner: &[Attribute], mut block: Block) -> TokenStream {
     let krate = &ctx.krate;
     let site = site(ctx, sig);
     let guard = Ident::new("__monitor_guard", Span::mixed_site());
@@ -271,28 +290,32 @@ fn body(ctx: &Ctx, sig: &Signature, inner: &[Attribute], mut block: Block) -> To
         let classifier = classifier(krate, output.as_ref(), &sig.generics);
         let future = told_output(krate, output.as_ref(), quote!(async move #block));
         let body = Ident::new("__monitor_body", Span::mixed_site());
-        return quote! {{
+        return quote! {
             #(#inner)*
             #site
             // An `async fn` may return a future; its body then yields one on purpose.
             #[allow(clippy::async_yields_async)]
             let #body = #future;
             #krate::__private::Instrumented::deferred(&__MONITOR_SITE, #body, #classifier).await
-        }};
+        };
     }
 
     let label = Lifetime::new("'__monitor_body", Span::call_site());
     match returns(sig) {
         Returns::Valueless => {
             // The call ends when the guard drops, however the body leaves: nothing to rewrite.
-            let stmts = block.stmts;
-            quote! {{
+            // The body's items go before the guard's statements, as they stood before the
+            // body's (an item is visible in all of its block wherever it stands).
+            let (items, stmts): (Vec<Stmt>, Vec<Stmt>) =
+                block.stmts.into_iter().partition(|s| matches!(s, Stmt::Item(_)));
+            quote! {
                 #(#inner)*
                 #site
+                #(#items)*
                 let mut #guard = #krate::__private::Guard::idle();
                 #guard.enter_valueless(&__MONITOR_SITE);
                 #(#stmts)*
-            }}
+            }
         }
         Returns::Value(ty) => {
             let mut rewriter = Rewriter { label: &label, krate, changed: false };
@@ -301,7 +324,7 @@ fn body(ctx: &Ctx, sig: &Signature, inner: &[Attribute], mut block: Block) -> To
                 if rewriter.changed { quote!(#label: #block) } else { block.to_token_stream() };
             let ret = Ident::new("__monitor_ret", Span::mixed_site());
             let outcome = classify(krate, &quote!(&#ret));
-            quote! {{
+            quote! {
                 #(#inner)*
                 #site
                 let mut #guard = #krate::__private::Guard::idle();
@@ -312,7 +335,7 @@ fn body(ctx: &Ctx, sig: &Signature, inner: &[Attribute], mut block: Block) -> To
                 #guard.finish(#outcome);
                 #[allow(unreachable_code)]
                 #ret
-            }}
+            }
         }
         Returns::Boxed(output, ty) => {
             let classifier = classifier(krate, output.as_ref(), &sig.generics);
@@ -322,12 +345,12 @@ fn body(ctx: &Ctx, sig: &Signature, inner: &[Attribute], mut block: Block) -> To
                 if let Some(tail) = boxed_in_place(krate, &mut block, output.as_ref(), &classifier)
                 {
                     let stmts = block.stmts;
-                    return quote! {{
+                    return quote! {
                         #(#inner)*
                         #site
                         #(#stmts)*
                         #tail
-                    }};
+                    };
                 }
             }
             // Any other body: its future is wrapped and boxed again.
@@ -335,14 +358,14 @@ fn body(ctx: &Ctx, sig: &Signature, inner: &[Attribute], mut block: Block) -> To
                 if rewriter.changed { quote!(#label: #block) } else { block.to_token_stream() };
             let annotation = ty.map(|ty| quote!(: #ty));
             let fut = Ident::new("__monitor_fut", Span::mixed_site());
-            quote! {{
+            quote! {
                 #(#inner)*
                 #site
                 let #fut #annotation = #labelled;
                 ::std::boxed::Box::pin(
                     #krate::__private::Instrumented::new(&__MONITOR_SITE, #fut, #classifier)
                 )
-            }}
+            }
         }
         Returns::Future(output) => {
             let classifier = classifier(krate, output.as_ref(), &sig.generics);
@@ -351,13 +374,13 @@ fn body(ctx: &Ctx, sig: &Signature, inner: &[Attribute], mut block: Block) -> To
             let value = if rewriter.changed { quote!(#label: #block) } else { as_argument(block) };
             let future = told_output(krate, output.as_ref(), value);
             let fut = Ident::new("__monitor_fut", Span::mixed_site());
-            quote! {{
+            quote! {
                 #(#inner)*
                 #site
                 #[allow(clippy::async_yields_async)]
                 let #fut = #future;
                 #krate::__private::Instrumented::new(&__MONITOR_SITE, #fut, #classifier)
-            }}
+            }
         }
     }
 }
