@@ -187,9 +187,9 @@ struct Running {
     call: Call,
     parent: Option<SpanCtx>,
     alloc_base: AllocBase,
-    /// How the call ends if the guard drops unfinished without a panic: a success for a call
-    /// whose value tells nothing ([`Guard::enter_valueless`]), else an unseen early return.
-    unfinished: End,
+    /// Whether the call ends as a success if the guard drops unfinished without a panic (its
+    /// value tells nothing, [`Guard::enter_valueless`]); else that is an unseen early return.
+    valueless: bool,
 }
 
 impl Guard {
@@ -209,7 +209,7 @@ impl Guard {
     #[inline(always)]
     pub fn enter(&mut self, site: &'static CallSite) {
         if site.active() {
-            self.start(site, End::Error(HIDDEN_RETURN));
+            self.start(site, false);
         }
     }
 
@@ -219,15 +219,15 @@ impl Guard {
     #[inline(always)]
     pub fn enter_valueless(&mut self, site: &'static CallSite) {
         if site.active() {
-            self.start(site, End::Success);
+            self.start(site, true);
         }
     }
 
     #[inline(never)]
-    fn start(&mut self, site: &'static CallSite, unfinished: End) {
+    fn start(&mut self, site: &'static CallSite, valueless: bool) {
         let (entry, call) = Call::start(site, true);
         self.0 =
-            Some(Running { call, parent: entry.parent, alloc_base: Call::resume(), unfinished });
+            Some(Running { call, parent: entry.parent, alloc_base: Call::resume(), valueless });
     }
 
     /// Ends the call with the outcome of its returned value.
@@ -250,13 +250,29 @@ impl Running {
     }
 }
 
+impl Running {
+    /// The guard dropped: a panic unwinding, the end of a call whose value tells nothing, or an
+    /// exit the attribute could not see; nothing if the call was finished. Out of line, so a
+    /// monitored function's own code is one test and one call.
+    #[inline(never)]
+    fn dropped(&mut self) {
+        if !self.call.done {
+            self.end(if std::thread::panicking() {
+                End::Panic
+            } else if self.valueless {
+                End::Success
+            } else {
+                End::Error(HIDDEN_RETURN)
+            });
+        }
+    }
+}
+
 impl Drop for Guard {
     #[inline(always)]
     fn drop(&mut self) {
         if let Some(running) = &mut self.0 {
-            if !running.call.done {
-                running.end(if std::thread::panicking() { End::Panic } else { running.unfinished });
-            }
+            running.dropped();
         }
     }
 }

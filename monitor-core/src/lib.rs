@@ -59,6 +59,7 @@ mod history;
 mod metrics;
 pub mod process;
 mod registry;
+mod sections;
 mod site;
 mod snapshot;
 mod span;
@@ -68,8 +69,6 @@ mod users;
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
-
-pub(crate) use __private as private;
 
 pub use call::{Instrumented, Outcome};
 pub use collector::set_collect_interval;

@@ -7,11 +7,26 @@ use std::task::Poll;
 pub use crate::call::{Guard, Instrumented, Outcome};
 pub use crate::metrics::MetricField;
 pub use crate::site::CallSite;
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "fuchsia",
+    target_os = "freebsd",
+    target_os = "openbsd",
+)))]
 pub use linkme;
 
 use crate::error::{short_type_name, ErrorName};
 
-/// Every `#[monitored]` function's call site, gathered by the linker.
+/// Every `#[monitored]` function's call site, gathered by the linker, where the expansion's
+/// own link section is not used (see `sections`).
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "fuchsia",
+    target_os = "freebsd",
+    target_os = "openbsd",
+)))]
 #[linkme::distributed_slice]
 pub static CALL_SITES: [&'static CallSite];
 
@@ -38,38 +53,50 @@ pub fn success<T: ?Sized>(_: &T) -> Outcome {
 #[allow(missing_debug_implementations)]
 pub struct Probe<'a, T: ?Sized>(pub &'a T);
 
-/// A fallible value (a `Result`, or a `Poll` of one) whose error is `ErrorName`: the kind is
-/// the name the error gives.
-pub trait ViaErrorName {
+/// How a returned value classifies. One trait with an impl at each reference level: method
+/// resolution on `&&&Probe(&value)` takes the first that applies to the value's type.
+/// Only the test of the value is inlined into the monitored function; naming an error is out
+/// of line, once per error type.
+pub trait Classify {
     fn __monitor_outcome(&self) -> Outcome;
 }
 
-impl<R: Fallible> ViaErrorName for &&Probe<'_, R>
+/// A fallible value (a `Result`, or a `Poll` of one) whose error is `ErrorName`: the kind is
+/// the name the error gives.
+impl<R: Fallible> Classify for &&Probe<'_, R>
 where
     R::Error: ErrorName,
 {
-    #[inline]
+    #[inline(always)]
     fn __monitor_outcome(&self) -> Outcome {
         match self.0.__monitor_error() {
             None => Outcome::Success,
-            Some(e) => Outcome::Error(e.error_name()),
+            Some(e) => named(e),
         }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn named<E: ErrorName + ?Sized>(e: &E) -> Outcome {
+    Outcome::Error(e.error_name())
 }
 
 /// Any other fallible value: the kind is the short name of the error's type.
-pub trait ViaTypeName {
-    fn __monitor_outcome(&self) -> Outcome;
-}
-
-impl<R: Fallible> ViaTypeName for &Probe<'_, R> {
-    #[inline]
+impl<R: Fallible> Classify for &Probe<'_, R> {
+    #[inline(always)]
     fn __monitor_outcome(&self) -> Outcome {
         match self.0.__monitor_error() {
             None => Outcome::Success,
-            Some(_) => Outcome::Error(short_type_name(std::any::type_name::<R::Error>())),
+            Some(_) => type_named::<R::Error>(),
         }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn type_named<E: ?Sized>() -> Outcome {
+    Outcome::Error(short_type_name(std::any::type_name::<E>()))
 }
 
 /// What a returned value says of the call: the error of a `Result`, of a `Poll::Ready` holding
@@ -111,12 +138,8 @@ impl<T, E> Fallible for Poll<Option<Result<T, E>>> {
 }
 
 /// Anything else returned is a success.
-pub trait ViaValue {
-    fn __monitor_outcome(&self) -> Outcome;
-}
-
-impl<T: ?Sized> ViaValue for Probe<'_, T> {
-    #[inline]
+impl<T: ?Sized> Classify for Probe<'_, T> {
+    #[inline(always)]
     fn __monitor_outcome(&self) -> Outcome {
         Outcome::Success
     }

@@ -5,7 +5,6 @@ use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use crate::private::CALL_SITES;
 use crate::site::{CallSite, SiteState};
 use crate::snapshot::{Distribution, FunctionStats, Snapshot};
 
@@ -160,7 +159,7 @@ fn address(site: &CallSite) -> usize {
 
 impl Registry {
     fn build() -> Registry {
-        let mut sites: Vec<&'static CallSite> = CALL_SITES.iter().copied().collect();
+        let mut sites: Vec<&'static CallSite> = crate::sections::call_sites().to_vec();
         sites.sort_by(|a, b| {
             (a.name(), a.file(), a.line(), a.module()).cmp(&(
                 b.name(),

@@ -209,8 +209,30 @@ fn site(ctx: &Ctx, sig: &Signature) -> TokenStream {
             #line,
             #category,
         );
-        #[#krate::__private::linkme::distributed_slice(#krate::__private::CALL_SITES)]
-        #[linkme(crate = #krate::__private::linkme)]
+        // Gathered by the linker: on ELF targets in a link section of the runtime's, elsewhere
+        // through `linkme` (see monitor-core's `sections`).
+        #[cfg_attr(
+            any(
+                target_os = "linux",
+                target_os = "android",
+                target_os = "fuchsia",
+                target_os = "freebsd",
+                target_os = "openbsd",
+            ),
+            used,
+            unsafe(link_section = "monitor_call_sites")
+        )]
+        #[cfg_attr(
+            not(any(
+                target_os = "linux",
+                target_os = "android",
+                target_os = "fuchsia",
+                target_os = "freebsd",
+                target_os = "openbsd",
+            )),
+            #krate::__private::linkme::distributed_slice(#krate::__private::CALL_SITES),
+            linkme(crate = #krate::__private::linkme)
+        )]
         static __MONITOR_SITE_REF: &#krate::__private::CallSite = &__MONITOR_SITE;
     }
 }
@@ -219,7 +241,7 @@ fn site(ctx: &Ctx, sig: &Signature) -> TokenStream {
 fn classify(krate: &TokenStream, value: &TokenStream) -> TokenStream {
     quote! {{
         #[allow(unused_imports)]
-        use #krate::__private::{ViaErrorName as _, ViaTypeName as _, ViaValue as _};
+        use #krate::__private::Classify as _;
         (&&&#krate::__private::Probe(#value)).__monitor_outcome()
     }}
 }

@@ -1,5 +1,8 @@
 //! Monitored code compiles without warnings under the strictest common lint settings.
 #![deny(warnings, unused, unused_qualifications, rust_2018_idioms)]
+// The expansion registers each site in a link section; a crate that forbids unsafe code can
+// still use the attribute.
+#![forbid(unsafe_code)]
 
 use monitor_core::monitored;
 
