@@ -1,5 +1,7 @@
 //! The axum shop under real HTTP traffic: the middleware's counts agree with what the customers
 //! saw, across both services, and a capture of one order holds both services' spans.
+//!
+//! Ports: both services and the monitor listen on free loopback ports.
 
 use std::time::Duration;
 

@@ -1,4 +1,6 @@
 //! In flight by category: `/active`, its series in `/stats` and `/metrics`, the index chart.
+//!
+//! Ports: the server listens on a free loopback port (`127.0.0.1:0`).
 
 mod common;
 

@@ -1,5 +1,8 @@
 //! Async calls: outcome at completion, cancellation on drop, parents across `.await` and
 //! threads, spans carried into spawned tasks.
+//!
+//! Wall clock and scheduling: the cancellation test times a real tokio timeout (its bound is
+//! one the timeout guarantees, see the test); the others only count, whatever the interleaving.
 
 use std::future::Future;
 use std::task::Poll;

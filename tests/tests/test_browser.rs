@@ -1,5 +1,8 @@
 //! The index page in a real browser: headless Chromium loads it from the server and the
 //! function table is there, with the numbers of known calls.
+//!
+//! Ports: the server listens on a free loopback port; Chromium loads it (skipped outside CI when
+//! Chromium is missing).
 
 mod common;
 

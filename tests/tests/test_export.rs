@@ -2,6 +2,9 @@
 //! JSON) and Zipkin exporters POST; `opentelemetry-proto` decodes OTLP, and Zipkin's own
 //! Swagger schema (`tests/specs/zipkin2-api.yaml`, from openzipkin/zipkin-api) validates the Zipkin
 //! JSON. A collector that is down, slow or failing never blocks the calls.
+//!
+//! Ports and wall clock: the receivers listen on free loopback ports, and the tests wait for
+//! their deliveries under deadlines that bound the wait, not the speed.
 
 mod common;
 

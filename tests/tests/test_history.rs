@@ -1,4 +1,8 @@
 //! The collector's history and the index's trend charts, on a fast collector.
+//!
+//! Wall clock and ports: the collector runs every 100 ms of real time while the test makes
+//! traffic until four intervals have some, under a 10 s deadline; the rates it checks are loose
+//! bounds (2 ms sleeps can only last longer), and the server listens on a free loopback port.
 
 mod common;
 

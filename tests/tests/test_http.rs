@@ -1,5 +1,8 @@
 //! The monitor server end to end: real requests over TCP to every route, with numbers checked
 //! against known call patterns, and the server's defences against bad clients.
+//!
+//! Ports and wall clock: the server listens on a free loopback port; the slow-client tests rely
+//! on the server's timeouts, with deadlines on the test side several times longer.
 
 mod common;
 

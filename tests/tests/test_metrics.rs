@@ -1,4 +1,7 @@
 //! Instruments, scopes, `#[derive(Metrics)]` and process statistics, as users reach them.
+//!
+//! Scheduling: the threaded tests join every thread before they count, so any interleaving gives
+//! the same numbers; process statistics are read from the real `/proc`.
 
 mod common;
 

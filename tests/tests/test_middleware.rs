@@ -2,6 +2,8 @@
 //! loopback, the shop calling payments through hyper-util's client (with `ClientLayer`) or
 //! reqwest (with `ReqwestMiddleware`), both behind `ServerLayer`, the monitor's routes mounted
 //! under `/monitor` of the shop.
+//!
+//! Ports: every service listens on a free loopback port.
 
 mod common;
 

@@ -1,4 +1,7 @@
 //! A real Prometheus server scrapes `/metrics` and the series are queryable.
+//!
+//! Ports and wall clock: the server and Prometheus listen on free loopback ports; the test polls
+//! Prometheus's API under a deadline (skipped outside CI when Prometheus is missing).
 
 mod common;
 

@@ -1,4 +1,6 @@
 //! The registry knows every site up front; snapshots are plain, ordered data.
+//!
+//! Wall clock: real sleeps, checked only against the lower bounds a sleep guarantees.
 
 use std::time::Duration;
 

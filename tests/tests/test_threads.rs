@@ -1,4 +1,7 @@
 //! Counts stay exact under any number of threads, with errors and panics mixed in.
+//!
+//! Scheduling: threads meet at barriers and are joined before counting; counts are exact for any
+//! interleaving.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Barrier};

@@ -1,5 +1,8 @@
 //! Traces in the core: watches capture whole trees under concurrent traffic (threads and
 //! tasks), failed traces are kept, observers get sampled spans, remote parents are continued.
+//!
+//! Wall clock and scheduling: captures wait under deadlines (bounds on the wait, never on speed),
+//! and short sleeps only make calls overlap; what is checked holds for any interleaving.
 
 mod common;
 

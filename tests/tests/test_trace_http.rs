@@ -1,5 +1,8 @@
 //! The trace views over HTTP, under real concurrent traffic: `/trace/json` and `/trace/svg`
 //! by regex and by trace id, their errors, timeouts and caps; `/ps`; `/trace/errors`.
+//!
+//! Ports and wall clock: the server listens on a free loopback port; capture timeouts are
+//! deadlines on the wait, and the timeout tests check only that the answer came after it.
 
 mod common;
 

@@ -1,5 +1,9 @@
 //! Unique users end to end: identities from request headers, counted in a sliding window,
 //! shown in every view.
+//!
+//! Ports: the server listens on a free loopback port. The sliding window is 5 minutes, far longer
+//! than the test; the window's own expiry is tested with a controlled clock (`observe_at`) in
+//! `monitor-core`.
 
 mod common;
 
