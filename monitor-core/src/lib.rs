@@ -54,6 +54,7 @@ mod call;
 mod clock;
 mod collector;
 mod error;
+mod gauges;
 mod histogram;
 mod history;
 mod metrics;
@@ -73,12 +74,13 @@ pub mod __private;
 pub use call::{Instrumented, Outcome};
 pub use collector::set_collect_interval;
 pub use error::ErrorName;
+pub use gauges::{gauge_time_limit, set_gauge_time_limit, stale_gauge_reads};
 pub use history::{enable_history, history, HistoryPoint, HISTORY_POINTS};
 pub use metrics::{
     BoolVal, Counter, DurationVal, Event, FloatVal, IntVal, Meter, MetricError, MetricKind,
     Metrics, Scope, Timer, TimerGuard, RATE_WINDOW,
 };
-pub use registry::{registry, Registry, SiteError, MAX_DYNAMIC_SITES};
+pub use registry::{registry, Registry, SiteBudget, SiteError, MAX_DYNAMIC_SITES};
 pub use site::{is_enabled, set_enabled, CallSite};
 pub use snapshot::{
     Bucket, Caller, CallerCount, CategoryActivity, Distribution, FunctionStats, MetricStats,

@@ -95,7 +95,7 @@ impl fmt::Display for MetricError {
 impl std::error::Error for MetricError {}
 
 type Tags = Arc<[(String, String)]>;
-type GaugeFn = Arc<dyn Fn() -> f64 + Send + Sync>;
+type GaugeFn = Arc<crate::gauges::GaugeCell>;
 
 #[derive(Clone)]
 enum Instrument {
@@ -397,7 +397,7 @@ impl Scope {
         if name.is_empty() {
             return Err(MetricError::EmptyName);
         }
-        let read: GaugeFn = Arc::new(read);
+        let read: GaugeFn = crate::gauges::GaugeCell::new(read);
         let key = (Arc::clone(&self.name), Arc::from(name), Arc::clone(&self.tags));
         let mut map = metrics();
         match map.get_mut(&key) {
@@ -1265,17 +1265,27 @@ pub(crate) fn sample_meters(now: Instant) {
     }
 }
 
-/// Copies every registered instrument's statistics. Gauges are called here, outside the lock;
-/// a gauge that panics reads as 0.
+/// Copies every registered instrument's statistics. Gauges are read outside the lock, on the
+/// gauges' own thread and within their time limit (see `gauges`); a gauge that panics reads
+/// as 0, one that is too slow as its last value, marked stale.
 pub(crate) fn snapshot() -> Vec<MetricStats> {
     let entries: Vec<(Key, Option<Arc<str>>, Instrument)> = metrics()
         .iter()
         .map(|(k, e)| (k.clone(), e.description.clone(), e.instrument.clone()))
         .collect();
+    let cells: Vec<GaugeFn> = entries
+        .iter()
+        .filter_map(|(_, _, i)| match i {
+            Instrument::Gauge(cell) => Some(Arc::clone(cell)),
+            _ => None,
+        })
+        .collect();
+    let mut readings = crate::gauges::read_all(&cells).into_iter();
     let now = Instant::now();
-    entries
+    let mut out: Vec<MetricStats> = entries
         .into_iter()
         .map(|((scope, name, tags), description, instrument)| {
+            let mut stale = false;
             let value = match instrument {
                 Instrument::Counter(c) => {
                     MetricValue::Counter { value: c.value(), high: c.high(), low: c.low() }
@@ -1295,10 +1305,12 @@ pub(crate) fn snapshot() -> Vec<MetricStats> {
                 },
                 Instrument::DurationVal(d) => MetricValue::DurationVal(d.stats()),
                 Instrument::Timer(t) => MetricValue::Timer(t.stats()),
-                Instrument::Gauge(read) => {
-                    let v = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read()))
-                        .unwrap_or(0.0);
-                    MetricValue::Gauge(if v.is_finite() { v } else { 0.0 })
+                Instrument::Gauge(_) => {
+                    let r = readings
+                        .next()
+                        .unwrap_or(crate::gauges::Reading { value: 0.0, stale: true });
+                    stale = r.stale;
+                    MetricValue::Gauge(r.value)
                 }
             };
             MetricStats {
@@ -1307,9 +1319,29 @@ pub(crate) fn snapshot() -> Vec<MetricStats> {
                 tags: tags.to_vec(),
                 description: description.map(|d| d.to_string()),
                 value,
+                stale,
             }
         })
-        .collect()
+        .collect();
+    // Shown once a gauge has missed its time limit, so that it is seen in every view.
+    let missed = crate::gauges::stale_gauge_reads();
+    if missed > 0 {
+        out.push(MetricStats {
+            scope: "monitor".into(),
+            name: "late_callback_reads".into(),
+            tags: Vec::new(),
+            description: Some(
+                "Gauge reads that missed the time limit and showed the gauge's last value.".into(),
+            ),
+            value: MetricValue::Counter {
+                value: i64::try_from(missed).unwrap_or(i64::MAX),
+                high: i64::try_from(missed).unwrap_or(i64::MAX),
+                low: 0,
+            },
+            stale: false,
+        });
+    }
+    out
 }
 
 #[cfg(test)]

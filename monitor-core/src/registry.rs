@@ -30,8 +30,97 @@ pub struct Registry {
     dynamic: OnceLock<Dynamic>,
 }
 
-/// How many call sites a program can make at run time with [`Registry::site`].
-pub const MAX_DYNAMIC_SITES: usize = 1024;
+/// How many call sites a program can make at run time, in all of its [`SiteBudget`]s.
+pub const MAX_DYNAMIC_SITES: usize = 4096;
+
+/// A share of the call sites made at run time. Every site made through a budget
+/// ([`Registry::site_in`]) counts against its own limit, so a source of names that outsiders
+/// can drive (an HTTP layer naming routes and methods, a client naming hosts) can use up its
+/// share but never the sites the application or another layer needs. [`Registry::site`] draws
+/// on [`SiteBudget::application`].
+///
+/// The budgets of the monitor's own layers and of the application add up to less than
+/// [`MAX_DYNAMIC_SITES`]; budgets of your own take from what is left.
+///
+/// ```
+/// use monitor_core::{registry, SiteBudget, SiteError};
+///
+/// static QUEUES: SiteBudget = SiteBudget::new("queues", 2);
+/// let a = registry().site_in(&QUEUES, "queue a", Some("queue")).unwrap();
+/// registry().site_in(&QUEUES, "queue b", Some("queue")).unwrap();
+/// // The same name is the same site, and costs nothing more.
+/// assert!(std::ptr::eq(a, registry().site_in(&QUEUES, "queue a", Some("queue")).unwrap()));
+/// let err = registry().site_in(&QUEUES, "queue c", Some("queue")).unwrap_err();
+/// assert_eq!(err, SiteError::BudgetFull { budget: "queues", max: 2 });
+/// assert_eq!(QUEUES.used(), 2);
+/// ```
+#[derive(Debug)]
+pub struct SiteBudget {
+    name: &'static str,
+    limit: usize,
+    used: AtomicUsize,
+}
+
+static APPLICATION: SiteBudget = SiteBudget::new("application", 1024);
+static HTTP_SERVER: SiteBudget = SiteBudget::new("http_server", 1024);
+static HTTP_CLIENT: SiteBudget = SiteBudget::new("http_client", 512);
+
+impl SiteBudget {
+    /// The sites [`Registry::site`] makes: 1,024.
+    ///
+    /// ```
+    /// assert_eq!(monitor_core::SiteBudget::application().limit(), 1024);
+    /// ```
+    pub fn application() -> &'static SiteBudget {
+        &APPLICATION
+    }
+
+    /// The sites of web servers' routes (`ServerLayer` and the like): 1,024.
+    ///
+    /// ```
+    /// assert_eq!(monitor_core::SiteBudget::http_server().limit(), 1024);
+    /// ```
+    pub fn http_server() -> &'static SiteBudget {
+        &HTTP_SERVER
+    }
+
+    /// The sites of outgoing requests' hosts (`ClientLayer` and the like): 512.
+    ///
+    /// ```
+    /// assert_eq!(monitor_core::SiteBudget::http_client().limit(), 512);
+    /// ```
+    pub fn http_client() -> &'static SiteBudget {
+        &HTTP_CLIENT
+    }
+
+    /// A budget of at most `limit` sites, named `name` in its errors.
+    ///
+    /// ```
+    /// static JOBS: monitor_core::SiteBudget = monitor_core::SiteBudget::new("jobs", 64);
+    /// assert_eq!(JOBS.limit(), 64);
+    /// ```
+    pub const fn new(name: &'static str, limit: usize) -> SiteBudget {
+        SiteBudget { name, limit, used: AtomicUsize::new(0) }
+    }
+
+    /// The most sites this budget makes.
+    ///
+    /// ```
+    /// assert_eq!(monitor_core::SiteBudget::http_client().limit(), 512);
+    /// ```
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// How many sites it has made.
+    ///
+    /// ```
+    /// assert!(monitor_core::SiteBudget::http_server().used() <= 1024);
+    /// ```
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+}
 
 /// Why [`Registry::site`] made no call site.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,6 +136,17 @@ pub enum SiteError {
     )]
     Full {
         /// [`MAX_DYNAMIC_SITES`].
+        max: usize,
+    },
+    /// The budget the site was to be made in has made all its sites.
+    #[error(
+        "the `{budget}` budget has made its {max} call sites; name them from a bounded set \
+         (a route template such as `GET /users/{{id}}`, not the request path)"
+    )]
+    BudgetFull {
+        /// The budget's name.
+        budget: &'static str,
+        /// Its limit.
         max: usize,
     },
 }
@@ -99,6 +199,7 @@ impl Dynamic {
     #[cold]
     fn add(
         &self,
+        budget: &SiteBudget,
         name: &str,
         category: Option<&'static str>,
     ) -> Result<&'static CallSite, SiteError> {
@@ -108,8 +209,13 @@ impl Dynamic {
             Ok(site) => return Ok(site),
             Err(slot) => slot,
         };
+        // Budgets change only under the lock held here.
+        if budget.used.load(Ordering::Relaxed) >= budget.limit {
+            return Err(SiteError::BudgetFull { budget: budget.name, max: budget.limit });
+        }
         let pos = self.len.load(Ordering::Relaxed);
         let cell = self.sites.get(pos).ok_or(SiteError::Full { max: MAX_DYNAMIC_SITES })?;
+        budget.used.fetch_add(1, Ordering::Relaxed);
         // Leaked once per name, bounded by MAX_DYNAMIC_SITES: sites live as long as the program.
         let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
         let site: &'static CallSite = Box::leak(Box::new(CallSite::new(
@@ -193,10 +299,13 @@ impl Registry {
     /// allocates nothing; the first use of a name makes the site (listed after the static
     /// ones, in the order they were made).
     ///
+    /// Sites made here count against [`SiteBudget::application`]; see [`Registry::site_in`]
+    /// for another budget.
+    ///
     /// # Errors
     ///
-    /// [`SiteError::EmptyName`] for `""`, and [`SiteError::Full`] once [`MAX_DYNAMIC_SITES`]
-    /// exist: names must come from a bounded set.
+    /// [`SiteError::EmptyName`] for `""`, and [`SiteError::BudgetFull`] once the application's
+    /// 1,024 sites exist: names must come from a bounded set.
     ///
     /// ```
     /// let registry = monitor_core::registry();
@@ -210,13 +319,35 @@ impl Registry {
         name: &str,
         category: Option<&'static str>,
     ) -> Result<&'static CallSite, SiteError> {
+        self.site_in(&APPLICATION, name, category)
+    }
+
+    /// Like [`Registry::site`], a new site counting against `budget`. A name that has a site
+    /// already gives that site, whichever budget made it, and costs nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`SiteError::EmptyName`] for `""`, [`SiteError::BudgetFull`] once `budget` has made
+    /// its sites, and [`SiteError::Full`] once [`MAX_DYNAMIC_SITES`] exist in all.
+    ///
+    /// ```
+    /// use monitor_core::{registry, SiteBudget};
+    /// let site = registry().site_in(SiteBudget::http_server(), "GET /health", Some("http_server"));
+    /// assert!(site.is_ok());
+    /// ```
+    pub fn site_in(
+        &self,
+        budget: &SiteBudget,
+        name: &str,
+        category: Option<&'static str>,
+    ) -> Result<&'static CallSite, SiteError> {
         if name.is_empty() {
             return Err(SiteError::EmptyName);
         }
         let dynamic = self.dynamic.get_or_init(Dynamic::new);
         match dynamic.find(name, category) {
             Ok(site) => Ok(site),
-            Err(_) => dynamic.add(name, category),
+            Err(_) => dynamic.add(budget, name, category),
         }
     }
 

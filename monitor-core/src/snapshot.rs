@@ -563,6 +563,9 @@ pub struct MetricStats {
     pub description: Option<String>,
     /// Its kind and values.
     pub value: MetricValue,
+    /// A gauge whose callback did not answer within the time limit
+    /// ([`set_gauge_time_limit`](crate::set_gauge_time_limit)): its value is the last it gave.
+    pub stale: bool,
 }
 
 /// The values of one instrument, by kind.

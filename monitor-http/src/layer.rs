@@ -53,7 +53,7 @@ use std::task::{Context, Poll};
 use http::header::{HeaderName, HeaderValue, HOST};
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
-use monitor_core::{registry, CallSite, Instrumented, Outcome, Span, UniqueUsers};
+use monitor_core::{registry, CallSite, Instrumented, Outcome, SiteBudget, Span, UniqueUsers};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -87,8 +87,10 @@ pub type RouteFn = for<'a> fn(&'a Parts) -> Option<Cow<'a, str>>;
 /// The route is, in order: what [`ServerLayer::route`] gives; with the `axum` feature, the
 /// route axum matched (`MatchedPath`; requests that matched none are named `(no route)`);
 /// else the path with id-like segments (numbers, UUIDs, long hex or long tokens) replaced by
-/// `{id}`. Past [`MAX_DYNAMIC_SITES`](monitor_core::MAX_DYNAMIC_SITES) names, requests count
-/// at one `HTTP (other routes)` site.
+/// `{id}`. Methods other than the standard ones are named `OTHER`. Route sites come from the
+/// layers' own share of sites ([`SiteBudget::http_server`], 1,024 for all server layers);
+/// past it, requests count at one `HTTP (other routes)` site, and the application's sites
+/// are untouched.
 ///
 /// ```
 /// let layer = monitor_http::layer::ServerLayer::new();
@@ -126,7 +128,9 @@ impl ServerLayer {
                 route: None,
                 trace_header: None,
                 users: None,
-                overflow: registry().site("HTTP (other routes)", Some(HTTP_SERVER)).ok(),
+                overflow: registry()
+                    .site_in(SiteBudget::http_server(), "HTTP (other routes)", Some(HTTP_SERVER))
+                    .ok(),
             }),
         }
     }
@@ -233,17 +237,28 @@ thread_local! {
 }
 
 /// The call site whose name `write` puts together (in a reused buffer: naming a request
-/// allocates nothing once its site exists), made on first use.
+/// allocates nothing once its site exists), made on first use in the budget of its category:
+/// what clients send can use up the layer's own share of sites, never another's.
 fn site_named(
     category: &'static str,
     write: impl FnOnce(&mut String),
 ) -> Option<&'static CallSite> {
+    let budget =
+        if category == HTTP_SERVER { SiteBudget::http_server() } else { SiteBudget::http_client() };
     NAME.with(|buf| {
         let mut buf = buf.try_borrow_mut().ok()?;
         buf.clear();
         write(&mut buf);
-        registry().site(&buf, Some(category)).ok()
+        registry().site_in(budget, &buf, Some(category)).ok()
     })
+}
+
+/// The methods of RFC 9110 and PATCH, named by themselves; any other method a client makes up
+/// is `OTHER`, so methods cannot mint call sites.
+fn method_name(method: &http::Method) -> &'static str {
+    const STANDARD: [&str; 9] =
+        ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
+    STANDARD.iter().find(|m| **m == method.as_str()).copied().unwrap_or("OTHER")
 }
 
 /// The server site `METHOD route`.
@@ -257,7 +272,7 @@ fn route_site(method: &str, route: &str) -> Option<&'static CallSite> {
 
 impl ServerConfig {
     fn site(&self, parts: &Parts) -> Option<&'static CallSite> {
-        let method = parts.method.as_str();
+        let method = method_name(&parts.method);
         let custom = self.route.and_then(|f| f(parts));
         let site = match custom {
             Some(route) => route_site(method, &route),
@@ -469,7 +484,7 @@ where
         let inner = &mut self.inner;
         let make = |span: Span| {
             if span.is_recorded() {
-                span.annotate("http.request.method", parts.method.as_str().to_string());
+                span.annotate("http.request.method", method_name(&parts.method));
                 span.annotate("url.path", parts.uri.path().to_string());
                 if let Some(q) = parts.uri.query() {
                     span.annotate("url.query", q.to_string());
@@ -578,7 +593,11 @@ struct ClientSites {
 
 impl ClientSites {
     fn new() -> Self {
-        ClientSites { overflow: registry().site("HTTP (other hosts)", Some(HTTP_CLIENT)).ok() }
+        ClientSites {
+            overflow: registry()
+                .site_in(SiteBudget::http_client(), "HTTP (other hosts)", Some(HTTP_CLIENT))
+                .ok(),
+        }
     }
 
     fn site(
@@ -655,13 +674,13 @@ where
         let inner = &mut self.inner;
         let host = parts.uri.host().or_else(|| host_header(&parts.headers));
         let port = parts.uri.host().and(parts.uri.port_u16());
-        let Some(site) = self.sites.site(parts.method.as_str(), host, port) else {
+        let Some(site) = self.sites.site(method_name(&parts.method), host, port) else {
             send_traceparent(&Span::current(), &mut parts.headers);
             return CallFuture::plain(inner.call(Request::from_parts(parts, body)));
         };
         let make = |span: Span| {
             send_traceparent(&span, &mut parts.headers);
-            annotate_client(&span, parts.method.as_str(), || uri_without_secrets(&parts.uri));
+            annotate_client(&span, method_name(&parts.method), || uri_without_secrets(&parts.uri));
             Annotated { inner: inner.call(Request::from_parts(parts, body)), trace_header: None }
         };
         CallFuture::monitored(site.instrument_with(make, client_outcome as Classify<_>))
@@ -673,7 +692,9 @@ pub use self::reqwest_middleware_support::ReqwestMiddleware;
 
 #[cfg(feature = "reqwest")]
 mod reqwest_middleware_support {
-    use super::{annotate_client, client_outcome_of, send_traceparent, ClientSites, Span};
+    use super::{
+        annotate_client, client_outcome_of, method_name, send_traceparent, ClientSites, Span,
+    };
 
     /// What [`ClientLayer`](super::ClientLayer) does, for `reqwest` through
     /// `reqwest-middleware` (feature `reqwest`): each request a call of category `http_client`
@@ -726,14 +747,15 @@ mod reqwest_middleware_support {
             next: reqwest_middleware::Next<'_>,
         ) -> reqwest_middleware::Result<reqwest::Response> {
             let method = req.method().clone();
-            let site = self.sites.site(method.as_str(), req.url().host_str(), req.url().port());
+            let site =
+                self.sites.site(method_name(&method), req.url().host_str(), req.url().port());
             let Some(site) = site else {
                 send_traceparent(&Span::current(), req.headers_mut());
                 return next.run(req, extensions).await;
             };
             let make = |span: Span| {
                 send_traceparent(&span, req.headers_mut());
-                annotate_client(&span, method.as_str(), || url_without_secrets(req.url()));
+                annotate_client(&span, method_name(&method), || url_without_secrets(req.url()));
                 next.run(req, extensions)
             };
             let classify = |r: &reqwest_middleware::Result<reqwest::Response>| {
@@ -741,6 +763,29 @@ mod reqwest_middleware_support {
             };
             site.instrument_with(make, classify).await
         }
+    }
+}
+
+#[cfg(test)]
+mod fuzz_tests {
+    use super::*;
+
+    /// Generated methods and paths: names come from a bounded set of methods, and route
+    /// naming never panics.
+    #[test]
+    fn methods_and_paths_name_few_sites() {
+        let mut gen = crate::fuzz::Inputs(0xdead_beef_cafe_f00d);
+        let mut methods = std::collections::HashSet::new();
+        for _ in 0..20_000 {
+            let raw = gen.string(4);
+            if let Ok(m) = http::Method::from_bytes(raw.as_bytes()) {
+                methods.insert(method_name(&m));
+            }
+            let mut route = String::new();
+            push_route(&gen.string(10), &mut route);
+            assert!(!route.is_empty());
+        }
+        assert!(methods.len() <= 10, "{methods:?}");
     }
 }
 

@@ -80,3 +80,99 @@ pub use server::{serve, Config, MonitorService, ServeError, Server};
 #[cfg(all(doctest, feature = "axum", feature = "reqwest"))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
+
+/// Generated inputs for the parsers' tests: strings built from pieces that parsers trip on.
+#[cfg(test)]
+pub(crate) mod fuzz {
+    /// A seeded xorshift generator: the same inputs every run, so a failure reproduces.
+    pub(crate) struct Inputs(pub(crate) u64);
+
+    const PIECES: &[&str] = &[
+        "%",
+        "%2",
+        "%20",
+        "%+f",
+        "%zz",
+        "%ff",
+        "%e2%82",
+        "+",
+        "&",
+        "=",
+        ";",
+        ",",
+        " ",
+        "\t",
+        "\0",
+        "\x7f",
+        "\"",
+        "'",
+        "\\",
+        "-",
+        "_",
+        ".",
+        ":",
+        "/",
+        "?",
+        "#",
+        "0",
+        "1",
+        "9",
+        "00",
+        "ms",
+        "s",
+        "m",
+        "h",
+        "e",
+        "E",
+        "inf",
+        "NaN",
+        "-0",
+        "1e9",
+        "regex",
+        "timeout",
+        "trace_id",
+        "preselect",
+        "filter",
+        "true",
+        "false",
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        "ABCDEF",
+        "00f067aa0ba902b7",
+        "01",
+        "ff",
+        "é",
+        "🦀",
+        "\u{2028}",
+        "[",
+        "]",
+        "(",
+        ")",
+        "*",
+        "{",
+        "}",
+        "session",
+        "for",
+        "by",
+        "proto",
+        "host",
+        "unknown",
+        "[::1]",
+        "127.0.0.1",
+        "::ffff:1.2.3.4",
+    ];
+
+    impl Inputs {
+        pub(crate) fn next_u64(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        /// A string of up to `max` pieces.
+        pub(crate) fn string(&mut self, max: u64) -> String {
+            let n = self.next_u64() % (max + 1);
+            (0..n).map(|_| PIECES[(self.next_u64() % PIECES.len() as u64) as usize]).collect()
+        }
+    }
+}

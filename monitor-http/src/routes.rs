@@ -100,7 +100,14 @@ fn parse_timeout(s: &str) -> Result<Duration, BadQuery> {
         Some(i) => s.split_at(i),
         None => (s, "s"),
     };
-    let n: f64 = num.trim().parse().map_err(|_| bad())?;
+    // Digits with at most one point: no sign, no spaces, no exponent (`f64`'s parser takes
+    // `-0`, `+1` and `1e3`).
+    let digits = num.bytes().filter(u8::is_ascii_digit).count();
+    let points = num.bytes().filter(|&b| b == b'.').count();
+    if digits == 0 || points > 1 || digits + points != num.len() {
+        return Err(bad());
+    }
+    let n: f64 = num.parse().map_err(|_| bad())?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" => n,
@@ -120,10 +127,17 @@ fn parse_timeout(s: &str) -> Result<Duration, BadQuery> {
     Ok(d)
 }
 
+/// The longest `regex=` a capture takes.
+const MAX_REGEX: usize = 1024;
+
+/// Views rendered at once by [`Routes::handle`]; more wait their turn.
+const RENDERS: usize = 4;
+
 /// What a trace view waits for, with how to answer.
 struct TraceWait {
-    /// `None`: nothing can match (`preselect=false` with a regex that names no function).
-    watch: Option<Watch>,
+    /// Every wait holds a watch, so every wait counts against the cap of waiting watches, even one that
+    /// nothing can match yet (`preselect=false` with a regex that names no function).
+    watch: Watch,
     timeout: Duration,
     svg: bool,
     what: String,
@@ -187,13 +201,14 @@ fn trace_watch(q: &Query, svg: bool) -> Result<TraceWait, Box<Response<Body>>> {
     let trace_id = match &q.trace_id {
         None => None,
         Some(t) => {
-            let ok = t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit());
+            // Lower-case hex, as W3C trace context writes trace ids.
+            let ok = t.len() == 32 && t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
             match u128::from_str_radix(t, 16) {
                 Ok(v) if ok && v != 0 => Some(TraceId::from_u128(v)),
                 _ => {
                     return Err(bad(format!(
-                        "trace_id `{t}` is not a trace id: give 32 hex digits, not all zero"
-                    )))
+                    "trace_id `{t}` is not a trace id: give 32 lower-case hex digits, not all zero"
+                )))
                 }
             }
         }
@@ -201,20 +216,25 @@ fn trace_watch(q: &Query, svg: bool) -> Result<TraceWait, Box<Response<Body>>> {
     let mut what = String::new();
     let filter = match &q.regex {
         Some(r) => {
-            let re =
-                regex::Regex::new(r).map_err(|e| bad(format!("regex `{r}` is invalid: {e}")))?;
+            // Bounded work for any pattern a client sends: its length, and the size of what
+            // it compiles to (the crate's default allows 10 MB, seconds of compiling).
+            if r.len() > MAX_REGEX {
+                return Err(bad(format!(
+                    "regex of {} bytes is longer than the {MAX_REGEX} allowed",
+                    r.len()
+                )));
+            }
+            let re = regex::RegexBuilder::new(r)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| bad(format!("regex `{r}` is invalid: {e}")))?;
             let f = WatchFilter::function(|s| re.is_match(s.name()));
             what = format!("of a function matching `{r}`");
-            if f.matched_functions() == Some(0) {
-                if preselect {
-                    return Err(bad(format!(
-                        "regex `{r}` matches 0 functions; the index lists them (or pass \
-                         preselect=false to wait anyway)"
-                    )));
-                }
-                if trace_id.is_none() {
-                    return Ok(TraceWait { watch: None, timeout, svg, what });
-                }
+            if preselect && f.matched_functions() == Some(0) {
+                return Err(bad(format!(
+                    "regex `{r}` matches 0 functions; the index lists them (or pass \
+                     preselect=false to wait anyway)"
+                )));
             }
             match trace_id {
                 Some(id) => f.in_trace(id),
@@ -237,8 +257,8 @@ fn trace_watch(q: &Query, svg: bool) -> Result<TraceWait, Box<Response<Body>>> {
             format!("{what} in trace {id}")
         };
     }
-    match Watch::start(filter) {
-        Ok(w) => Ok(TraceWait { watch: Some(w), timeout, svg, what }),
+    match Watch::start_waiting(filter) {
+        Ok(watch) => Ok(TraceWait { watch, timeout, svg, what }),
         Err(e @ WatchError::TooMany { .. }) => {
             let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, PLAIN, format!("{e}\n"));
             resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
@@ -256,7 +276,11 @@ fn decode(s: &str) -> Result<String, BadQuery> {
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                // Two hex digits exactly: `from_str_radix` alone would take `%+f` as 0x0f.
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                    .and_then(|h| std::str::from_utf8(h).ok());
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(b) => out.push(b),
                     None => return Err(BadQuery(format!("bad percent-encoding in `{s}`"))),
@@ -364,13 +388,7 @@ impl Routes {
         let resp = match self.respond_get(method, path, query, headers) {
             Prepared::Done(resp) => resp,
             Prepared::Wait(wait) => {
-                let trace = match &wait.watch {
-                    Some(w) => w.wait(wait.timeout).ok(),
-                    None => {
-                        std::thread::sleep(wait.timeout);
-                        None
-                    }
-                };
+                let trace = wait.watch.wait(wait.timeout).ok();
                 wait.answer(trace)
             }
         };
@@ -395,20 +413,50 @@ impl Routes {
         query: Option<&str>,
         headers: &HeaderMap,
     ) -> Response<Body> {
-        let resp = match self.respond_get(method, path, query, headers) {
+        let resp = match self.prepare_aside(method, path, query, headers).await {
             Prepared::Done(resp) => resp,
             Prepared::Wait(wait) => {
-                let trace = match &wait.watch {
-                    Some(w) => tokio::time::timeout(wait.timeout, w.wait_async()).await.ok(),
-                    None => {
-                        tokio::time::sleep(wait.timeout).await;
-                        None
-                    }
-                };
+                let trace = tokio::time::timeout(wait.timeout, wait.watch.wait_async()).await.ok();
                 wait.answer(trace)
             }
         };
         head(method, resp)
+    }
+
+    /// [`Routes::respond_get`] on tokio's blocking threads, at most [`RENDERS`] at once: a
+    /// large view, a gauge that is slow to answer or an expensive regex then holds neither
+    /// the thread serving the other requests (the monitor server's only one, or a worker of
+    /// the application's runtime) nor more than its share of render threads.
+    async fn prepare_aside(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Prepared {
+        static RENDER_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(RENDERS);
+        // Trace waits compile their regex here: their own permits, so that expensive regexes
+        // queue behind each other and never before a page or a scrape.
+        static WATCH_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return self.respond_get(method, path, query, headers);
+        };
+        let permits = if path.contains("/trace/") { &WATCH_PERMITS } else { &RENDER_PERMITS };
+        let Ok(_permit) = permits.acquire().await else {
+            return self.respond_get(method, path, query, headers);
+        };
+        let (routes, method, path) = (self.clone(), method.clone(), path.to_owned());
+        let (query, headers) = (query.map(str::to_owned), headers.clone());
+        let render = runtime
+            .spawn_blocking(move || routes.respond_get(&method, &path, query.as_deref(), &headers));
+        match render.await {
+            Ok(prepared) => prepared,
+            Err(_) => Prepared::Done(text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                PLAIN,
+                "the view failed while it was rendered; the monitor goes on serving\n".into(),
+            )),
+        }
     }
 
     fn respond_get(
@@ -421,17 +469,8 @@ impl Routes {
         let Some(rest) = path.strip_prefix(&self.prefix) else {
             return Prepared::Done(not_found(path));
         };
-        if rest.is_empty() {
-            // `/monitor` → `/monitor/`, so the index's relative links resolve under the prefix.
-            let mut resp = text(StatusCode::PERMANENT_REDIRECT, PLAIN, String::new());
-            if let Ok(loc) = HeaderValue::from_str(&format!("{}/", self.prefix)) {
-                resp.headers_mut().insert(LOCATION, loc);
-            }
-            return Prepared::Done(resp);
-        }
-        if !rest.starts_with('/') {
-            return Prepared::Done(not_found(path));
-        }
+        // Before anything that answers with a page or a redirect: a `CONNECT` (whose target is
+        // an authority, so its path is empty) or a `POST` is refused whatever its path.
         if method != Method::GET && method != Method::HEAD {
             let mut resp = text(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -442,6 +481,17 @@ impl Routes {
             );
             resp.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             return Prepared::Done(resp);
+        }
+        if rest.is_empty() {
+            // `/monitor` → `/monitor/`, so the index's relative links resolve under the prefix.
+            let mut resp = text(StatusCode::PERMANENT_REDIRECT, PLAIN, String::new());
+            if let Ok(loc) = HeaderValue::from_str(&format!("{}/", self.prefix)) {
+                resp.headers_mut().insert(LOCATION, loc);
+            }
+            return Prepared::Done(resp);
+        }
+        if !rest.starts_with('/') {
+            return Prepared::Done(not_found(path));
         }
         let query = match parse_query(query) {
             Ok(q) => q,
@@ -632,6 +682,44 @@ fn not_found(path: &str) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Twenty thousand generated queries, timeouts and trace ids: no panic, and every
+    /// rejection says what was wrong.
+    #[test]
+    fn parsers_take_any_input() {
+        let mut gen = crate::fuzz::Inputs(0x2545_f491_4f6c_dd1d);
+        for _ in 0..20_000 {
+            let raw = gen.string(12);
+            match parse_query(Some(&raw)) {
+                Ok(q) => {
+                    for t in q.timeout.iter() {
+                        if let Ok(d) = parse_timeout(t) {
+                            assert!(d <= TRACE_TIMEOUT_CAP, "{t}");
+                            assert!(
+                                t.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.'),
+                                "{t}"
+                            );
+                        }
+                    }
+                }
+                Err(BadQuery(msg)) => assert!(!msg.is_empty(), "{raw}"),
+            }
+            let t = gen.string(3);
+            if let Err(BadQuery(msg)) = parse_timeout(&t) {
+                assert!(msg.contains("timeout"), "{t}: {msg}");
+            }
+        }
+        // Through the router, with views that answer at once: only 200, 400 or 404.
+        let routes = Routes::root();
+        let h = HeaderMap::new();
+        for _ in 0..2_000 {
+            let q = gen.string(8);
+            let path = ["/funcs", "/funcs/json", "/stats", "/metrics", "/x", "/funcs/dot"]
+                [(gen.next_u64() % 6) as usize];
+            let status = routes.respond(&Method::GET, path, Some(&q), &h).status().as_u16();
+            assert!(matches!(status, 200 | 400 | 404), "{path}?{q}: {status}");
+        }
+    }
 
     #[test]
     fn queries() {

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::body::Body;
@@ -248,6 +248,26 @@ impl Drop for Server {
     }
 }
 
+/// Connections served past `max_connections`, one request each, while the others are asked to
+/// close once idle: a fresh client (a Prometheus scrape above all) is still answered while idle
+/// keep-alive connections or clients that never read hold every other.
+const RESERVE: usize = 8;
+/// How long a reserve connection may last.
+const RESERVE_LIFETIME: Duration = Duration::from_secs(30);
+
+/// The live connections, each with what asks it to close once idle.
+#[derive(Default)]
+struct Live {
+    next: u64,
+    all: std::collections::BTreeMap<u64, Arc<Notify>>,
+}
+
+impl Live {
+    fn lock(live: &Mutex<Live>) -> std::sync::MutexGuard<'_, Live> {
+        live.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 async fn run(config: Config, std_listener: std::net::TcpListener, mut stop: oneshot::Receiver<()>) {
     let listener = match TcpListener::from_std(std_listener) {
         Ok(l) => l,
@@ -255,6 +275,8 @@ async fn run(config: Config, std_listener: std::net::TcpListener, mut stop: ones
     };
     let routes = Arc::new(config.routes.clone());
     let permits = Arc::new(Semaphore::new(config.max_connections));
+    let reserve = Arc::new(Semaphore::new(RESERVE));
+    let live = Arc::new(Mutex::new(Live::default()));
     let mut connections = JoinSet::new();
     let mut builder = http1::Builder::new();
     builder
@@ -262,6 +284,8 @@ async fn run(config: Config, std_listener: std::net::TcpListener, mut stop: ones
         .header_read_timeout(config.header_timeout)
         .max_buf_size(config.max_header_bytes.max(8192))
         .max_headers(100);
+    let mut one_shot = builder.clone();
+    one_shot.keep_alive(false);
     loop {
         let accepted = tokio::select! {
             _ = &mut stop => break,
@@ -275,13 +299,8 @@ async fn run(config: Config, std_listener: std::net::TcpListener, mut stop: ones
         };
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(stream);
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            connections.spawn(refuse(io));
-            continue;
-        };
-        let routes = Arc::clone(&routes);
-        let conn = builder.serve_connection(
-            io,
+        let service = {
+            let routes = Arc::clone(&routes);
             service_fn(move |req: Request<hyper::body::Incoming>| {
                 let routes = Arc::clone(&routes);
                 async move {
@@ -290,13 +309,50 @@ async fn run(config: Config, std_listener: std::net::TcpListener, mut stop: ones
                         routes.handle(method, uri.path(), uri.query(), headers).await,
                     )
                 }
-            }),
-        );
-        let limit = config.connection_timeout;
-        connections.spawn(async move {
-            let _ = tokio::time::timeout(limit, conn).await;
-            drop(permit);
-        });
+            })
+        };
+        if let Ok(permit) = Arc::clone(&permits).try_acquire_owned() {
+            let close = Arc::new(Notify::new());
+            let id = {
+                let mut l = Live::lock(&live);
+                l.next += 1;
+                let id = l.next;
+                l.all.insert(id, Arc::clone(&close));
+                id
+            };
+            let conn = builder.serve_connection(io, service);
+            let (limit, live) = (config.connection_timeout, Arc::clone(&live));
+            connections.spawn(async move {
+                let _ = tokio::time::timeout(limit, async {
+                    let mut conn = std::pin::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        () = close.notified() => {
+                            // Idle: closes now; mid-request: after its answer.
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                })
+                .await;
+                Live::lock(&live).all.remove(&id);
+                drop(permit);
+            });
+        } else if let Ok(permit) = Arc::clone(&reserve).try_acquire_owned() {
+            // Full: make room by asking every connection to close once idle (a keep-alive
+            // client reconnects at the cost of a handshake), and answer this client meanwhile,
+            // once.
+            for close in Live::lock(&live).all.values() {
+                close.notify_one();
+            }
+            let conn = one_shot.serve_connection(io, service);
+            connections.spawn(async move {
+                let _ = tokio::time::timeout(RESERVE_LIFETIME, conn).await;
+                drop(permit);
+            });
+        } else {
+            connections.spawn(refuse(io));
+        }
     }
     drop(listener);
     // Let requests being answered finish, briefly; then the runtime ends the rest.
@@ -307,7 +363,6 @@ async fn run(config: Config, std_listener: std::net::TcpListener, mut stop: ones
     connections.abort_all();
 }
 
-/// Answers 503 on a connection over the limit, then closes it.
 async fn refuse(io: TokioIo<tokio::net::TcpStream>) {
     let conn = http1::Builder::new().keep_alive(false).serve_connection(
         io,

@@ -6,7 +6,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Barrier};
 
 use monitor_core::trace::{Watch, WatchFilter};
-use monitor_core::{monitored, registry, Outcome, SiteError, MAX_DYNAMIC_SITES};
+use monitor_core::{
+    monitored, registry, FunctionStats, Outcome, SiteBudget, SiteError, MAX_DYNAMIC_SITES,
+};
 use monitor_http::layer::{ClientLayer, ServerLayer};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -123,32 +125,64 @@ fn run_time_sites() {
         .layer(ServiceFn(|_req| http::Response::new(())));
     let mut client = ClientLayer::new().layer(ServiceFn(|_req| http::Response::new(())));
 
-    // Bad names and a full table are errors, and nothing already made is lost.
+    // Bad names and a full budget are errors, and nothing already made is lost.
     assert_eq!(registry().site("", None).unwrap_err(), SiteError::EmptyName);
+    let app = SiteBudget::application();
     let mut made = 0;
     let err = loop {
         match registry().site(&format!("/path/{made}"), None) {
             Ok(_) => made += 1,
             Err(e) => break e,
         }
-        assert!(made <= MAX_DYNAMIC_SITES);
+        assert!(made <= app.limit());
     };
-    assert_eq!(err, SiteError::Full { max: MAX_DYNAMIC_SITES });
+    assert_eq!(err, SiteError::BudgetFull { budget: "application", max: app.limit() });
     assert!(err.to_string().contains("route template"), "{err}");
-    // 50 routes, one without category, users, fragile, other routes, other hosts: made before.
-    assert_eq!(made + 55, MAX_DYNAMIC_SITES);
+    // 50 routes, one without category, users, fragile: made before.
+    assert_eq!(made + 53, app.limit());
+    assert_eq!(app.used(), app.limit());
+
+    // The application's sites being used up, the layers still make sites of their own: what
+    // clients send cannot starve the application, nor the application the layers.
     for path in ["/new/1", "/new/2"] {
+        let req = http::Request::get(path).body(()).unwrap();
+        block_on(server.call(req)).unwrap();
+    }
+    let snap = registry().snapshot();
+    assert_eq!(snap.function("GET /new/1").map(FunctionStats::calls), Some(1));
+    // Made-up methods are one method.
+    for i in 0..50 {
+        let method = http::Method::from_bytes(format!("X{i:04}M").as_bytes()).unwrap();
+        let req = http::Request::builder().method(method).uri("/echo").body(()).unwrap();
+        block_on(server.call(req)).unwrap();
+    }
+    let snap = registry().snapshot();
+    assert_eq!(snap.function("OTHER /echo").map(FunctionStats::calls), Some(50));
+    assert!(snap.functions.iter().all(|f| !f.name.starts_with('X')));
+    // Routes past the servers' own share count at one site.
+    let servers = SiteBudget::http_server();
+    let mut route = 0;
+    while servers.used() < servers.limit() {
+        let req = http::Request::get(format!("/fill/{route}")).body(()).unwrap();
+        block_on(server.call(req)).unwrap();
+        route += 1;
+        assert!(route <= servers.limit());
+    }
+    for path in ["/late/1", "/late/2"] {
         let req = http::Request::get(path).body(()).unwrap();
         block_on(server.call(req)).unwrap();
     }
     let other = registry().snapshot().function("HTTP (other routes)").cloned().unwrap();
     assert_eq!(other.calls(), 2);
+    // ... while the clients' share is untouched.
     for uri in ["http://new-host-1/", "http://new-host-2:81/x"] {
         let req = http::Request::get(uri).body(()).unwrap();
         block_on(client.call(req)).unwrap();
     }
-    let other = registry().snapshot().function("HTTP (other hosts)").cloned().unwrap();
-    assert_eq!(other.calls(), 2);
+    let snap = registry().snapshot();
+    assert_eq!(snap.function("GET new-host-2:81").map(FunctionStats::calls), Some(1));
+    assert!(snap.function("HTTP (other hosts)").is_some_and(|f| f.calls() == 0));
+    assert!(registry().sites().count() <= MAX_DYNAMIC_SITES + snap.functions.len());
     assert!(std::ptr::eq(site, registry().site("GET /users/{id}", Some("http_server")).unwrap()));
     let snap = registry().snapshot();
     assert_eq!(snap.function("GET /users/{id}").unwrap().calls(), 4001);

@@ -315,6 +315,9 @@ fn zipkin_json_satisfies_the_zipkin_v2_schema() {
 
 #[test]
 fn failing_collectors_are_retried_and_never_block_calls() {
+    // Wall clock: gauges are read within a time limit; a loaded machine must not make this
+    // test's gauges stale, so it gets a long one.
+    monitor_core::set_gauge_time_limit(std::time::Duration::from_secs(30));
     let _turn = turn();
     // Two failures, then success: the batch arrives once.
     let rx = Receiver::start(vec![503, 503]);
@@ -377,4 +380,47 @@ fn failing_collectors_are_retried_and_never_block_calls() {
 
 fn otlp_spans_any(req: &ExportTraceServiceRequest) -> usize {
     req.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum()
+}
+
+/// Issue 14 (2): a shutdown takes at most its timeout, whatever the collector does, and says
+/// what it could not send.
+#[test]
+fn shutdown_is_bounded_against_any_collector() {
+    let _turn = turn();
+    // Wall clock: each exporter is given 1 s to shut down, against defaults (4 attempts of up to
+    // 10 s each, backoff up to 5 s) that would take minutes; the bound checked leaves 3 s more
+    // for a loaded machine.
+    let limit = Duration::from_secs(1);
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        format!("http://{addr}/v1/traces")
+    };
+    let failing = Receiver::start(vec![500; 1000]);
+    let stalled = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = format!("http://{}/v1/traces", stalled.local_addr().unwrap());
+    for (what, url) in [
+        ("a closed port", closed),
+        ("a collector answering 500", failing.url("/v1/traces")),
+        ("a collector that never answers", silent),
+    ] {
+        let exporter = ExportConfig::otlp(&url).unwrap().shutdown_timeout(limit).start();
+        trace::set_sample_ratio(1.0).unwrap();
+        for _ in 0..600 {
+            request(4);
+        }
+        trace::set_sample_ratio(0.0).unwrap();
+        // Let the first batch be under way, so the shutdown meets a request in flight.
+        std::thread::sleep(Duration::from_millis(100));
+        let t = Instant::now();
+        let stats = exporter.shutdown();
+        let took = t.elapsed();
+        assert!(took < limit + Duration::from_secs(3), "{what}: shutdown took {took:?}");
+        assert_eq!(stats.exported, 0, "{what}: {stats:?}");
+        // Every span was queued, dropped, given up or is reported unsent: none is lost silently.
+        let queued = 600 * 5 - stats.dropped;
+        assert_eq!(stats.given_up + stats.rejected + stats.unsent, queued, "{what}: {stats:?}");
+    }
+    drop(stalled);
 }

@@ -371,7 +371,9 @@ fn huge_requests_are_refused_and_the_server_goes_on() {
 fn slow_clients_are_cut_off_and_connections_bounded() {
     let server = Config::default()
         .addr("127.0.0.1:0")
-        .header_timeout(Duration::from_millis(300))
+        // Long enough that the stalled clients below still hold their slots when the last
+        // client connects, however loaded the machine; short enough to see them cut off.
+        .header_timeout(Duration::from_millis(1500))
         .max_connections(2)
         .serve()
         .unwrap();
@@ -385,8 +387,18 @@ fn slow_clients_are_cut_off_and_connections_bounded() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(50));
+    // A fresh client is still answered, from the reserve kept for a full server...
     let r = send(addr, b"GET /funcs HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    assert_eq!(r.status, 503, "a third connection is refused while two are held");
+    assert_eq!(r.status, 200, "a fresh client is served while two connections are held");
+    // ...which stalled clients can take too (8 of them), and past it connections are refused.
+    slow.extend((0..8).map(|_| {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /funcs HTTP/1.1\r\nHost: t\r\n").unwrap();
+        s
+    }));
+    std::thread::sleep(Duration::from_millis(50));
+    let r = send(addr, b"GET /funcs HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 503, "refused while every connection and the reserve are held");
     // The stalled clients are disconnected after the header timeout...
     let started = Instant::now();
     for s in &mut slow {

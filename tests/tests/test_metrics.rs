@@ -16,6 +16,9 @@ use monitor_core::{
 
 #[test]
 fn every_instrument_shows_in_the_snapshot() {
+    // Wall clock: gauges are read within a time limit; a loaded machine must not make this
+    // test's gauges stale, so it gets a long one.
+    monitor_core::set_gauge_time_limit(std::time::Duration::from_secs(30));
     let scope = Scope::new("test_metrics::all");
     let c = scope.counter("conns");
     c.add(3);
@@ -88,6 +91,9 @@ fn names_are_got_or_created_and_kinds_guarded() {
 
 #[test]
 fn gauges_never_break_a_snapshot() {
+    // Wall clock: gauges are read within a time limit; a loaded machine must not make this
+    // test's gauges stale, so it gets a long one.
+    monitor_core::set_gauge_time_limit(std::time::Duration::from_secs(30));
     let scope = Scope::new("test_metrics::gauges");
     scope.gauge("nan", || f64::NAN).unwrap();
     scope.gauge("panics", || panic!("broken gauge")).unwrap();
@@ -214,6 +220,9 @@ fn derive_registers_every_field() {
 
 #[test]
 fn process_stats_have_real_values() {
+    // Wall clock: gauges are read within a time limit; a loaded machine must not make this
+    // test's gauges stale, so it gets a long one.
+    monitor_core::set_gauge_time_limit(std::time::Duration::from_secs(30));
     monitor_core::process::register();
     let snap = registry().snapshot();
     let gauge = |name: &str| match snap.metric("process", name).map(|m| &m.value) {
@@ -236,6 +245,9 @@ fn process_stats_have_real_values() {
 
 #[test]
 fn instruments_render_in_every_view() {
+    // Wall clock: gauges are read within a time limit; a loaded machine must not make this
+    // test's gauges stale, so it gets a long one.
+    monitor_core::set_gauge_time_limit(std::time::Duration::from_secs(30));
     let scope = Scope::new("test_metrics::views").with_tags(&[("region", "eu \"west\"")]);
     scope.counter("open").add(4);
     scope.int_val("size.bytes").observe(128);

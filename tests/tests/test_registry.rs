@@ -30,7 +30,7 @@ fn never_called_functions_are_listed_with_zero_counts() {
     assert!(f.callers.is_empty());
     assert_eq!(f.success_times.count, 0);
     assert!(f.file.ends_with("test_registry.rs"));
-    assert_eq!(f.line, 9, "the line of the function's name");
+    assert_eq!(f.line, 11, "the line of the function's name");
     assert!(snap.function("test_registry::never_called_generic").is_some());
     assert!(snap.iter_called().all(|f| f.name != "registry::never_called"));
 }

@@ -290,29 +290,35 @@ fn concurrent_watches_are_capped() {
     let _turn = turn();
     let server = monitor_http::serve("127.0.0.1:0").unwrap();
     let addr = server.local_addr();
-    // Fill every watch place with waits that cannot succeed.
+    // Fill every watch place with waits that cannot succeed: by trace id, and (issue 14) with
+    // `preselect=false` and a regex that matches nothing, which must take a place too.
     let id = "0123456789abcdef0123456789abcdef";
-    let waiting: Vec<_> = (0..trace::MAX_WATCHES)
-        .map(|_| {
-            std::thread::spawn(move || {
-                get(addr, &format!("/trace/json?trace_id={id}&timeout=3s")).status
+    for wait in [format!("trace_id={id}"), "regex=no-such-function&preselect=false".to_string()] {
+        let waiting: Vec<_> = (0..trace::MAX_WATCHES)
+            .map(|_| {
+                let wait = wait.clone();
+                std::thread::spawn(move || {
+                    get(addr, &format!("/trace/json?{wait}&timeout=3s")).status
+                })
             })
-        })
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while trace::stats().watches < trace::MAX_WATCHES {
-        assert!(Instant::now() < deadline, "the waits did not start");
-        std::thread::sleep(Duration::from_millis(10));
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while trace::stats().watches < trace::MAX_WATCHES {
+            assert!(Instant::now() < deadline, "the waits did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for _ in 0..3 {
+            let r = get(addr, &format!("/trace/json?{wait}&timeout=1s"));
+            assert_eq!(r.status, 503, "{}", r.body);
+            assert_eq!(r.header("retry-after"), "1");
+        }
+        for w in waiting {
+            assert_eq!(w.join().unwrap(), 504);
+        }
+        // Finished waits free their places.
+        assert_eq!(trace::stats().watches, 0);
+        assert_eq!(get(addr, &format!("/trace/json?{wait}&timeout=10ms")).status, 504);
     }
-    let r = get(addr, &format!("/trace/json?trace_id={id}&timeout=1s"));
-    assert_eq!(r.status, 503, "{}", r.body);
-    assert_eq!(r.header("retry-after"), "1");
-    for w in waiting {
-        assert_eq!(w.join().unwrap(), 504);
-    }
-    // Finished waits free their places.
-    assert_eq!(trace::stats().watches, 0);
-    assert_eq!(get(addr, &format!("/trace/json?trace_id={id}&timeout=10ms")).status, 504);
 }
 
 #[monitored]

@@ -103,9 +103,13 @@ pub fn add_observer(
 ) -> ObserverHandle {
     let (tx, rx) = mpsc::sync_channel(capacity.max(1));
     let slot = Arc::new(Slot { name: name.into(), tx, counts: Arc::default() });
+    let (done_tx, done) = mpsc::sync_channel(1);
     let thread = std::thread::Builder::new()
         .name(format!("monitor-observer-{}", slot.name))
-        .spawn(move || run(rx, observer))
+        .spawn(move || {
+            run(rx, observer);
+            let _ = done_tx.send(());
+        })
         .ok();
     OBSERVERS.write().unwrap_or_else(PoisonError::into_inner).push(Arc::clone(&slot));
     refresh_mode();
@@ -124,7 +128,7 @@ pub fn add_observer(
         Some("Spans dropped because this observer's queue was full."),
         move || x.dropped.load(Relaxed) as f64,
     );
-    ObserverHandle { slot: Some(slot), thread }
+    ObserverHandle { slot: Some(slot), thread, done }
 }
 
 fn run(rx: Receiver<Arc<SpanRecord>>, mut observer: impl SpanObserver) {
@@ -175,6 +179,8 @@ pub fn observers() -> Vec<ObserverStats> {
 pub struct ObserverHandle {
     slot: Option<Arc<Slot>>,
     thread: Option<JoinHandle<()>>,
+    /// Says when the observer's thread has handled its queue and flushed.
+    done: Receiver<()>,
 }
 
 impl ObserverHandle {
@@ -205,6 +211,31 @@ impl ObserverHandle {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+
+    /// Like [`ObserverHandle::shutdown`], waiting at most `limit`: `true` if the observer
+    /// finished in time. If not, its thread goes on in the background and never holds the
+    /// process's exit; whatever it has not handled then is lost.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # struct Nop;
+    /// # impl monitor_core::trace::SpanObserver for Nop { fn observe(&mut self, _: &[Arc<monitor_core::trace::SpanRecord>]) {} }
+    /// let h = monitor_core::trace::add_observer("bounded", Nop, 16);
+    /// assert!(h.shutdown_within(std::time::Duration::from_secs(5)));
+    /// ```
+    pub fn shutdown_within(mut self, limit: std::time::Duration) -> bool {
+        self.unregister();
+        if self.thread.is_none() {
+            return true;
+        }
+        let finished = self.done.recv_timeout(limit).is_ok();
+        if finished {
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+        finished
     }
 
     fn unregister(&mut self) {

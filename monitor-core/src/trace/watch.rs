@@ -264,6 +264,29 @@ impl Watch {
         if filter.trace.is_none() && filter.sites.as_ref().is_none_or(Vec::is_empty) {
             return Err(WatchError::MatchesNothing);
         }
+        Watch::register(filter)
+    }
+
+    /// Like [`Watch::start`], also for a filter that matches no function now: the watch waits
+    /// all the same, holding its place among the [`MAX_WATCHES`], though no call of a
+    /// function that exists now can end it.
+    ///
+    /// # Errors
+    ///
+    /// [`WatchError::TooMany`] when [`MAX_WATCHES`] wait already.
+    ///
+    /// ```
+    /// use monitor_core::trace::{Watch, WatchFilter};
+    /// let none = WatchFilter::function(|s| s.name() == "no such function");
+    /// assert!(Watch::start(none.clone()).is_err());
+    /// let w = Watch::start_waiting(none).unwrap();
+    /// assert!(w.wait(std::time::Duration::ZERO).is_err());
+    /// ```
+    pub fn start_waiting(filter: WatchFilter) -> Result<Watch, WatchError> {
+        Watch::register(filter)
+    }
+
+    fn register(filter: WatchFilter) -> Result<Watch, WatchError> {
         super::register_stats();
         let inner = Arc::new(Inner {
             sites: filter.sites,

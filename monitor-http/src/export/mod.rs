@@ -26,7 +26,8 @@ mod zipkin;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use monitor_core::trace::{self, ObserverHandle, SpanObserver, SpanRecord};
 
@@ -117,6 +118,7 @@ pub struct ExportConfig {
     max_attempts: u32,
     backoff: (Duration, Duration),
     timeout: Duration,
+    shutdown_timeout: Duration,
 }
 
 impl fmt::Debug for ExportConfig {
@@ -150,6 +152,7 @@ impl ExportConfig {
             max_attempts: 4,
             backoff: (Duration::from_millis(200), Duration::from_secs(5)),
             timeout: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(5),
         })
     }
 
@@ -246,6 +249,23 @@ impl ExportConfig {
         self
     }
 
+    /// The most [`Exporter::shutdown`] takes, all of its sending included (default 5 s): from
+    /// then on nothing is retried, each request gets what time is left, and what could not be
+    /// sent by the deadline is counted as unsent.
+    ///
+    /// ```
+    /// # #[cfg(feature = "otlp")] {
+    /// let config = monitor_http::export::ExportConfig::otlp("http://127.0.0.1:4318/v1/traces")
+    ///     .unwrap()
+    ///     .shutdown_timeout(std::time::Duration::from_secs(2));
+    /// # drop(config);
+    /// # }
+    /// ```
+    pub fn shutdown_timeout(mut self, t: Duration) -> ExportConfig {
+        self.shutdown_timeout = t;
+        self
+    }
+
     /// Registers the exporter as a span observer and starts its thread.
     ///
     /// ```
@@ -257,10 +277,10 @@ impl ExportConfig {
     pub fn start(self) -> Exporter {
         let stats = Arc::new(Counts::default());
         let name = format!("{:?}:{}", self.format, self.endpoint);
-        let queue = self.queue;
+        let (queue, shutdown_timeout) = (self.queue, self.shutdown_timeout);
         let worker = Worker { config: self, stats: Arc::clone(&stats), body: Vec::new() };
         let handle = trace::add_observer(name, worker, queue);
-        Exporter { handle: Some(handle), stats }
+        Exporter { handle: Some(handle), stats, shutdown_timeout }
     }
 }
 
@@ -270,6 +290,24 @@ struct Counts {
     given_up: AtomicU64,
     retries: AtomicU64,
     rejected: AtomicU64,
+    /// Set by [`Exporter::shutdown`]: the deadline, in ns after [`epoch`], for all sending.
+    closing_at: AtomicU64,
+}
+
+/// The instant that [`Counts::closing_at`] counts from.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+impl Counts {
+    /// The shutdown's deadline, if it has begun.
+    fn closing(&self) -> Option<Instant> {
+        match self.closing_at.load(Relaxed) {
+            0 => None,
+            ns => Some(epoch() + Duration::from_nanos(ns)),
+        }
+    }
 }
 
 /// A running exporter. [`Exporter::shutdown`] sends what is queued and stops it; dropping it
@@ -277,6 +315,7 @@ struct Counts {
 pub struct Exporter {
     handle: Option<ObserverHandle>,
     stats: Arc<Counts>,
+    shutdown_timeout: Duration,
 }
 
 /// What an exporter has done so far.
@@ -297,6 +336,8 @@ pub struct ExportStats {
     pub dropped: u64,
     /// Retried requests.
     pub retries: u64,
+    /// Spans still queued, or being sent, when [`Exporter::shutdown`]'s deadline passed.
+    pub unsent: u64,
 }
 
 impl Exporter {
@@ -309,14 +350,36 @@ impl Exporter {
             rejected: self.stats.rejected.load(Relaxed),
             retries: self.stats.retries.load(Relaxed),
             dropped,
+            unsent: 0,
         }
     }
 
-    /// Stops taking spans, sends the queued ones (with their retries) and returns.
-    pub fn shutdown(mut self) {
-        if let Some(h) = self.handle.take() {
-            h.shutdown();
-        }
+    /// Stops taking spans, sends the queued ones and returns what it did, within the
+    /// shutdown timeout ([`ExportConfig::shutdown_timeout`], 5 s by default) whatever the
+    /// collector does: nothing is retried from now on, each request gets the time left, and
+    /// what is not sent by the deadline is counted in [`ExportStats::unsent`]. It never holds
+    /// the process: past the deadline the exporter's thread is left to end on its own.
+    ///
+    /// ```
+    /// # #[cfg(feature = "otlp")] {
+    /// // Nothing listens on port 9: the shutdown still returns at once, nothing queued.
+    /// let e = monitor_http::export::ExportConfig::otlp("http://127.0.0.1:9/v1/traces").unwrap().start();
+    /// assert_eq!(e.shutdown().unsent, 0);
+    /// # }
+    /// ```
+    pub fn shutdown(mut self) -> ExportStats {
+        let mut stats = self.stats();
+        let Some(handle) = self.handle.take() else { return stats };
+        let deadline = Instant::now() + self.shutdown_timeout;
+        let ns = deadline.saturating_duration_since(epoch()).as_nanos();
+        self.stats.closing_at.store(u64::try_from(ns).unwrap_or(u64::MAX).max(1), Relaxed);
+        let queued = handle.stats().map_or(0, |o| o.delivered);
+        handle.shutdown_within(self.shutdown_timeout);
+        let done = self.stats();
+        stats = ExportStats { dropped: stats.dropped, ..done };
+        let handled = done.exported + done.given_up + done.rejected;
+        stats.unsent = queued.saturating_sub(handled);
+        stats
     }
 }
 
@@ -336,17 +399,31 @@ struct Worker {
 impl SpanObserver for Worker {
     fn observe(&mut self, spans: &[Arc<SpanRecord>]) {
         let c = &self.config;
+        let n = spans.len() as u64;
+        let closing = self.stats.closing();
+        if closing.is_some_and(|d| Instant::now() >= d) {
+            // Past the shutdown's deadline: what is left is unsent, and counted so.
+            return;
+        }
         self.body.clear();
         c.format.encode(&c.service, spans, &mut self.body);
-        let n = spans.len() as u64;
         let mut wait = c.backoff.0;
         for attempt in 1..=c.max_attempts {
+            // Shutting down: one attempt, in the time left.
+            let closing = self.stats.closing();
+            let timeout = match closing {
+                Some(d) => c.timeout.min(d.saturating_duration_since(Instant::now())),
+                None => c.timeout,
+            };
+            if timeout.is_zero() {
+                return;
+            }
             match client::post(
                 &c.endpoint,
                 c.format.content_type(),
                 &c.headers,
                 &self.body,
-                c.timeout,
+                timeout,
             ) {
                 Ok(status) if (200..300).contains(&status) => {
                     self.stats.exported.fetch_add(n, Relaxed);
@@ -356,15 +433,29 @@ impl SpanObserver for Worker {
                     self.stats.rejected.fetch_add(n, Relaxed);
                     return;
                 }
-                // 5xx, 408, 429 or no answer: the collector may come back.
-                _ if attempt < c.max_attempts => {
+                // 5xx, 408, 429 or no answer: the collector may come back, unless shutting down.
+                _ if attempt < c.max_attempts && closing.is_none() => {
                     self.stats.retries.fetch_add(1, Relaxed);
-                    std::thread::sleep(wait);
+                    self.pause(wait);
                     wait = (wait * 2).min(c.backoff.1);
                 }
-                _ => {}
+                _ => break,
             }
         }
         self.stats.given_up.fetch_add(n, Relaxed);
+    }
+}
+
+impl Worker {
+    /// Waits `wait` before a retry, cut short when a shutdown begins.
+    fn pause(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        while self.stats.closing().is_none() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
     }
 }

@@ -4,18 +4,32 @@ use std::fmt::Write;
 
 use monitor_core::{Caller, Snapshot};
 
-use super::util::{counts_line, push_escaped, Nanos};
+use super::util::{counts_line, push_escaped, Nanos, REPLACEMENT};
 
 /// Escapes `s` for a double-quoted Graphviz string: quotes and backslashes (which would
-/// otherwise start escapes such as `\N`) are escaped; line breaks become `\n`.
+/// otherwise start escapes such as `\N`) are escaped; line breaks become `\n`; other control
+/// characters (a NUL ends Graphviz's strings) become U+FFFD.
 fn quoted(s: &str, out: &mut String) {
     push_escaped(s, out, |c| match c {
         '"' => Some("\\\"".into()),
         '\\' => Some("\\\\".into()),
         '\n' => Some("\\n".into()),
         '\r' => Some("".into()),
+        c if c.is_control() => Some(REPLACEMENT.into()),
         _ => None,
     });
+}
+
+/// The most characters of a name a label shows: Graphviz refuses strings past its lexer's
+/// buffer (a 20,000-character name failed), and no one reads such a label anyway.
+const MAX_NAME: usize = 1000;
+
+/// `name`, cut to [`MAX_NAME`] characters with an ellipsis.
+fn shown(name: &str) -> std::borrow::Cow<'_, str> {
+    match name.char_indices().nth(MAX_NAME) {
+        None => name.into(),
+        Some((cut, _)) => format!("{}…", &name[..cut]).into(),
+    }
 }
 
 /// `/funcs/dot`: one node per called function (its name, counts and key quantiles), an
@@ -39,7 +53,7 @@ pub fn write_dot(snapshot: &Snapshot, out: &mut String) {
         let mut label = String::new();
         // Two lines: in flight, then outcomes.
         let counts = counts_line(f).replacen(", success", "\nsuccess", 1);
-        let _ = write!(label, "{}\n{counts}", f.name);
+        let _ = write!(label, "{}\n{counts}", shown(f.name));
         let d = &f.success_times;
         if d.count > 0 {
             let _ = write!(

@@ -118,6 +118,9 @@ fn metrics_table(snapshot: &Snapshot, out: &mut String) {
         html(&tags.join(", "), out);
         let _ = write!(out, "</td><td class=\"name\">{kind}</td><td class=\"name\">");
         html(&value, out);
+        if m.stale {
+            out.push_str(" <i title=\"its callback missed the time limit\">(stale)</i>");
+        }
         out.push_str("</td></tr>\n");
     }
     out.push_str("</tbody></table>\n");

@@ -438,26 +438,97 @@ impl Functions<'_> {
     }
 }
 
-/// A metric name from an instrument's name: anything but `[a-zA-Z0-9_:]` becomes `_`.
+/// `name` in Prometheus's snake case: ASCII letters lower-cased, with `_` before a capital that
+/// follows a lower-case letter or a digit (`requestCount` → `request_count`); anything else but
+/// digits becomes `_` (a `:` too: it is reserved for recording rules).
+fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            if prev_lower {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+            prev_lower = false;
+        } else if c.is_ascii_alphanumeric() {
+            out.push(c);
+            prev_lower = true;
+        } else {
+            out.push('_');
+            prev_lower = false;
+        }
+    }
+    out
+}
+
+/// A metric name from an instrument's name: `[a-z0-9_]` in snake case, not starting with a
+/// digit.
 fn metric_name(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '_' })
-        .collect();
+    let mut out = snake_case(name);
     if out.starts_with(|c: char| c.is_ascii_digit()) || out.is_empty() {
         out.insert(0, '_');
     }
     out
 }
 
-/// A label name from a tag key: `[a-zA-Z_][a-zA-Z0-9_]*`, never starting with `__`.
+/// A label name from a tag key: `[a-z_][a-z0-9_]*` in snake case, never starting with `__`.
 fn label_name(key: &str) -> String {
-    let mut out: String =
-        key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    let mut out = snake_case(key);
     if out.starts_with(|c: char| c.is_ascii_digit()) || out.is_empty() || out.starts_with("__") {
         out.insert_str(0, "tag_");
     }
     out
+}
+
+/// `help` as a HELP line's text: backslashes and line breaks escaped, other control characters
+/// (a carriage return would end the line for some readers) as spaces; never empty.
+fn help_text(help: &str) -> String {
+    let mut out = String::with_capacity(help.len());
+    for c in help.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    if out.trim().is_empty() {
+        out = "(no description)".into();
+    }
+    out
+}
+
+/// The names a family of `kind` named `family` announces (in either format) or writes series
+/// under.
+fn reserved(family: &str, kind: &str) -> Vec<String> {
+    match kind {
+        "counter" => {
+            let stem = family.strip_suffix("_total").unwrap_or(family);
+            vec![family.into(), stem.into(), format!("{stem}_created")]
+        }
+        "summary" => vec![
+            family.into(),
+            format!("{family}_sum"),
+            format!("{family}_count"),
+            format!("{family}_created"),
+        ],
+        _ => vec![family.into()],
+    }
+}
+
+/// `family`, or `family` with `_2`, `_3`… (before a `_total`), whichever first takes no name
+/// another family has.
+fn free_name(family: String, kind: &str, taken: &std::collections::HashSet<String>) -> String {
+    let clashes = |name: &str| reserved(name, kind).iter().any(|n| taken.contains(n));
+    if !clashes(&family) {
+        return family;
+    }
+    let (stem, suffix) = match family.strip_suffix("_total") {
+        Some(stem) => (stem, "_total"),
+        None => (family.as_str(), ""),
+    };
+    (2..).map(|n| format!("{stem}_{n}{suffix}")).find(|name| !clashes(name)).unwrap_or(family)
 }
 
 /// The samples of one family of instruments, gathered before writing so each family is
@@ -501,6 +572,8 @@ fn sample(
 /// `_disposition` gauge. A family name already taken by another kind is left out.
 fn write_instruments(snapshot: &Snapshot, format: Format, out: &mut String) {
     let mut families: BTreeMap<String, Samples> = BTreeMap::new();
+    // Every name a family announces or writes series under.
+    let mut taken: std::collections::HashSet<String> = std::collections::HashSet::new();
     for m in &snapshot.metrics {
         let base = metric_name(&m.name);
         let labels_ = instrument_labels(m);
@@ -512,14 +585,18 @@ fn write_instruments(snapshot: &Snapshot, format: Format, out: &mut String) {
             if family.starts_with("function_") || family.starts_with("active_calls") {
                 return;
             }
-            let entry = families.entry(family.clone()).or_insert_with(|| Samples {
-                kind,
-                help: help.replace('\\', "\\\\").replace('\n', "\\n"),
-                lines: String::new(),
+            let family = match families.get(&family) {
+                Some(existing) if existing.kind == kind => family,
+                // A family of this name and another kind, or one whose series would take a
+                // name another family has (`x_count` of a summary `x` and a gauge `x_count`):
+                // this one gets a name of its own.
+                _ => free_name(family, kind, &taken),
+            };
+            let entry = families.entry(family.clone()).or_insert_with(|| {
+                taken.extend(reserved(&family, kind));
+                Samples { kind, help: help_text(&help), lines: String::new() }
             });
-            if entry.kind == kind {
-                f(&family, &mut entry.lines);
-            }
+            f(&family, &mut entry.lines);
         };
         match &m.value {
             MetricValue::Counter { value, .. } => {

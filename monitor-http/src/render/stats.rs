@@ -202,6 +202,8 @@ fn escape_tag(s: &str, out: &mut String) {
         ' ' => Some("\\ ".into()),
         '\\' => Some("\\\\".into()),
         '\n' => Some("\\n".into()),
+        '\r' => Some("\\r".into()),
+        c if c.is_control() => Some(format!("\\u{{{:x}}}", u32::from(c)).into()),
         _ => None,
     });
 }

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use monitor_core::{Distribution, FunctionStats, Snapshot};
 
-use super::util::{counts_line, Nanos, Quantile};
+use super::util::{counts_line, printable, Nanos, Quantile};
 
 /// Writes every called function of `snapshot` as text: its callers, counts, errors by kind and
 /// both latency distributions with quantiles. Functions never called are left out.
@@ -22,12 +22,12 @@ pub fn write_text(snapshot: &Snapshot, out: &mut String) {
 
 fn write_function(f: &FunctionStats, out: &mut String) {
     // Writing to a String cannot fail.
-    let _ = writeln!(out, "[{}] {}", f.id, f.name);
-    let parents: Vec<&str> = f.callers.iter().map(|c| c.caller.name()).collect();
+    let _ = writeln!(out, "[{}] {}", f.id, printable(f.name));
+    let parents: Vec<_> = f.callers.iter().map(|c| printable(c.caller.name())).collect();
     let _ = writeln!(out, "  parents: {}", parents.join(", "));
     let _ = writeln!(out, "  {}", counts_line(f));
     for (kind, n) in &f.errors {
-        let _ = writeln!(out, "  error {kind}: {n}");
+        let _ = writeln!(out, "  error {}: {n}", printable(kind));
     }
     if f.allocations > 0 {
         let (n, bytes) = f.allocations_per_call();

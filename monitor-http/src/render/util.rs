@@ -68,14 +68,16 @@ pub(crate) fn json_str(s: &str, out: &mut String) {
 /// Appends `v` as a JSON number. JSON has no NaN or infinity: those are written as 0, so a
 /// consumer never chokes on the document (the values we produce are finite anyway).
 pub(crate) fn json_f64(v: f64, out: &mut String) {
-    if v.is_finite() {
-        if v == v.trunc() && v.abs() < 1e15 {
-            let _ = write!(out, "{}", v as i64);
-        } else {
-            let _ = write!(out, "{v}");
-        }
-    } else {
+    if !v.is_finite() {
         out.push('0');
+    } else if v == v.trunc() && v.abs() < 1e15 {
+        let _ = write!(out, "{}", v as i64);
+    } else if v.abs() >= 1e15 || v.abs() < 1e-5 {
+        // With an exponent: `{}` writes `f64::MAX` as 309 digits, which JSON readers refuse
+        // as an integer out of range.
+        let _ = write!(out, "{v:e}");
+    } else {
+        let _ = write!(out, "{v}");
     }
 }
 
@@ -103,8 +105,37 @@ pub(crate) fn html(s: &str, out: &mut String) {
         '>' => Some("&gt;".into()),
         '"' => Some("&quot;".into()),
         '\'' => Some("&#39;".into()),
+        c if !xml_char(c) => Some(REPLACEMENT.into()),
         _ => None,
     });
+}
+
+/// `s` for a line of a text view: line breaks and other control characters (a terminal would
+/// act on an escape sequence in a name) written as Rust escapes, `\n`, `\u{1b}`.
+pub(crate) fn printable(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    push_escaped(s, &mut out, |c| match c {
+        '\n' => Some("\\n".into()),
+        '\r' => Some("\\r".into()),
+        '\t' => Some("\\t".into()),
+        c if c.is_control() => Some(format!("\\u{{{:x}}}", u32::from(c)).into()),
+        _ => None,
+    });
+    out.into()
+}
+
+/// What stands for a character a format cannot carry at all, even escaped.
+pub(crate) const REPLACEMENT: &str = "\u{fffd}";
+
+/// Whether XML 1.0 allows `c` in a document (as itself or as a character reference): not
+/// the C0 controls but tab and line breaks, nor U+FFFE and U+FFFF. SVG is XML, and the HTML
+/// pages follow the same rule.
+pub(crate) fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}')
+        || c >= '\u{10000}'
 }
 
 /// `current: …, highwater: …, success: …, errors: …, panics: …, cancelled: …` of a function,
