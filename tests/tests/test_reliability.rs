@@ -151,3 +151,75 @@ fn small_protocol_slips_are_refused() {
     assert!(r.status == 200 || r.status == 400, "{}", r.status);
     server.shutdown();
 }
+
+#[monitor_core::monitored]
+fn work(i: u64) -> u64 {
+    std::hint::black_box(i).wrapping_mul(3)
+}
+
+#[test]
+fn floods_and_slow_clients_hold_neither_the_program_nor_a_scrape() {
+    let server = Config::default().addr("127.0.0.1:0").max_connections(32).serve().unwrap();
+    let addr = server.local_addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut attackers = Vec::new();
+    // Floods of new connections, each asking for the largest pages.
+    for path in ["/metrics", "/funcs/json", "/", "/stats/json"] {
+        let stop = Arc::clone(&stop);
+        attackers.push(std::thread::spawn(move || {
+            while !stop.load(Relaxed) {
+                let _ = TcpStream::connect(addr).and_then(|mut s| {
+                    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())?;
+                    let mut buf = [0u8; 1024];
+                    s.read(&mut buf)
+                });
+            }
+        }));
+    }
+    // Slowloris: connections that drip their headers a byte at a time.
+    let slow: Vec<TcpStream> = (0..40).filter_map(|_| TcpStream::connect(addr).ok()).collect();
+    let dripper = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut slow = slow;
+            while !stop.load(Relaxed) {
+                for s in &mut slow {
+                    let _ = s.write_all(b"X");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    // The instrumented program goes on meanwhile.
+    let program = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut calls = 0u64;
+            while !stop.load(Relaxed) {
+                work(calls);
+                calls += 1;
+            }
+            calls
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    // A fresh scrape is answered under attack.
+    let t = Instant::now();
+    let r = get(addr, "/metrics");
+    let scrape = t.elapsed();
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Relaxed);
+    for a in attackers {
+        a.join().unwrap();
+    }
+    dripper.join().unwrap();
+    let calls = program.join().unwrap();
+    assert_eq!(r.status, 200);
+    assert!(scrape < Duration::from_secs(3), "a scrape under attack took {scrape:?}");
+    // Two seconds of calls: a monitored call costs microseconds even in a debug build, so
+    // thousands is a floor that only a blocked program misses.
+    assert!(calls > 5_000, "the program made only {calls} calls under attack");
+    let snap = monitor_core::registry().snapshot();
+    assert_eq!(snap.function("test_reliability::work").map(|f| f.calls()), Some(calls));
+    server.shutdown();
+}
