@@ -246,3 +246,17 @@ pub(crate) fn thread_counts() -> Option<(u64, u64)> {
     }
     THREAD.try_with(|t| (t.allocations.get(), t.bytes.get())).ok()
 }
+
+/// Runs `f`, the monitor's own bookkeeping for a recorded call, without counting what it
+/// allocates against the calls running on this thread (the process's figures still count it):
+/// a span's allocations are the user's code's alone.
+#[inline]
+pub(crate) fn uncounted<R>(f: impl FnOnce() -> R) -> R {
+    let Some(before) = thread_counts() else { return f() };
+    let r = f();
+    let _ = THREAD.try_with(|t| {
+        t.allocations.set(before.0);
+        t.bytes.set(before.1);
+    });
+    r
+}

@@ -80,6 +80,9 @@ struct Call {
     allocated: (u64, u64),
     stripe: u32,
     done: bool,
+    /// Every stretch it ran so far ran inside its parent's (a sync call, or a future polled
+    /// while its parent polls): the parent's allocation count then includes its own.
+    nested: bool,
 }
 
 /// This thread's allocation counters when a call started running on it (only with the
@@ -103,6 +106,7 @@ impl Call {
             // Stripes are at most `MAX_STRIPES`.
             stripe: entry.stripe as u32,
             done: false,
+            nested: true,
         };
         (entry, call)
     }
@@ -137,7 +141,7 @@ impl Call {
         let stripe_index = self.stripe as usize;
         state.end(stripe_index);
         if self.rec != 0 {
-            crate::trace::close(SpanId::from_u64(self.rec), self.start, ns, end.into());
+            self.close_span(ns, end);
         }
         let stripe = state.stripe(stripe_index);
         if self.allocated != (0, 0) {
@@ -168,6 +172,21 @@ impl Call {
         stripe.failure_sum.add(ns);
         stripe.failure_recent.set(ns, at);
         state.failure_times.record(ns, &state.pool, &stripe.failure_lane, &state.failure_lanes());
+    }
+}
+
+impl Call {
+    /// Hands a recorded call's end to its trace, with what it allocated (counting allocator
+    /// installed).
+    #[cold]
+    #[inline(never)]
+    fn close_span(&self, ns: u64, end: End) {
+        let allocated = crate::alloc::thread_counts().map(|_| crate::trace::Allocated {
+            count: self.allocated.0,
+            bytes: self.allocated.1,
+            nested: self.nested,
+        });
+        crate::trace::close(SpanId::from_u64(self.rec), self.start, ns, end.into(), allocated);
     }
 }
 
@@ -446,7 +465,17 @@ where
                 Err(()) => return this.inner.poll(cx),
             },
             None => match *this.ctx {
-                Some(ctx) => replace_current(Some(ctx)),
+                Some(ctx) => {
+                    let prev = replace_current(Some(ctx));
+                    // A recorded call's poll that its parent's poll does not enclose (the future
+                    // runs in another task): what it allocates is not in the parent's count.
+                    if let Some(call) = this.call.as_mut().filter(|c| c.rec != 0) {
+                        if prev.map_or(0, |p| p.span_id.to_u64()) != ctx.parent {
+                            call.nested = false;
+                        }
+                    }
+                    prev
+                }
                 None => return this.inner.poll(cx),
             },
         };

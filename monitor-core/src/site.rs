@@ -297,9 +297,12 @@ impl CallSite {
     #[cold]
     #[inline(never)]
     fn init_state(&'static self) -> &'static SiteState {
-        let id = crate::registry().id_of(self).unwrap_or(ENTRY_KEY);
-        // A lost race frees the loser's box; every thread then uses the winner's.
-        self.state.get_or_init(|| Box::new(SiteState::new(id)))
+        // The monitor's memory (the registry too, on the program's first call), not the calls'.
+        crate::alloc::uncounted(|| {
+            let id = crate::registry().id_of(self).unwrap_or(ENTRY_KEY);
+            // A lost race frees the loser's box; every thread then uses the winner's.
+            self.state.get_or_init(|| Box::new(SiteState::new(id)))
+        })
     }
 }
 

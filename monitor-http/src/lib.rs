@@ -33,11 +33,11 @@
 //! | `/stats/json` | `[measurement, {tags}, field, value]` | [`write_stats_json`] |
 //! | `/metrics` | Prometheus text format, or OpenMetrics when asked | [`write_prometheus`] |
 //! | `/debug/vars` | expvar-style JSON (Go's `expvar`, for Datadog's go_expvar check) | [`write_expvar`] |
-//! | `/trace/svg`, `/trace/json` | the next matching call's tree of spans (`regex=`, `trace_id=`, `timeout=`) | [`write_trace_svg`], [`write_trace_json`] |
+//! | `/trace/svg`, `/trace/json`, `/trace/text` | the next matching call's tree of spans (`regex=`, `trace_id=`, `timeout=`) | [`write_trace_svg`], [`write_trace_json`], [`write_trace_text`] |
 //! | `/history/json` | the collector's history: calls/s, errors/s, p99, in flight, users | [`write_history_json`] |
 //! | `/active`, `/active/json` | calls in flight per category | [`write_active_text`], [`write_active_json`] |
 //! | `/ps`, `/ps/json`, `/ps/dot` | recorded calls in flight as trees | [`write_ps_text`], [`write_ps_json`], [`write_ps_dot`] |
-//! | `/trace/errors`, `/trace/errors/svg` | the kept failed traces | [`write_traces_json`], [`write_traces_svg`] |
+//! | `/trace/errors`, `/trace/errors/svg`, `/trace/errors/text` | the kept failed traces | [`write_traces_json`], [`write_traces_svg`], [`write_traces_text`] |
 //!
 //! The function views take `?filter=<part of a name>`. Every renderer is a pure function of a
 //! snapshot; the server reads the statistics and never blocks the instrumented program.
@@ -66,7 +66,7 @@ pub use render::stats::{write_stats_json, write_stats_text};
 pub use render::text::write_text;
 pub use render::trace::{
     write_ps_dot, write_ps_json, write_ps_text, write_trace_json, write_trace_svg,
-    write_traces_json, write_traces_svg,
+    write_trace_text, write_traces_json, write_traces_svg, write_traces_text,
 };
 pub use routes::{PrefixError, Routes};
 #[cfg(feature = "axum")]

@@ -139,7 +139,7 @@ struct TraceWait {
     /// nothing can match yet (`preselect=false` with a regex that names no function).
     watch: Watch,
     timeout: Duration,
-    svg: bool,
+    format: TraceFormat,
     what: String,
 }
 
@@ -164,12 +164,19 @@ impl TraceWait {
             );
         };
         let mut body = String::new();
-        let mut resp = if self.svg {
-            render::trace::write_trace_svg(&trace, &mut body);
-            text(StatusCode::OK, SVG, body)
-        } else {
-            render::trace::write_trace_json(&trace, &mut body);
-            text(StatusCode::OK, "application/json", body)
+        let mut resp = match self.format {
+            TraceFormat::Svg => {
+                render::trace::write_trace_svg(&trace, &mut body);
+                text(StatusCode::OK, SVG, body)
+            }
+            TraceFormat::Json => {
+                render::trace::write_trace_json(&trace, &mut body);
+                text(StatusCode::OK, "application/json", body)
+            }
+            TraceFormat::Text => {
+                render::trace::write_trace_text(&trace, &mut body);
+                text(StatusCode::OK, PLAIN, body)
+            }
         };
         if let Ok(v) = HeaderValue::from_str(&trace.trace_id.to_string()) {
             resp.headers_mut().insert("x-monitor-trace-id", v);
@@ -180,14 +187,22 @@ impl TraceWait {
 
 const SVG: &str = "image/svg+xml";
 
-fn trace_wait(q: &Query, svg: bool) -> Prepared {
-    match trace_watch(q, svg) {
+/// How a captured trace is answered.
+#[derive(Clone, Copy)]
+enum TraceFormat {
+    Json,
+    Svg,
+    Text,
+}
+
+fn trace_wait(q: &Query, format: TraceFormat) -> Prepared {
+    match trace_watch(q, format) {
         Ok(wait) => Prepared::Wait(wait),
         Err(resp) => Prepared::Done(*resp),
     }
 }
 
-fn trace_watch(q: &Query, svg: bool) -> Result<TraceWait, Box<Response<Body>>> {
+fn trace_watch(q: &Query, format: TraceFormat) -> Result<TraceWait, Box<Response<Body>>> {
     let bad = |msg: String| Box::new(text(StatusCode::BAD_REQUEST, PLAIN, format!("{msg}\n")));
     let timeout = match &q.timeout {
         Some(t) => parse_timeout(t).map_err(|BadQuery(m)| bad(m))?,
@@ -258,7 +273,7 @@ fn trace_watch(q: &Query, svg: bool) -> Result<TraceWait, Box<Response<Body>>> {
         };
     }
     match Watch::start_waiting(filter) {
-        Ok(watch) => Ok(TraceWait { watch, timeout, svg, what }),
+        Ok(watch) => Ok(TraceWait { watch, timeout, format, what }),
         Err(e @ WatchError::TooMany { .. }) => {
             let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, PLAIN, format!("{e}\n"));
             resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
@@ -510,14 +525,20 @@ impl Routes {
             "/debug/vars" => View::Expvar,
             "/active" | "/active/" | "/active/text" => View::ActiveText,
             "/active/json" => View::ActiveJson,
-            "/trace/json" | "/trace/svg" => {
+            "/trace/json" | "/trace/svg" | "/trace/text" => {
                 if let Some(resp) = query.misplaced(false, true) {
                     return Prepared::Done(resp);
                 }
-                return trace_wait(&query, rest == "/trace/svg");
+                let format = match rest {
+                    "/trace/svg" => TraceFormat::Svg,
+                    "/trace/text" => TraceFormat::Text,
+                    _ => TraceFormat::Json,
+                };
+                return trace_wait(&query, format);
             }
             "/ps" | "/ps/" | "/ps/text" | "/ps/json" | "/ps/dot" | "/trace/errors"
-            | "/trace/errors/json" | "/trace/errors/svg" | "/history/json" => {
+            | "/trace/errors/json" | "/trace/errors/svg" | "/trace/errors/text"
+            | "/history/json" => {
                 // (`/history/json` has always let a `filter` pass; it is the whole process's.)
                 if let Some(resp) = query.misplaced(rest == "/history/json", false) {
                     return Prepared::Done(resp);
@@ -626,6 +647,10 @@ fn live_view(rest: &str) -> Response<Body> {
             render::trace::write_traces_svg(&failed_traces(), &mut body);
             SVG
         }
+        "/trace/errors/text" => {
+            render::trace::write_traces_text(&failed_traces(), &mut body);
+            PLAIN
+        }
         "/trace/errors" | "/trace/errors/json" => {
             render::trace::write_traces_json(&failed_traces(), &mut body);
             "application/json"
@@ -657,7 +682,7 @@ impl Query {
         ]
         .into_iter()
         .find(|(_, v)| v.is_some())
-        .map(|(name, _)| bad_param(name, "/trace/json and /trace/svg"))
+        .map(|(name, _)| bad_param(name, "/trace/json, /trace/svg and /trace/text"))
     }
 }
 

@@ -117,3 +117,77 @@ fn a_request_through_the_server_middleware_allocates_nothing() {
     assert_eq!(after - before, 0, "allocations in 100 requests");
     assert_eq!(registry().snapshot().function("GET /users/{id}").unwrap().calls(), 200);
 }
+
+#[monitored]
+fn traced_leaf() -> usize {
+    // Three allocations: 10 + 20 + 30 bytes.
+    let v = (black_box(vec![0u8; 10]), black_box(vec![0u8; 20]), black_box(vec![0u8; 30]));
+    monitor_core::trace::annotate("leaf", true);
+    v.0.len() + v.1.len() + v.2.len()
+}
+
+#[monitored]
+fn traced_root() -> usize {
+    // Two of its own (8 + 16 bytes), then its child's three.
+    let mine = (black_box(Box::new(1u64)), black_box(vec![0u8; 16]));
+    monitor_core::trace::checkpoint("before the leaf");
+    *mine.0 as usize + mine.1.len() + traced_leaf()
+}
+
+#[monitored]
+async fn traced_async_root() -> usize {
+    let a = black_box(vec![0u8; 40]);
+    tokio::task::yield_now().await;
+    // A task of its own, carried by the span: counted in its own span, not in this one.
+    let spawned = tokio::spawn(monitor_core::FutureExt::with_current_span(async {
+        black_box(vec![0u8; 50]).len()
+    }));
+    a.len() + spawned.await.unwrap_or(0) + traced_leaf()
+}
+
+#[test]
+fn recorded_spans_carry_their_allocations() {
+    use monitor_core::trace::{SpanAllocations, Watch, WatchFilter};
+    let watch =
+        Watch::start(WatchFilter::function(|s| s.name() == "test_alloc::traced_root")).unwrap();
+    traced_root();
+    let trace = watch.wait(std::time::Duration::from_secs(10)).unwrap();
+    let span = |name: &str| {
+        trace.spans.iter().find(|s| s.name == name).and_then(|s| s.allocations).unwrap()
+    };
+    // The monitor's own bookkeeping (records, annotations, checkpoints) counts in no span.
+    let leaf = SpanAllocations { count: 3, bytes: 60, self_count: 3, self_bytes: 60 };
+    assert_eq!(span("test_alloc::traced_leaf"), leaf);
+    let root = SpanAllocations { count: 5, bytes: 84, self_count: 2, self_bytes: 24 };
+    assert_eq!(span("test_alloc::traced_root"), root);
+
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let watch =
+        Watch::start(WatchFilter::function(|s| s.name() == "test_alloc::traced_async_root"))
+            .unwrap();
+    assert_eq!(rt.block_on(traced_async_root()), 150);
+    let trace = watch.wait(std::time::Duration::from_secs(10)).unwrap();
+    let root = trace
+        .spans
+        .iter()
+        .find(|s| s.name == "test_alloc::traced_async_root")
+        .and_then(|s| s.allocations)
+        .unwrap();
+    // Its own vector and its awaited leaf's three; the spawned task's is elsewhere. (The
+    // spawn itself allocates the task, in the root's own stretch.)
+    assert_eq!((root.count - root.self_count, root.bytes - root.self_bytes), (3, 60));
+    assert!(root.self_count >= 1 && root.self_bytes >= 40, "{root:?}");
+
+    // In every trace view, and in the text form.
+    let mut out = String::new();
+    monitor_http::write_trace_json(&trace, &mut out);
+    assert!(out.contains("\"allocations\":{\"count\":"), "{out}");
+    out.clear();
+    monitor_http::write_trace_text(&trace, &mut out);
+    assert!(out.contains("call test_alloc::traced_leaf ["), "{out}");
+    assert!(out.contains("allocates 3 (60 B), own 3 (60 B)"), "{out}");
+    out.clear();
+    monitor_http::write_trace_svg(&trace, &mut out);
+    assert!(out.contains("allocates 3 (60 B), own 3 (60 B)"), "{out}");
+}

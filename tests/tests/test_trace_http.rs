@@ -392,7 +392,19 @@ fn trace_errors_lists_failed_traces() {
     }
     let r = get(server.local_addr(), "/trace/errors");
     let svg = get(server.local_addr(), "/trace/errors/svg").body;
+    let stacks = get(server.local_addr(), "/trace/errors/text");
     trace::keep_failed_traces(0);
+    // As call stacks: a trace line, then each call on a line of its own, children indented.
+    assert_eq!(stacks.status, 200);
+    assert!(stacks.header("content-type").starts_with("text/plain"));
+    assert!(
+        stacks.body.lines().filter(|l| l.starts_with("call test_trace_http::serve_page")).count()
+            >= 4,
+        "{}",
+        stacks.body
+    );
+    assert!(stacks.body.contains("\n    call test_trace_http::"), "{}", stacks.body);
+    assert!(stacks.body.contains(" error "), "{}", stacks.body);
     assert_eq!(r.status, 200);
     let traces: Value = serde_json::from_str(&r.body).unwrap();
     let traces = traces.as_array().unwrap();

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use super::{
-    flags, observer, site_name, tail, watch, AttributeValue, SpanEvent, SpanOutcome, SpanRecord,
-    Status,
+    flags, observer, site_name, tail, watch, AttributeValue, SpanAllocations, SpanEvent,
+    SpanOutcome, SpanRecord, Status,
 };
 use crate::clock;
 use crate::site::CallSite;
@@ -33,6 +33,8 @@ struct Live {
     annotations: Vec<(Cow<'static, str>, AttributeValue)>,
     events: Vec<SpanEvent>,
     dropped: u32,
+    /// What its children that ran inside it allocated, counted and bytes.
+    children_allocated: (u64, u64),
 }
 
 static TABLE: LazyLock<Vec<Mutex<HashMap<u64, Live>>>> =
@@ -48,6 +50,11 @@ fn shard(span: SpanId) -> MutexGuard<'static, HashMap<u64, Live>> {
 
 /// Opens the record of a new recorded span (`ctx.flags` has [`flags::RECORDED`]).
 pub(crate) fn open(ctx: &SpanCtx, parent_flags: Option<u8>) {
+    // The record's allocations are the monitor's, not the calls'.
+    crate::alloc::uncounted(|| open_record(ctx, parent_flags));
+}
+
+fn open_record(ctx: &SpanCtx, parent_flags: Option<u8>) {
     RECORDED.fetch_add(1, Relaxed);
     let tail = tail::open(ctx.trace_id);
     let tick = clock::now();
@@ -64,16 +71,59 @@ pub(crate) fn open(ctx: &SpanCtx, parent_flags: Option<u8>) {
         annotations: Vec::new(),
         events: Vec::new(),
         dropped: 0,
+        children_allocated: (0, 0),
     };
     shard(ctx.span_id).insert(ctx.span_id.to_u64(), live);
     watch::opened(ctx);
 }
 
+/// What a call allocated, with the counting allocator installed: everything allocated on its
+/// threads while it ran, and whether it ran only inside its parent's running (a sync call, or
+/// a future its parent awaited), so that the parent's count includes it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Allocated {
+    pub(crate) count: u64,
+    pub(crate) bytes: u64,
+    pub(crate) nested: bool,
+}
+
 /// Closes a recorded span and hands its record on.
 #[cold]
 #[inline(never)]
-pub(crate) fn close(span_id: SpanId, start_tick: u64, duration_ns: u64, outcome: SpanOutcome) {
+pub(crate) fn close(
+    span_id: SpanId,
+    start_tick: u64,
+    duration_ns: u64,
+    outcome: SpanOutcome,
+    allocated: Option<Allocated>,
+) {
+    // The record's allocations are the monitor's, not those of the calls still running.
+    crate::alloc::uncounted(|| close_record(span_id, start_tick, duration_ns, outcome, allocated));
+}
+
+fn close_record(
+    span_id: SpanId,
+    start_tick: u64,
+    duration_ns: u64,
+    outcome: SpanOutcome,
+    allocated: Option<Allocated>,
+) {
     let Some(live) = shard(span_id).remove(&span_id.to_u64()) else { return };
+    let allocations = allocated.map(|a| {
+        let (kids, kid_bytes) = live.children_allocated;
+        if let (true, Some(parent)) = (a.nested, live.parent_id) {
+            with_live(parent, |p| {
+                p.children_allocated.0 += a.count;
+                p.children_allocated.1 += a.bytes;
+            });
+        }
+        SpanAllocations {
+            count: a.count,
+            bytes: a.bytes,
+            self_count: a.count.saturating_sub(kids),
+            self_bytes: a.bytes.saturating_sub(kid_bytes),
+        }
+    });
     // The call's own start (a little after the record opened), on the shared wall-clock anchor.
     let start_unix_ns = clock::unix_ns_at(start_tick);
     let status = live.status.unwrap_or(match outcome {
@@ -96,6 +146,7 @@ pub(crate) fn close(span_id: SpanId, start_tick: u64, duration_ns: u64, outcome:
         events: live.events,
         dropped: live.dropped,
         sampled: live.sampled,
+        allocations,
     });
     if live.sampled {
         observer::deliver(&record);
@@ -106,10 +157,13 @@ pub(crate) fn close(span_id: SpanId, start_tick: u64, duration_ns: u64, outcome:
     }
 }
 
+/// Changes a live record (an annotation, an event): the monitor's allocations, not the call's.
 fn with_live(span: SpanId, f: impl FnOnce(&mut Live)) {
-    if let Some(live) = shard(span).get_mut(&span.to_u64()) {
-        f(live);
-    }
+    crate::alloc::uncounted(|| {
+        if let Some(live) = shard(span).get_mut(&span.to_u64()) {
+            f(live);
+        }
+    });
 }
 
 fn room(live: &mut Live) -> bool {

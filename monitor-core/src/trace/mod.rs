@@ -60,7 +60,7 @@ pub use tail::{failed_traces, keep_failed_traces, record_all, MAX_KEPT};
 pub use w3c::{TraceContextError, TraceParent, TraceState};
 pub use watch::{Watch, WatchError, WatchFilter, WatchWait, MAX_WATCHES, MAX_WATCH_SPANS};
 
-pub(crate) use live::{annotate_span, close, event_span, set_status_span};
+pub(crate) use live::{annotate_span, close, event_span, set_status_span, Allocated};
 
 /// Span flags carried in a [`SpanCtx`].
 pub(crate) mod flags {
@@ -482,6 +482,32 @@ pub struct SpanRecord {
     pub dropped: u32,
     /// Whether the trace was head-sampled.
     pub sampled: bool,
+    /// What the call allocated, with the counting allocator
+    /// ([`alloc::CountingAllocator`](crate::alloc::CountingAllocator)) installed; `None` without.
+    pub allocations: Option<SpanAllocations>,
+}
+
+/// What one recorded call allocated while it ran: in all (its children that ran inside it
+/// included) and on its own.
+///
+/// Counted from the calling threads' counters while the call runs (every poll of an async
+/// call), so a child that runs elsewhere — a task spawned with the span — counts in its own
+/// span and not in its parent's.
+///
+/// ```
+/// let a = monitor_core::trace::SpanAllocations { count: 3, bytes: 96, self_count: 1, self_bytes: 32 };
+/// assert_eq!(a.count - a.self_count, 2, "made by its children");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SpanAllocations {
+    /// Allocations, its children's included.
+    pub count: u64,
+    /// Bytes allocated, its children's included.
+    pub bytes: u64,
+    /// Allocations it made itself.
+    pub self_count: u64,
+    /// Bytes it allocated itself.
+    pub self_bytes: u64,
 }
 
 impl SpanRecord {

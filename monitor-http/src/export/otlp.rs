@@ -26,6 +26,9 @@ fn span_attributes(s: &SpanRecord) -> Attrs<'_> {
     if let Some(c) = s.category {
         a.push(("monitor.category", AttributeValue::Str(c.into())));
     }
+    for (key, value) in super::allocation_attributes(s) {
+        a.push((key, AttributeValue::I64(i64::try_from(value).unwrap_or(i64::MAX))));
+    }
     a.extend(s.annotations.iter().map(|(k, v)| (k.as_ref(), v.clone())));
     a
 }

@@ -68,6 +68,9 @@ pub(crate) fn encode(service: &Service, spans: &[Arc<SpanRecord>], out: &mut Vec
             (_, SpanOutcome::Panic) => tag("error", "panic", &mut first, &mut j),
             _ => {}
         }
+        for (k, v) in super::allocation_attributes(s) {
+            tag(k, &v.to_string(), &mut first, &mut j);
+        }
         for (k, v) in &s.annotations {
             tag(k, &v.to_string(), &mut first, &mut j);
         }

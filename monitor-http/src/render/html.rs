@@ -7,7 +7,7 @@ use monitor_core::{FunctionStats, MetricValue, Snapshot};
 use super::util::{html, Nanos};
 
 /// The views the index links to: path (relative to the index) and title.
-pub(crate) const VIEWS: [(&str, &str); 12] = [
+pub(crate) const VIEWS: [(&str, &str); 13] = [
     ("funcs", "functions (text)"),
     ("funcs/json", "functions (JSON)"),
     ("funcs/dot", "call graph (Graphviz dot)"),
@@ -20,6 +20,7 @@ pub(crate) const VIEWS: [(&str, &str); 12] = [
     ("ps", "calls in flight (recorded traces)"),
     ("trace/errors/svg", "failed traces (SVG)"),
     ("trace/errors", "failed traces (JSON)"),
+    ("trace/errors/text", "failed traces (call stacks)"),
 ];
 
 /// `/`: a page with links to every view, the trend charts of the collector's history

@@ -3,10 +3,12 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
-use monitor_core::trace::{ActiveSpan, AttributeValue, SpanRecord, Status, Trace};
+use monitor_core::trace::{
+    ActiveSpan, AttributeValue, SpanAllocations, SpanOutcome, SpanRecord, Status, Trace,
+};
 use monitor_core::{FunctionStats, SpanId};
 
-use super::util::{html, json_f64, json_str, Nanos};
+use super::util::{html, json_f64, json_str, printable, Nanos};
 
 fn json_value(v: &AttributeValue, out: &mut String) {
     match v {
@@ -131,13 +133,22 @@ fn json_span(s: &SpanRecord, out: &mut String) {
         }
         out.push('}');
     }
-    let _ = write!(out, "],\"dropped\":{}}}", s.dropped);
+    let _ = write!(out, "],\"dropped\":{}", s.dropped);
+    if let Some(a) = &s.allocations {
+        let _ = write!(
+            out,
+            ",\"allocations\":{{\"count\":{},\"bytes\":{},\"self_count\":{},\"self_bytes\":{}}}",
+            a.count, a.bytes, a.self_count, a.self_bytes
+        );
+    }
+    out.push('}');
 }
 
 /// A trace as a JSON list of spans, root first, then depth first with children by start time.
 /// Each span: `trace_id`, `span_id`, `parent_id` (lower hex), `name`, `category`,
 /// `start_unix_ns`, `duration_ns`, `outcome` (`success`, `error`, `panic`, `cancelled`),
-/// `error_kind`, `status`, `annotations` (an object), `events`, `dropped`.
+/// `error_kind`, `status`, `annotations` (an object), `events`, `dropped`, and with the
+/// counting allocator installed `allocations` (`count`, `bytes`, `self_count`, `self_bytes`).
 ///
 /// ```
 /// # fn show(trace: &monitor_core::trace::Trace) {
@@ -211,6 +222,9 @@ fn tooltip(s: &SpanRecord, t0: u64, out: &mut String) {
     }
     if let Status::Error(d) = &s.status {
         let _ = write!(t, "\nstatus: error: {d}");
+    }
+    if let Some(a) = &s.allocations {
+        let _ = write!(t, "\n{}", Allocations(a));
     }
     for (k, v) in &s.annotations {
         let _ = write!(t, "\n{k} = {v}");
@@ -455,4 +469,242 @@ pub fn write_ps_dot(spans: &[ActiveSpan], out: &mut String) {
         out.push_str("  }\n");
     }
     out.push_str("}\n");
+}
+
+/// `allocates 3 (96 B), own 1 (32 B)`.
+struct Allocations<'a>(&'a SpanAllocations);
+
+impl std::fmt::Display for Allocations<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let a = self.0;
+        write!(
+            f,
+            "allocates {} ({} B), own {} ({} B)",
+            a.count, a.bytes, a.self_count, a.self_bytes
+        )
+    }
+}
+
+/// A trace as an indented call stack, one span a line, for a terminal or a ticket:
+///
+/// ```text
+/// trace 4bf92f3577b34da6a3ce929d0e0e4736, 3 spans
+/// call shop::checkout [00f067aa0ba902b7] 14.04ms ok, allocates 2 (1024 B), own 1 (512 B)
+///     annotation user = ann
+///     checkpoint validated +1.164ms
+///     event payment requested +2.100ms
+///     call shop::fetch [1f2e3d4c5b6a7980] 1.193ms error NotFound, allocates 0 (0 B), own 0 (0 B)
+/// ```
+///
+/// Each span's line: `call`, its name, span id, duration, outcome (`ok`, `error <kind>`,
+/// `panic`, `cancelled`) and, with the counting allocator installed, what it allocated in all
+/// and on its own. Below it, one level deeper: its annotations, its checkpoints (with the time
+/// since the previous one) and events (with the time since the span's start), then its
+/// children by start. Names are written with control characters escaped, so each stays on its
+/// line.
+///
+/// ```
+/// let mut out = String::new();
+/// monitor_http::write_traces_text::<monitor_core::trace::Trace>(&[], &mut out);
+/// assert_eq!(out, "no traces\n");
+/// ```
+pub fn write_trace_text(trace: &Trace, out: &mut String) {
+    let spans: Vec<&SpanRecord> = trace.spans.iter().map(|s| &**s).collect();
+    let _ = write!(out, "trace {}, {} spans", trace.trace_id, spans.len());
+    if trace.dropped_spans > 0 {
+        let _ = write!(out, ", {} dropped", trace.dropped_spans);
+    }
+    out.push('\n');
+    for (i, depth) in ordered_records(&spans) {
+        let s = spans[i];
+        let pad = "    ".repeat(depth);
+        let _ = write!(
+            out,
+            "{pad}call {} [{}] {} ",
+            printable(s.name),
+            s.span_id,
+            Nanos(u128::from(s.duration_ns))
+        );
+        match s.outcome {
+            SpanOutcome::Success => out.push_str("ok"),
+            SpanOutcome::Error(kind) => {
+                let _ = write!(out, "error {}", printable(kind));
+            }
+            SpanOutcome::Panic => out.push_str("panic"),
+            SpanOutcome::Cancelled => out.push_str("cancelled"),
+        }
+        if let Some(a) = &s.allocations {
+            let _ = write!(out, ", {}", Allocations(a));
+        }
+        if s.remote_parent {
+            if let Some(p) = s.parent_id {
+                let _ = write!(out, ", remote parent {p}");
+            }
+        }
+        out.push('\n');
+        for (k, v) in &s.annotations {
+            let _ = writeln!(
+                out,
+                "{pad}    annotation {} = {}",
+                printable(k),
+                printable(&v.to_string())
+            );
+        }
+        for e in &s.events {
+            match e.since_checkpoint_ns {
+                Some(ns) => {
+                    let _ = writeln!(
+                        out,
+                        "{pad}    checkpoint {} +{}",
+                        printable(&e.name),
+                        Nanos(u128::from(ns))
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "{pad}    event {} +{}",
+                        printable(&e.name),
+                        Nanos(u128::from(e.unix_ns.saturating_sub(s.start_unix_ns)))
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Several traces as text (see [`write_trace_text`]), a blank line between them.
+///
+/// ```
+/// let mut out = String::new();
+/// monitor_http::write_traces_text(&monitor_core::trace::failed_traces(), &mut out);
+/// ```
+pub fn write_traces_text<T: std::borrow::Borrow<Trace>>(traces: &[T], out: &mut String) {
+    if traces.is_empty() {
+        out.push_str("no traces\n");
+    }
+    for (n, t) in traces.iter().enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
+        write_trace_text(t.borrow(), out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use monitor_core::trace::{SpanEvent, SpanOutcome, Watch, WatchFilter};
+    use monitor_core::{monitored, SpanId};
+
+    use super::*;
+
+    #[monitored(name = "shop::handle")]
+    fn handle() {
+        fetch_data();
+        store();
+    }
+
+    #[monitored(name = "shop::fetch_data")]
+    fn fetch_data() {}
+
+    #[monitored(name = "shop::store\nit")]
+    fn store() {
+        insert();
+    }
+
+    #[monitored(name = "db::insert")]
+    fn insert() {}
+
+    /// A real trace of four calls, its times, ids and outcomes then set to known values.
+    fn known_trace() -> Trace {
+        let watch = Watch::start(WatchFilter::function(|s| s.name() == "shop::handle")).unwrap();
+        handle();
+        let mut trace = watch.wait(Duration::from_secs(10)).unwrap();
+        let t0 = 1_700_000_000_000_000_000;
+        let ids: HashMap<SpanId, SpanId> = trace
+            .spans
+            .iter()
+            .map(|s| {
+                let id = match s.name {
+                    "shop::handle" => 0xca7a_87c4,
+                    "shop::fetch_data" => 2,
+                    "db::insert" => 4,
+                    _ => 3,
+                };
+                (s.span_id, SpanId::from_u64(id))
+            })
+            .collect();
+        let mut spans: Vec<SpanRecord> = trace.spans.iter().map(|s| (**s).clone()).collect();
+        for s in &mut spans {
+            s.span_id = ids[&s.span_id];
+            s.parent_id = s.parent_id.and_then(|p| ids.get(&p).copied());
+            s.annotations.clear();
+            s.events.clear();
+            s.allocations = None;
+            (s.start_unix_ns, s.duration_ns) = match s.name {
+                "shop::handle" => (t0, 14_038_083),
+                "shop::fetch_data" => (t0 + 100, 1_192_829),
+                "db::insert" => (t0 + 3_100_000, 10_000_000),
+                _ => (t0 + 3_000_000, 10_428_663),
+            };
+            match s.name {
+                "shop::handle" => {
+                    s.annotations.push((Cow::Borrowed("user"), "ann".into()));
+                    s.events = vec![
+                        event("serialize", t0 + 1_163_587, Some(1_163_587)),
+                        event("payment requested", t0 + 2_000_000, None),
+                        event("store", t0 + 3_600_000, Some(2_436_265)),
+                    ];
+                    s.allocations = Some(SpanAllocations {
+                        count: 2,
+                        bytes: 1_032,
+                        self_count: 2,
+                        self_bytes: 1_032,
+                    });
+                }
+                "shop::fetch_data" => s.allocations = Some(SpanAllocations::default()),
+                "db::insert" => s.outcome = SpanOutcome::Panic,
+                _ => s.outcome = SpanOutcome::Error("Conflict"),
+            }
+        }
+        // Out of order: the text orders them.
+        spans.reverse();
+        trace.root = SpanId::from_u64(0xca7a_87c4);
+        trace.spans = spans.into_iter().map(Arc::new).collect();
+        trace
+    }
+
+    fn event(name: &'static str, unix_ns: u64, since: Option<u64>) -> SpanEvent {
+        SpanEvent { name: name.into(), unix_ns, since_checkpoint_ns: since }
+    }
+
+    #[test]
+    fn a_known_trace_as_text() {
+        let trace = known_trace();
+        let mut out = String::new();
+        write_trace_text(&trace, &mut out);
+        let id = trace.trace_id;
+        assert_eq!(
+            out,
+            format!(
+                "trace {id}, 4 spans
+call shop::handle [00000000ca7a87c4] 14.04ms ok, allocates 2 (1032 B), own 2 (1032 B)
+    annotation user = ann
+    checkpoint serialize +1.164ms
+    event payment requested +2.000ms
+    checkpoint store +2.436ms
+    call shop::fetch_data [0000000000000002] 1.193ms ok, allocates 0 (0 B), own 0 (0 B)
+    call shop::store\\nit [0000000000000003] 10.43ms error Conflict
+        call db::insert [0000000000000004] 10.00ms panic
+"
+            )
+        );
+        let mut both = String::new();
+        write_traces_text(&[&trace, &trace], &mut both);
+        assert_eq!(both, format!("{out}\n{out}"));
+    }
 }
