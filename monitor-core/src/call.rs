@@ -7,57 +7,12 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 
 use crate::clock;
-use crate::site::{CallSite, SiteState};
-use crate::span::{self, replace_current, Span, SpanCtx, SpanId};
-use crate::trace::SpanOutcome;
-
-/// How a call ended, as its returned value tells: what [`CallSite::instrument`]'s classifier
-/// answers (and what `#[monitored]` works out for its functions).
-///
-/// ```
-/// use monitor_core::Outcome;
-/// fn classify(status: &u16) -> Outcome {
-///     if *status >= 500 { Outcome::Error("server_error") } else { Outcome::Success }
-/// }
-/// assert_eq!(classify(&503), Outcome::Error("server_error"));
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// The call returned a success (anything but an `Err`).
-    Success,
-    /// The call returned an error of this kind.
-    Error(&'static str),
-}
-
-/// Every way a call can end.
-#[derive(Clone, Copy, Debug)]
-enum End {
-    Success,
-    Error(&'static str),
-    Panic,
-    Cancelled,
-}
-
-impl From<Outcome> for End {
-    #[inline]
-    fn from(o: Outcome) -> Self {
-        match o {
-            Outcome::Success => End::Success,
-            Outcome::Error(kind) => End::Error(kind),
-        }
-    }
-}
-
-impl From<End> for SpanOutcome {
-    fn from(e: End) -> Self {
-        match e {
-            End::Success => SpanOutcome::Success,
-            End::Error(kind) => SpanOutcome::Error(kind),
-            End::Panic => SpanOutcome::Panic,
-            End::Cancelled => SpanOutcome::Cancelled,
-        }
-    }
-}
+use crate::site::CallSite;
+use crate::state::SiteState;
+use crate::context::SpanCtx;
+use crate::ids::SpanId;
+use crate::span::{self, replace_current, Span};
+use crate::outcome::Outcome;
 
 /// Error kind of a sync call that left through a `return` the macro could not see (one inside
 /// another macro's expansion, such as `anyhow::bail!`): such exits are almost always errors.
@@ -129,7 +84,7 @@ impl Call {
 
     /// Records the end; `base` is the running stretch's, `None` if it is not running.
     #[inline(always)]
-    fn finish(&mut self, end: End, base: AllocBase) {
+    fn finish(&mut self, end: Outcome, base: AllocBase) {
         if self.done {
             return;
         }
@@ -148,7 +103,7 @@ impl Call {
             stripe.allocations.fetch_add(self.allocated.0, Relaxed);
             stripe.allocated_bytes.fetch_add(self.allocated.1, Relaxed);
         }
-        if let End::Success = end {
+        if let Outcome::Success = end {
             stripe.success.fetch_add(1, Relaxed);
             stripe.success_sum.add(ns);
             stripe.success_recent.set(ns, at);
@@ -161,8 +116,8 @@ impl Call {
             return;
         }
         match end {
-            End::Error(kind) => state.kinds.record(kind),
-            End::Panic => {
+            Outcome::Error(kind) => state.kinds.record(kind),
+            Outcome::Panic => {
                 stripe.panics.fetch_add(1, Relaxed);
             }
             _ => {
@@ -180,20 +135,85 @@ impl Call {
     /// installed).
     #[cold]
     #[inline(never)]
-    fn close_span(&self, ns: u64, end: End) {
+    fn close_span(&self, ns: u64, end: Outcome) {
         let allocated = crate::alloc::thread_counts().map(|_| crate::trace::Allocated {
             count: self.allocated.0,
             bytes: self.allocated.1,
             nested: self.nested,
         });
-        crate::trace::close(SpanId::from_u64(self.rec), self.start, ns, end.into(), allocated);
+        crate::trace::close(SpanId::from_u64(self.rec), self.start, ns, end, allocated);
+    }
+}
+
+impl CallSite {
+    /// Runs `fut` as a call of this site, the way `#[monitored]` runs an async function: the
+    /// call starts now (its parent is the span current now, e.g. a [`Span::from_remote`]
+    /// entered with [`Span::in_scope`]), each poll runs under its span, `classify` tells the
+    /// outcome from the output, and dropping the future before it finishes counts as cancelled.
+    /// Meant for sites made at run time with [`Registry::site`](crate::Registry::site).
+    ///
+    /// [`Span::from_remote`]: crate::Span::from_remote
+    /// [`Span::in_scope`]: crate::Span::in_scope
+    ///
+    /// ```
+    /// use monitor_core::{registry, Outcome};
+    ///
+    /// let site = registry().site("instrument_doc::GET /health", Some("http_server")).unwrap();
+    /// let status = block_on(site.instrument(async { 503u16 }, |s: &u16| {
+    ///     if *s >= 500 { Outcome::Error("http_503") } else { Outcome::Success }
+    /// }));
+    /// assert_eq!(status, 503);
+    /// let snap = registry().snapshot();
+    /// let f = snap.function("instrument_doc::GET /health").unwrap();
+    /// assert_eq!(f.errors, vec![("http_503", 1)]);
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    /// # }
+    /// ```
+    pub fn instrument<F, C>(&'static self, fut: F, classify: C) -> Instrumented<F, C>
+    where
+        F: Future,
+        C: Fn(&F::Output) -> Outcome,
+    {
+        Instrumented::new(self, fut, classify)
+    }
+
+    /// Like [`CallSite::instrument`], for a body that needs the call's span before it exists,
+    /// e.g. to send its `traceparent` with an outgoing request: the call starts, then `make`
+    /// runs under its span (given to it; the current span if the site is switched off) and
+    /// returns the body. A panic in `make` counts as the call's panic.
+    ///
+    /// ```
+    /// use monitor_core::{registry, Outcome, Span};
+    ///
+    /// let site = registry().site("instrument_with_doc::fetch", Some("http_client")).unwrap();
+    /// let fut = site.instrument_with(
+    ///     |span| {
+    ///         let header = span.traceparent().unwrap().to_string(); // sent with the request
+    ///         async move { header }
+    ///     },
+    ///     |_| Outcome::Success,
+    /// );
+    /// let sent = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(fut);
+    /// assert!(sent.starts_with("00-"));
+    /// ```
+    pub fn instrument_with<F, C>(
+        &'static self,
+        make: impl FnOnce(crate::Span) -> F,
+        classify: C,
+    ) -> Instrumented<F, C>
+    where
+        F: Future,
+        C: Fn(&F::Output) -> Outcome,
+    {
+        Instrumented::start_with(self, make, classify)
     }
 }
 
 /// Counts an async call whose future was dropped before it finished.
 #[inline(never)]
 fn cancel(call: &mut Call) {
-    call.finish(End::Cancelled, None);
+    call.finish(Outcome::Cancelled, None);
 }
 
 /// The guard of a monitored sync call: current span for its duration, outcome at its end.
@@ -253,7 +273,7 @@ impl Guard {
     #[inline(always)]
     pub fn finish(&mut self, outcome: Outcome) {
         if let Some(running) = &mut self.0 {
-            running.end(outcome.into());
+            running.end(outcome);
         }
     }
 }
@@ -261,7 +281,7 @@ impl Guard {
 impl Running {
     /// Records the end and restores the caller's span; later calls do nothing.
     #[inline(never)]
-    fn end(&mut self, end: End) {
+    fn end(&mut self, end: Outcome) {
         if !self.call.done {
             self.call.finish(end, self.alloc_base);
             replace_current(self.parent);
@@ -277,11 +297,11 @@ impl Running {
     fn dropped(&mut self) {
         if !self.call.done {
             self.end(if std::thread::panicking() {
-                End::Panic
+                Outcome::Panic
             } else if self.valueless {
-                End::Success
+                Outcome::Success
             } else {
-                End::Error(HIDDEN_RETURN)
+                Outcome::Error(HIDDEN_RETURN)
             });
         }
     }
@@ -397,7 +417,7 @@ impl Drop for Starting {
     fn drop(&mut self) {
         replace_current(self.prev);
         if let Some(mut call) = self.call.take() {
-            call.finish(End::Panic, None);
+            call.finish(Outcome::Panic, None);
         }
     }
 }
@@ -443,7 +463,7 @@ impl Drop for PollGuard<'_> {
         }
         if std::thread::panicking() {
             if let Some(mut call) = self.call.take() {
-                call.finish(End::Panic, None);
+                call.finish(Outcome::Panic, None);
             }
         }
     }
@@ -484,7 +504,7 @@ where
         match this.inner.poll(cx) {
             Poll::Ready(out) => {
                 if let Some(mut call) = guard.call.take() {
-                    call.finish((this.classify)(&out).into(), guard.alloc_base.take());
+                    call.finish((this.classify)(&out), guard.alloc_base.take());
                 }
                 Poll::Ready(out)
             }

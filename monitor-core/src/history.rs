@@ -26,7 +26,7 @@ pub struct HistoryPoint {
     pub unix_s: u64,
     /// Calls finished per second over the interval before it (every monitored function).
     pub calls_per_s: f64,
-    /// Calls that failed (error or panic) per second over that interval.
+    /// Calls that failed (an error, a panic or a cancellation) per second over that interval.
     pub errors_per_s: f64,
     /// The 99th percentile of entry calls (those no monitored function called: requests, jobs)
     /// that finished in that interval, in nanoseconds; 0 when none did.
@@ -61,7 +61,7 @@ static STATE: Mutex<State> = Mutex::new(State { points: VecDeque::new(), prev: N
 /// ```
 pub fn enable_history() {
     ON.store(true, Relaxed);
-    crate::collector::ensure_running();
+    crate::collector::add_sampler("history", sample);
 }
 
 /// The history, oldest first, at most [`HISTORY_POINTS`].
@@ -135,7 +135,7 @@ fn measure(snap: &Snapshot) -> Parts {
         Parts { calls: 0, failures: 0, entry_buckets: BTreeMap::new(), unique_users: None };
     for f in &snap.functions {
         parts.calls += f.calls();
-        parts.failures += f.errors_total() + f.panics;
+        parts.failures += f.failures();
         if f.is_entry() {
             for b in f.success_times.buckets.iter().chain(&f.failure_times.buckets) {
                 *parts.entry_buckets.entry((b.low_ns, b.high_ns)).or_default() += b.count;

@@ -52,17 +52,21 @@
 pub mod alloc;
 mod call;
 mod clock;
+mod context;
+mod counters;
 mod collector;
 mod error;
 mod gauges;
 mod histogram;
+mod ids;
 mod history;
 mod metrics;
+mod outcome;
 pub mod process;
 mod registry;
-mod sections;
 mod site;
 mod snapshot;
+mod state;
 mod span;
 pub mod trace;
 mod users;
@@ -71,7 +75,8 @@ mod users;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use call::{Instrumented, Outcome};
+pub use call::Instrumented;
+pub use outcome::Outcome;
 pub use collector::set_collect_interval;
 pub use error::ErrorName;
 pub use gauges::{gauge_time_limit, set_gauge_time_limit, stale_gauge_reads};
@@ -80,13 +85,15 @@ pub use metrics::{
     BoolVal, Counter, DurationVal, Event, FloatVal, IntVal, Meter, MetricError, MetricKind,
     Metrics, Scope, Timer, TimerGuard, RATE_WINDOW,
 };
-pub use registry::{registry, Registry, SiteBudget, SiteError, MAX_DYNAMIC_SITES};
+pub use registry::{registry, Registry};
+pub use site::{SiteBudget, SiteError, MAX_DYNAMIC_SITES};
 pub use site::{is_enabled, set_enabled, CallSite};
 pub use snapshot::{
     Bucket, Caller, CallerCount, CategoryActivity, Distribution, FunctionStats, MetricStats,
     MetricValue, Snapshot, Values, CATEGORIES, QUANTILES,
 };
-pub use span::{FutureExt, Span, SpanId, TraceId, WithSpan};
+pub use ids::{SpanId, TraceId};
+pub use span::{FutureExt, Span, WithSpan};
 pub use users::{UniqueUsers, UsersError};
 
 #[cfg(feature = "macros")]

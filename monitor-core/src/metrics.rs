@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::clock;
 use crate::histogram::ChunkPool;
 use crate::histogram::{float_index, float_range, AtomicHistogram, Lane, F_BUCKETS};
-use crate::site::{full_pool, Times, WideSum};
+use crate::counters::{full_pool, Times, WideSum};
 use crate::snapshot::{Distribution, MetricStats, MetricValue, Values};
 
 /// The kind of an instrument.
@@ -609,7 +609,7 @@ impl Meter {
     }
 
     fn new_at(now: Instant) -> Meter {
-        crate::collector::ensure_running();
+        crate::collector::add_sampler("meters", sample_meters);
         Meter(Arc::new(MeterInner {
             total: AtomicU64::new(0),
             samples: Mutex::new(VecDeque::from([(now, 0)])),

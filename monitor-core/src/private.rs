@@ -4,7 +4,8 @@ use std::convert::Infallible;
 use std::ops::ControlFlow;
 use std::task::Poll;
 
-pub use crate::call::{Guard, Instrumented, Outcome};
+pub use crate::call::{Guard, Instrumented};
+pub use crate::outcome::Outcome;
 pub use crate::metrics::MetricField;
 pub use crate::site::CallSite;
 #[cfg(not(any(

@@ -81,7 +81,7 @@ pub fn register() {
             let _ = scope.gauge_described(name, Some(help), read);
         }
     }
-    crate::collector::ensure_running();
+    crate::collector::add_sampler("process", |_| sample());
 }
 
 /// Reads the process statistics into the atomics the gauges show (the collector's job).

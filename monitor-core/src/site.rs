@@ -1,44 +1,13 @@
-//! Call sites: the static record the macro emits per function, and its lazily built state.
+//! Call sites: the static record the macro emits per function, and the run-time ones.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
-use std::sync::atomic::{
-    AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize,
-    Ordering::{Relaxed, SeqCst},
-};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering, Ordering::Relaxed};
+use std::sync::{Mutex, OnceLock};
 
-use crossbeam_utils::CachePadded;
 use once_cell::race::OnceBox;
 
-use crate::call::{Instrumented, Outcome};
-use crate::histogram::{ChunkPool, Lane, Lanes, OctaveMap, SLOTS};
-use crate::snapshot::{Caller, CallerCount, Distribution};
-
-/// Stripes of per-site counters. Each thread writes the stripe its index picks, so threads
-/// calling the same function do not fight over one cache line; a snapshot sums the stripes.
-/// Twice the CPUs (threads beyond that cannot all run at once), from 2 to 8.
-pub(crate) fn stripes() -> usize {
-    static N: OnceLock<usize> = OnceLock::new();
-    *N.get_or_init(|| {
-        let cpus = std::thread::available_parallelism().map_or(4, std::num::NonZeroUsize::get);
-        (2 * cpus).next_power_of_two().clamp(2, MAX_STRIPES)
-    })
-}
-
-/// The most stripes a site has.
-const MAX_STRIPES: usize = 8;
-
-/// A full pool for a histogram of its own ([`crate::DurationVal`]): every octave keeps 1%.
-pub(crate) fn full_pool() -> ChunkPool {
-    ChunkPool::new(SLOTS)
-}
-/// Distinct callers a site keeps apart; more are counted as [`Caller::Other`].
-pub(crate) const CALLER_SLOTS: usize = 8;
-/// Distinct error kinds a site keeps apart; more are counted as `other`.
-pub(crate) const KIND_SLOTS: usize = 64;
-/// Caller key of calls with no monitored caller.
-pub(crate) const ENTRY_KEY: u32 = u32::MAX;
+use crate::state::{SiteState, ENTRY_KEY};
 
 /// A monitored function: its static description, and (after its first call) its statistics.
 ///
@@ -217,69 +186,6 @@ impl CallSite {
         self.category
     }
 
-    /// Runs `fut` as a call of this site, the way `#[monitored]` runs an async function: the
-    /// call starts now (its parent is the span current now, e.g. a [`Span::from_remote`]
-    /// entered with [`Span::in_scope`]), each poll runs under its span, `classify` tells the
-    /// outcome from the output, and dropping the future before it finishes counts as cancelled.
-    /// Meant for sites made at run time with [`Registry::site`](crate::Registry::site).
-    ///
-    /// [`Span::from_remote`]: crate::Span::from_remote
-    /// [`Span::in_scope`]: crate::Span::in_scope
-    ///
-    /// ```
-    /// use monitor_core::{registry, Outcome};
-    ///
-    /// let site = registry().site("instrument_doc::GET /health", Some("http_server")).unwrap();
-    /// let status = block_on(site.instrument(async { 503u16 }, |s: &u16| {
-    ///     if *s >= 500 { Outcome::Error("http_503") } else { Outcome::Success }
-    /// }));
-    /// assert_eq!(status, 503);
-    /// let snap = registry().snapshot();
-    /// let f = snap.function("instrument_doc::GET /health").unwrap();
-    /// assert_eq!(f.errors, vec![("http_503", 1)]);
-    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
-    /// # }
-    /// ```
-    pub fn instrument<F, C>(&'static self, fut: F, classify: C) -> Instrumented<F, C>
-    where
-        F: Future,
-        C: Fn(&F::Output) -> Outcome,
-    {
-        Instrumented::new(self, fut, classify)
-    }
-
-    /// Like [`CallSite::instrument`], for a body that needs the call's span before it exists,
-    /// e.g. to send its `traceparent` with an outgoing request: the call starts, then `make`
-    /// runs under its span (given to it; the current span if the site is switched off) and
-    /// returns the body. A panic in `make` counts as the call's panic.
-    ///
-    /// ```
-    /// use monitor_core::{registry, Outcome, Span};
-    ///
-    /// let site = registry().site("instrument_with_doc::fetch", Some("http_client")).unwrap();
-    /// let fut = site.instrument_with(
-    ///     |span| {
-    ///         let header = span.traceparent().unwrap().to_string(); // sent with the request
-    ///         async move { header }
-    ///     },
-    ///     |_| Outcome::Success,
-    /// );
-    /// let sent = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(fut);
-    /// assert!(sent.starts_with("00-"));
-    /// ```
-    pub fn instrument_with<F, C>(
-        &'static self,
-        make: impl FnOnce(crate::Span) -> F,
-        classify: C,
-    ) -> Instrumented<F, C>
-    where
-        F: Future,
-        C: Fn(&F::Output) -> Outcome,
-    {
-        Instrumented::start_with(self, make, classify)
-    }
-
     /// The site's statistics, built on its first call.
     #[inline(always)]
     pub(crate) fn state(&'static self) -> &'static SiteState {
@@ -299,7 +205,7 @@ impl CallSite {
     fn init_state(&'static self) -> &'static SiteState {
         // The monitor's memory (the registry too, on the program's first call), not the calls'.
         crate::alloc::uncounted(|| {
-            let id = crate::registry().id_of(self).unwrap_or(ENTRY_KEY);
+            let id = table().id_of(self).unwrap_or(ENTRY_KEY);
             // A lost race frees the loser's box; every thread then uses the winner's.
             self.state.get_or_init(|| Box::new(SiteState::new(id)))
         })
@@ -380,422 +286,374 @@ fn split_as(s: &str) -> Option<&str> {
     None
 }
 
-/// Counters one thread (of those sharing the stripe) writes. With its two histogram lanes it
-/// fills the 256 bytes its padding takes anyway.
-#[derive(Default)]
-pub(crate) struct Stripe {
-    /// Calls started on this stripe and not ended yet (a call ends on the stripe it started on,
-    /// whichever thread ends it, so this never goes below zero).
-    current: AtomicI64,
-    pub(crate) success: AtomicU64,
-    pub(crate) panics: AtomicU64,
-    pub(crate) cancelled: AtomicU64,
-    pub(crate) success_sum: WideSum,
-    pub(crate) failure_sum: WideSum,
-    pub(crate) success_recent: Recent,
-    pub(crate) failure_recent: Recent,
-    /// Calls per caller slot; the last one counts callers past [`CALLER_SLOTS`].
-    pub(crate) callers: [AtomicU64; CALLER_SLOTS + 1],
-    /// Allocations made while calls ran (with the counting allocator installed).
-    pub(crate) allocations: AtomicU64,
-    pub(crate) allocated_bytes: AtomicU64,
-    /// Octave chunks of this stripe's calls in the site's two histograms.
-    pub(crate) success_lane: Lane,
-    pub(crate) failure_lane: Lane,
+
+// ---------------------------------------------------------------------------------------------
+// The table of every site: the static ones the linker gathered, then the run-time ones.
+
+/// Every call site of the program: the static ones the linker gathered (see `imp`), in a
+/// stable order (name, file, line, module), then those made at run time, in the order they
+/// were made. A site's position is its id.
+pub(crate) struct SiteTable {
+    sites: Vec<&'static CallSite>,
+    ids: HashMap<usize, u32>,
+    /// Sites made at run time; made on the first [`SiteTable::site_in`].
+    dynamic: OnceLock<Dynamic>,
 }
 
-impl Stripe {
-    /// Calls in flight that started on this stripe.
-    fn in_flight(&self) -> u32 {
-        clamp_count(self.current.load(SeqCst))
-    }
+/// The process's table of sites, built on first use.
+pub(crate) fn table() -> &'static SiteTable {
+    static TABLE: OnceLock<SiteTable> = OnceLock::new();
+    TABLE.get_or_init(SiteTable::build)
 }
 
-/// An in-flight count as the bounds keep it (never below zero; saturating far above any real
-/// concurrency).
-fn clamp_count(n: i64) -> u32 {
-    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+fn address(site: &CallSite) -> usize {
+    std::ptr::from_ref(site) as usize
 }
 
-/// A sum of nanoseconds that cannot overflow: a carry word counts wraps of the low word.
-#[derive(Default)]
-pub(crate) struct WideSum {
-    low: AtomicU64,
-    high: AtomicU64,
-}
-
-impl WideSum {
-    #[inline]
-    pub(crate) fn add(&self, v: u64) {
-        let prev = self.low.fetch_add(v, Relaxed);
-        if prev.checked_add(v).is_none() {
-            self.high.fetch_add(1, Relaxed);
-        }
-    }
-
-    pub(crate) fn get(&self) -> u128 {
-        (u128::from(self.high.load(Relaxed)) << 64) | u128::from(self.low.load(Relaxed))
-    }
-}
-
-/// The last value recorded on a stripe, with the clock reading that ended it, so a snapshot can
-/// tell which stripe saw the most recent one.
-#[derive(Default)]
-pub(crate) struct Recent {
-    value: AtomicU64,
-    at: AtomicU64,
-}
-
-impl Recent {
-    #[inline]
-    pub(crate) fn set(&self, value: u64, at: u64) {
-        self.value.store(value, Relaxed);
-        self.at.store(at, Relaxed);
-    }
-
-    fn get(&self) -> (u64, u64) {
-        (self.at.load(Relaxed), self.value.load(Relaxed))
-    }
-}
-
-/// Octave chunks a site's success and failure histograms share: 11 KiB, enough for both to
-/// keep 1% precision over 44 octaves between them.
-pub(crate) const SITE_POOL: usize = 44;
-
-/// A duration histogram (chunks from a pool) with its exact extremes.
-pub(crate) struct Times {
-    hist: OctaveMap,
-    min: AtomicU64,
-    max: AtomicU64,
-}
-
-impl Times {
-    pub(crate) fn new() -> Self {
-        Self { hist: OctaveMap::new(), min: AtomicU64::new(u64::MAX), max: AtomicU64::new(0) }
-    }
-
-    /// The distribution, given the exact count, sum and most recent value kept elsewhere.
-    pub(crate) fn distribution(
-        &self,
-        pool: &ChunkPool,
-        lanes: &impl Lanes,
-        count: u64,
-        sum: u128,
-        recent: u64,
-    ) -> Distribution {
-        Distribution::from_parts(
-            count,
-            sum,
-            self.min.load(Relaxed),
-            self.max.load(Relaxed),
-            recent,
-            self.hist.read(pool, lanes),
-        )
-    }
-
-    /// Records `ns` through `lane`, one of `lanes`.
-    #[inline(always)]
-    pub(crate) fn record(&self, ns: u64, pool: &ChunkPool, lane: &Lane, lanes: &impl Lanes) {
-        self.hist.record(ns, pool, lane, lanes);
-        // Load first: after warm-up a new extreme is rare, and a load of a line nobody writes
-        // stays in this core's cache, where an RMW would take the line away from other cores.
-        if ns < self.min.load(Relaxed) {
-            self.min.fetch_min(ns, Relaxed);
-        }
-        if ns > self.max.load(Relaxed) {
-            self.max.fetch_max(ns, Relaxed);
-        }
-    }
-}
-
-/// Error counts by kind. Slots fill in order and never empty, so a kind is found by scanning the
-/// filled prefix, and two threads racing to add the same new kind meet on the same slot.
-pub(crate) struct ErrorKinds {
-    names: [OnceLock<&'static str>; KIND_SLOTS],
-    counts: [AtomicU64; KIND_SLOTS],
-    other: AtomicU64,
-}
-
-impl ErrorKinds {
-    fn new() -> Self {
-        Self {
-            names: std::array::from_fn(|_| OnceLock::new()),
-            counts: std::array::from_fn(|_| AtomicU64::new(0)),
-            other: AtomicU64::new(0),
-        }
-    }
-
-    pub(crate) fn record(&self, kind: &'static str) {
-        for (name, count) in self.names.iter().zip(&self.counts) {
-            let claimed = match name.get() {
-                Some(k) => k,
-                // First sight of a kind at this site: the only time this path may wait (on the
-                // slot's once), and never more than KIND_SLOTS times per site.
-                None => match name.set(kind) {
-                    Ok(()) => kind,
-                    Err(_) => name.get().copied().unwrap_or(""),
-                },
-            };
-            if std::ptr::eq(claimed, kind) || claimed == kind {
-                count.fetch_add(1, Relaxed);
-                return;
-            }
-        }
-        self.other.fetch_add(1, Relaxed);
-    }
-
-    pub(crate) fn read(&self) -> Vec<(&'static str, u64)> {
-        let mut out: Vec<_> = self
-            .names
-            .iter()
-            .zip(&self.counts)
-            .filter_map(|(name, count)| Some((*name.get()?, count.load(Relaxed))))
-            .filter(|(_, n)| *n > 0)
-            .collect();
-        match self.other.load(Relaxed) {
-            0 => {}
-            n => out.push(("other", n)),
-        }
-        out.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        out
-    }
-}
-
-/// What a site records, allocated on its first call.
-pub(crate) struct SiteState {
-    pub(crate) id: u32,
-    /// Read by every call, written only when the bound they keep moves.
-    peaks: CachePadded<Peaks>,
-    stripes: Box<[CachePadded<Stripe>]>,
-    pub(crate) pool: ChunkPool,
-    pub(crate) success_times: Times,
-    pub(crate) failure_times: Times,
-    pub(crate) kinds: ErrorKinds,
-    /// Caller keys: 0 is an empty slot, [`ENTRY_KEY`] is entry, else the caller's id + 1.
-    caller_keys: [AtomicU32; CALLER_SLOTS],
-}
-
-/// The in-flight highwater, kept exact without a counter every call writes.
-///
-/// Each stripe counts its own calls in flight, and publishes here a bound at least as high (it
-/// raises its bound before anything can depend on it, and only a settling pass lowers it). A
-/// starting call adds the bounds up: if the sum is within the highwater, no count can exceed it
-/// and the call is done, having read one line nobody writes; that is every call once the
-/// highwater is reached. Otherwise it settles: reads every stripe's count, raises the highwater
-/// to their sum, and lowers bounds to what is in flight.
-///
-/// A call and the stripes it races with meet through sequentially consistent operations (its
-/// count and their bounds, their counts and its bound), so of two calls starting together at
-/// least one sees the other. What settling sums is a series of loads, not one instant, so a
-/// call that ends while another settles may be missed: calls that overlap for longer than a
-/// settling pass always count.
-struct Peaks {
-    bounds: [AtomicU32; MAX_STRIPES],
-    highwater: AtomicU64,
-}
-
-static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
-
-/// A stripe index for a new thread: round robin, so concurrently started threads spread out.
-/// (Sites take it modulo their number of stripes.)
-pub(crate) fn next_stripe() -> usize {
-    NEXT_STRIPE.fetch_add(1, Relaxed)
-}
-
-impl SiteState {
-    fn new(id: u32) -> Self {
-        Self {
-            id,
-            peaks: CachePadded::new(Peaks {
-                bounds: std::array::from_fn(|_| AtomicU32::new(0)),
-                highwater: AtomicU64::new(0),
-            }),
-            stripes: (0..stripes()).map(|_| CachePadded::new(Stripe::default())).collect(),
-            pool: ChunkPool::new(SITE_POOL),
-            success_times: Times::new(),
-            failure_times: Times::new(),
-            kinds: ErrorKinds::new(),
-            caller_keys: std::array::from_fn(|_| AtomicU32::new(0)),
-        }
-    }
-
-    #[inline(always)]
-    pub(crate) fn stripe(&self, i: usize) -> &Stripe {
-        // The number of stripes is a power of two: a mask, not a division, on every call.
-        &self.stripes[i & (self.stripes.len() - 1)]
-    }
-
-    /// Counts a call starting on stripe `i`: in flight, highwater, and the caller edge.
-    #[inline(always)]
-    pub(crate) fn begin(&self, i: usize, caller_key: u32) {
-        let i = i & (self.stripes.len() - 1);
-        let stripe = &self.stripes[i];
-        let now = clamp_count(stripe.current.fetch_add(1, SeqCst) + 1);
-        let bounds = &self.peaks.bounds[..self.stripes.len()];
-        if let Some(bound) = bounds.get(i) {
-            if now > bound.load(SeqCst) {
-                bound.fetch_max(now, SeqCst);
-            }
-        }
-        let sum: u64 = bounds.iter().map(|b| u64::from(b.load(SeqCst))).sum();
-        if sum > self.peaks.highwater.load(SeqCst) {
-            self.settle();
-        }
-        stripe.callers[self.caller_slot(caller_key)].fetch_add(1, Relaxed);
-    }
-
-    /// The lanes of the site's success histogram, one per stripe.
-    pub(crate) fn success_lanes(&self) -> StripeLanes<'_> {
-        StripeLanes { stripes: &self.stripes, failure: false }
-    }
-
-    /// The lanes of the site's failure histogram, one per stripe.
-    pub(crate) fn failure_lanes(&self) -> StripeLanes<'_> {
-        StripeLanes { stripes: &self.stripes, failure: true }
-    }
-
-    /// Counts a call that started on stripe `i` ending.
-    #[inline(always)]
-    pub(crate) fn end(&self, i: usize) {
-        self.stripe(i).current.fetch_sub(1, Relaxed);
-    }
-
-    /// Raises the highwater to the calls in flight, and lowers each stripe's bound to its count.
-    #[cold]
-    #[inline(never)]
-    fn settle(&self) {
-        let mut total = 0u64;
-        for (stripe, bound) in self.stripes.iter().zip(&self.peaks.bounds) {
-            let now = stripe.in_flight();
-            total += u64::from(now);
-            let b = bound.load(SeqCst);
-            // A call starting on that stripe meanwhile either sees the lowered bound and raises
-            // it, or has counted itself before the second load below, which puts it back.
-            if b > now && bound.compare_exchange(b, now, SeqCst, SeqCst).is_ok() {
-                let again = stripe.in_flight();
-                if again > now {
-                    bound.fetch_max(again, SeqCst);
-                }
-            }
-        }
-        self.peaks.highwater.fetch_max(total, SeqCst);
-    }
-
-    #[inline(always)]
-    fn caller_slot(&self, key: u32) -> usize {
-        for (i, slot) in self.caller_keys.iter().enumerate() {
-            match slot.load(Relaxed) {
-                k if k == key => return i,
-                // Slots fill in order: an empty one means the key is new; claim it.
-                0 => match slot.compare_exchange(0, key, Relaxed, Relaxed) {
-                    Ok(_) => return i,
-                    Err(k) if k == key => return i,
-                    Err(_) => {}
-                },
-                _ => {}
-            }
-        }
-        CALLER_SLOTS
-    }
-
-    pub(crate) fn read_callers(&self, name_of: impl Fn(usize) -> &'static str) -> Vec<CallerCount> {
-        let mut counts = [0u64; CALLER_SLOTS + 1];
-        for stripe in self.stripes.iter() {
-            for (sum, c) in counts.iter_mut().zip(&stripe.callers) {
-                *sum += c.load(Relaxed);
-            }
-        }
-        let mut out = Vec::new();
-        for (i, &count) in counts.iter().enumerate() {
-            if count == 0 {
-                continue;
-            }
-            let caller = match self.caller_keys.get(i).map(|k| k.load(Relaxed)) {
-                None => Caller::Other,
-                Some(ENTRY_KEY) => Caller::Entry,
-                Some(0) => continue,
-                Some(k) => {
-                    let id = (k - 1) as usize;
-                    Caller::Function { id, name: name_of(id) }
-                }
-            };
-            out.push(CallerCount { caller, count });
-        }
-        out.sort_by(|a, b| {
-            b.count.cmp(&a.count).then_with(|| a.caller.name().cmp(b.caller.name()))
+impl SiteTable {
+    fn build() -> SiteTable {
+        let mut sites: Vec<&'static CallSite> = linked_sites().to_vec();
+        sites.sort_by(|a, b| {
+            (a.name(), a.file(), a.line(), a.module()).cmp(&(
+                b.name(),
+                b.file(),
+                b.line(),
+                b.module(),
+            ))
         });
-        out
+        // A static linked in twice would show up twice; keep one.
+        sites.dedup_by(|a, b| std::ptr::eq(*a, *b));
+        let ids = sites.iter().enumerate().map(|(i, s)| (address(s), i as u32)).collect();
+        SiteTable { sites, ids, dynamic: OnceLock::new() }
     }
 
-    pub(crate) fn read_counts(&self) -> Counts {
-        let mut c = Counts::default();
-        let mut recent_success = (0, 0);
-        let mut recent_failure = (0, 0);
-        for s in self.stripes.iter() {
-            c.current += u64::from(s.in_flight());
-            c.success += s.success.load(Relaxed);
-            c.panics += s.panics.load(Relaxed);
-            c.cancelled += s.cancelled.load(Relaxed);
-            c.allocations += s.allocations.load(Relaxed);
-            c.allocated_bytes += s.allocated_bytes.load(Relaxed);
-            c.success_sum += s.success_sum.get();
-            c.failure_sum += s.failure_sum.get();
-            recent_success = recent_success.max(s.success_recent.get());
-            recent_failure = recent_failure.max(s.failure_recent.get());
+    pub(crate) fn id_of(&self, site: &CallSite) -> Option<u32> {
+        if let Some(&id) = self.ids.get(&address(site)) {
+            return Some(id);
         }
-        c.recent_success = recent_success.1;
-        c.recent_failure = recent_failure.1;
-        // A stripe's count read a moment after another's may add up to more than the highwater
-        // has seen: what is in flight now is itself a level reached.
-        let seen = self.peaks.highwater.load(Relaxed);
-        if c.current > seen {
-            self.peaks.highwater.fetch_max(c.current, Relaxed);
+        let pos = self.dynamic.get()?.list().position(|s| std::ptr::eq(s, site))?;
+        u32::try_from(self.sites.len() + pos).ok()
+    }
+
+    /// How many site ids there can ever be: the static sites and [`MAX_DYNAMIC_SITES`].
+    pub(crate) fn id_capacity(&self) -> usize {
+        self.sites.len() + MAX_DYNAMIC_SITES
+    }
+
+    /// The site of `name` and `category`, made in `budget` if there is none (see
+    /// [`crate::Registry::site_in`]).
+    pub(crate) fn site_in(
+        &self,
+        budget: &SiteBudget,
+        name: &str,
+        category: Option<&'static str>,
+    ) -> Result<&'static CallSite, SiteError> {
+        if name.is_empty() {
+            return Err(SiteError::EmptyName);
         }
-        c.highwater = seen.max(c.current);
-        c
+        let dynamic = self.dynamic.get_or_init(Dynamic::new);
+        match dynamic.find(name, category) {
+            Ok(site) => Ok(site),
+            Err(_) => dynamic.add(budget, name, category),
+        }
+    }
+
+    /// Every site, in id order.
+    pub(crate) fn sites(&self) -> impl Iterator<Item = &'static CallSite> + '_ {
+        self.sites.iter().copied().chain(self.dynamic.get().into_iter().flat_map(Dynamic::list))
+    }
+
+    /// How many sites there are now.
+    pub(crate) fn len(&self) -> usize {
+        self.sites.len() + self.dynamic.get().map_or(0, |d| d.list().count())
     }
 }
 
-/// One of a site's histograms, as the lanes its stripes hold.
-pub(crate) struct StripeLanes<'a> {
-    stripes: &'a [CachePadded<Stripe>],
-    failure: bool,
+/// How many call sites a program can make at run time, in all of its [`SiteBudget`]s.
+pub const MAX_DYNAMIC_SITES: usize = 4096;
+
+/// A share of the call sites made at run time. Every site made through a budget
+/// ([`Registry::site_in`](crate::Registry::site_in)) counts against its own limit, so a source of names that outsiders
+/// can drive (an HTTP layer naming routes and methods, a client naming hosts) can use up its
+/// share but never the sites the application or another layer needs. [`Registry::site`](crate::Registry::site) draws
+/// on [`SiteBudget::application`].
+///
+/// The budgets of the monitor's own layers and of the application add up to less than
+/// [`MAX_DYNAMIC_SITES`]; budgets of your own take from what is left.
+///
+/// ```
+/// use monitor_core::{registry, SiteBudget, SiteError};
+///
+/// static QUEUES: SiteBudget = SiteBudget::new("queues", 2);
+/// let a = registry().site_in(&QUEUES, "queue a", Some("queue")).unwrap();
+/// registry().site_in(&QUEUES, "queue b", Some("queue")).unwrap();
+/// // The same name is the same site, and costs nothing more.
+/// assert!(std::ptr::eq(a, registry().site_in(&QUEUES, "queue a", Some("queue")).unwrap()));
+/// let err = registry().site_in(&QUEUES, "queue c", Some("queue")).unwrap_err();
+/// assert_eq!(err, SiteError::BudgetFull { budget: "queues", max: 2 });
+/// assert_eq!(QUEUES.used(), 2);
+/// ```
+#[derive(Debug)]
+pub struct SiteBudget {
+    name: &'static str,
+    limit: usize,
+    used: AtomicUsize,
 }
 
-impl Lanes for StripeLanes<'_> {
-    fn count(&self) -> usize {
-        self.stripes.len()
+static APPLICATION: SiteBudget = SiteBudget::new("application", 1024);
+static HTTP_SERVER: SiteBudget = SiteBudget::new("http_server", 1024);
+static HTTP_CLIENT: SiteBudget = SiteBudget::new("http_client", 512);
+
+impl SiteBudget {
+    /// The sites [`Registry::site`] makes: 1,024.
+    ///
+    /// ```
+    /// assert_eq!(monitor_core::SiteBudget::application().limit(), 1024);
+    /// ```
+    pub fn application() -> &'static SiteBudget {
+        &APPLICATION
     }
 
-    fn lane(&self, i: usize) -> &Lane {
-        let stripe = &self.stripes[i];
-        if self.failure {
-            &stripe.failure_lane
-        } else {
-            &stripe.success_lane
+    /// The sites of web servers' routes (`ServerLayer` and the like): 1,024.
+    ///
+    /// ```
+    /// assert_eq!(monitor_core::SiteBudget::http_server().limit(), 1024);
+    /// ```
+    pub fn http_server() -> &'static SiteBudget {
+        &HTTP_SERVER
+    }
+
+    /// The sites of outgoing requests' hosts (`ClientLayer` and the like): 512.
+    ///
+    /// ```
+    /// assert_eq!(monitor_core::SiteBudget::http_client().limit(), 512);
+    /// ```
+    pub fn http_client() -> &'static SiteBudget {
+        &HTTP_CLIENT
+    }
+
+    /// A budget of at most `limit` sites, named `name` in its errors.
+    ///
+    /// ```
+    /// static JOBS: monitor_core::SiteBudget = monitor_core::SiteBudget::new("jobs", 64);
+    /// assert_eq!(JOBS.limit(), 64);
+    /// ```
+    pub const fn new(name: &'static str, limit: usize) -> SiteBudget {
+        SiteBudget { name, limit, used: AtomicUsize::new(0) }
+    }
+
+    /// The most sites this budget makes.
+    ///
+    /// ```
+    /// assert_eq!(monitor_core::SiteBudget::http_client().limit(), 512);
+    /// ```
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// How many sites it has made.
+    ///
+    /// ```
+    /// assert!(monitor_core::SiteBudget::http_server().used() <= 1024);
+    /// ```
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+}
+
+/// Why [`Registry::site`] made no call site.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SiteError {
+    /// The name was empty.
+    #[error("a call site needs a non-empty name")]
+    EmptyName,
+    /// Every run-time site is taken.
+    #[error(
+        "{max} call sites were made at run time already; name them from a bounded set \
+         (a route template such as `GET /users/{{id}}`, not the request path)"
+    )]
+    Full {
+        /// [`MAX_DYNAMIC_SITES`].
+        max: usize,
+    },
+    /// The budget the site was to be made in has made all its sites.
+    #[error(
+        "the `{budget}` budget has made its {max} call sites; name them from a bounded set \
+         (a route template such as `GET /users/{{id}}`, not the request path)"
+    )]
+    BudgetFull {
+        /// The budget's name.
+        budget: &'static str,
+        /// Its limit.
+        max: usize,
+    },
+}
+
+/// Slots of the lock-free name index: four per site, so probes stay short.
+const INDEX_SLOTS: usize = 4 * MAX_DYNAMIC_SITES;
+
+/// The run-time sites: an append-only list (readers see the first `len`) and an open-addressing
+/// index by name, read without locks; only making a site takes the lock.
+struct Dynamic {
+    sites: Box<[OnceLock<&'static CallSite>]>,
+    len: AtomicUsize,
+    /// Position + 1 of the site whose name hashes here (0: empty).
+    index: Box<[AtomicU32]>,
+    grow: Mutex<()>,
+}
+
+impl Dynamic {
+    fn new() -> Self {
+        Dynamic {
+            sites: (0..MAX_DYNAMIC_SITES).map(|_| OnceLock::new()).collect(),
+            len: AtomicUsize::new(0),
+            index: (0..INDEX_SLOTS).map(|_| AtomicU32::new(0)).collect(),
+            grow: Mutex::new(()),
+        }
+    }
+
+    fn list(&self) -> impl Iterator<Item = &'static CallSite> + '_ {
+        let len = self.len.load(Ordering::Acquire);
+        self.sites[..len].iter().filter_map(|s| s.get().copied())
+    }
+
+    /// The site named so, or the index slot where it would go.
+    fn find(&self, name: &str, category: Option<&str>) -> Result<&'static CallSite, usize> {
+        let mut slot = hash(name, category) as usize % INDEX_SLOTS;
+        loop {
+            let pos = self.index[slot].load(Ordering::Acquire);
+            if pos == 0 {
+                return Err(slot);
+            }
+            if let Some(site) = self.sites.get(pos as usize - 1).and_then(|s| s.get().copied()) {
+                if site.name() == name && site.category() == category {
+                    return Ok(site);
+                }
+            }
+            slot = (slot + 1) % INDEX_SLOTS;
+        }
+    }
+
+    #[cold]
+    fn add(
+        &self,
+        budget: &SiteBudget,
+        name: &str,
+        category: Option<&'static str>,
+    ) -> Result<&'static CallSite, SiteError> {
+        let _grow = self.grow.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Another thread may have made it while this one waited.
+        let slot = match self.find(name, category) {
+            Ok(site) => return Ok(site),
+            Err(slot) => slot,
+        };
+        // Budgets change only under the lock held here.
+        if budget.used.load(Ordering::Relaxed) >= budget.limit {
+            return Err(SiteError::BudgetFull { budget: budget.name, max: budget.limit });
+        }
+        let pos = self.len.load(Ordering::Relaxed);
+        let cell = self.sites.get(pos).ok_or(SiteError::Full { max: MAX_DYNAMIC_SITES })?;
+        budget.used.fetch_add(1, Ordering::Relaxed);
+        // Leaked once per name, bounded by MAX_DYNAMIC_SITES: sites live as long as the program.
+        let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
+        let site: &'static CallSite = Box::leak(Box::new(CallSite::new(
+            Some(name),
+            no_path,
+            category.unwrap_or("dynamic"),
+            "",
+            0,
+            category,
+        )));
+        let _ = cell.set(site);
+        self.len.store(pos + 1, Ordering::Release);
+        self.index[slot].store(pos as u32 + 1, Ordering::Release);
+        Ok(site)
+    }
+}
+
+fn no_path() -> &'static str {
+    ""
+}
+
+/// FNV-1a over the name and category: the index only needs spread, the comparison decides.
+fn hash(name: &str, category: Option<&str>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes = name.bytes().chain([0xff]).chain(category.unwrap_or("").bytes());
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+// ---------------------------------------------------------------------------------------------
+// The static sites, from the linker.
+
+/// Every `#[monitored]` function's call site in the program.
+fn linked_sites() -> &'static [&'static CallSite] {
+    imp::call_sites()
+}
+
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "fuchsia",
+    target_os = "freebsd",
+    target_os = "openbsd",
+))]
+// Reading a link section is unsafe by definition; see the SAFETY notes.
+#[allow(unsafe_code)]
+mod imp {
+    use crate::site::CallSite;
+
+    /// An empty element, so that the section exists (and its bounds are defined) in a program
+    /// with no monitored function.
+    #[used]
+    #[unsafe(link_section = "monitor_call_sites")]
+    static PRESENT: [&CallSite; 0] = [];
+
+    // SAFETY: the linker defines both symbols, at the start and the end of the section, for
+    // any section whose name is a C identifier (and `PRESENT` makes sure there is one).
+    unsafe extern "Rust" {
+        #[link_name = "__start_monitor_call_sites"]
+        static START: [&'static CallSite; 0];
+        #[link_name = "__stop_monitor_call_sites"]
+        static STOP: [&'static CallSite; 0];
+    }
+
+    pub(super) fn call_sites() -> &'static [&'static CallSite] {
+        let start = (&raw const START).cast::<&'static CallSite>();
+        let stop = (&raw const STOP).cast::<&'static CallSite>();
+        // SAFETY: every item in the section is a `&'static CallSite` (the only statics put
+        // there are the expansion's `__MONITOR_SITE_REF`s and `PRESENT`, of that type), so
+        // the linker lays out an array of them, aligned, from `start` to `stop`; it is never
+        // written after the program is loaded.
+        unsafe {
+            let len = usize::try_from(stop.offset_from(start)).unwrap_or(0);
+            std::slice::from_raw_parts(start, len)
         }
     }
 }
 
-#[derive(Default)]
-pub(crate) struct Counts {
-    pub(crate) allocations: u64,
-    pub(crate) allocated_bytes: u64,
-    pub(crate) success: u64,
-    pub(crate) panics: u64,
-    pub(crate) cancelled: u64,
-    pub(crate) success_sum: u128,
-    pub(crate) failure_sum: u128,
-    pub(crate) recent_success: u64,
-    pub(crate) recent_failure: u64,
-    pub(crate) current: u64,
-    pub(crate) highwater: u64,
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "fuchsia",
+    target_os = "freebsd",
+    target_os = "openbsd",
+)))]
+mod imp {
+    use crate::site::CallSite;
+
+    pub(super) fn call_sites() -> &'static [&'static CallSite] {
+        &crate::__private::CALL_SITES
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[test]
     fn clean_paths() {
@@ -808,137 +666,14 @@ mod tests {
         assert_eq!(clean_path("k::f::{{closure}}::__MonitorMarker"), "k::f");
     }
 
-    #[test]
-    fn kinds_mt_no_duplicates_and_exact() {
-        let kinds = Arc::new(ErrorKinds::new());
-        let names: Vec<&'static str> =
-            (0..80).map(|i| &*Box::leak(format!("K{i}").into_boxed_str())).collect();
-        let threads: Vec<_> = (0..4)
-            .map(|t| {
-                let kinds = Arc::clone(&kinds);
-                let names = names.clone();
-                std::thread::spawn(move || {
-                    for round in 0..100 {
-                        for (i, n) in names.iter().enumerate() {
-                            if (i + round + t) % 2 == 0 {
-                                kinds.record(n);
-                            }
-                        }
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        let read = kinds.read();
-        let total: u64 = read.iter().map(|(_, n)| n).sum();
-        assert_eq!(total, 4 * 100 * 40);
-        let kept: Vec<_> = read.iter().filter(|(k, _)| *k != "other").collect();
-        assert_eq!(kept.len(), KIND_SLOTS);
-        let mut unique: Vec<_> = kept.iter().map(|(k, _)| *k).collect();
-        unique.dedup();
-        assert_eq!(unique.len(), KIND_SLOTS);
-    }
+    #[crate::monitored(crate = crate)]
+    fn in_the_section() {}
 
     #[test]
-    fn a_stripe_with_its_lanes_fills_its_padding() {
-        // Bigger than this and every site would pay another cache line per stripe.
-        assert!(std::mem::size_of::<CachePadded<Stripe>>() <= 256);
-    }
-
-    #[test]
-    fn highwater_counts_overlaps_across_stripes() {
-        let state = SiteState::new(0);
-        let stripes = state.stripes.len();
-        // One call in flight on each stripe at once, then many calls that never overlap.
-        (0..stripes).for_each(|i| state.begin(i, ENTRY_KEY));
-        (0..stripes).for_each(|i| state.end(i));
-        for i in 0..1_000 {
-            state.begin(i, ENTRY_KEY);
-            state.end(i);
-        }
-        let c = state.read_counts();
-        assert_eq!((c.current, c.highwater), (0, stripes as u64));
-        // Nested calls on one stripe; then two on each of two stripes: four at once.
-        (0..6).for_each(|_| state.begin(1, ENTRY_KEY));
-        assert_eq!(state.read_counts().highwater, (stripes as u64).max(6));
-        (0..6).for_each(|_| state.end(1));
-        let state = SiteState::new(0);
-        for i in [0, 0, 1, 1] {
-            state.begin(i, ENTRY_KEY);
-        }
-        assert_eq!(state.read_counts().highwater, 4);
-        for i in [0, 1, 0] {
-            state.end(i);
-        }
-        state.begin(1, ENTRY_KEY);
-        let c = state.read_counts();
-        assert_eq!((c.current, c.highwater), (2, 4));
-    }
-
-    #[test]
-    fn highwater_sees_threads_that_overlap() {
-        // Rounds of `n` threads, each starting a call, then all waiting until every call has
-        // started: the highwater must reach exactly the largest round, with no shared counter.
-        let state = Arc::new(SiteState::new(0));
-        let mut most = 0;
-        for n in [2, 3, 5, 4, 1] {
-            most = n.max(most);
-            let barrier = Arc::new(std::sync::Barrier::new(n));
-            let threads: Vec<_> = (0..n)
-                .map(|t| {
-                    let (state, barrier) = (Arc::clone(&state), Arc::clone(&barrier));
-                    std::thread::spawn(move || {
-                        for _ in 0..200 {
-                            state.begin(t, ENTRY_KEY);
-                            state.end(t);
-                        }
-                        state.begin(t, ENTRY_KEY);
-                        barrier.wait();
-                        state.end(t);
-                    })
-                })
-                .collect();
-            for t in threads {
-                t.join().unwrap();
-            }
-            let c = state.read_counts();
-            assert_eq!((c.current, c.highwater), (0, most as u64));
-        }
-    }
-
-    #[test]
-    fn caller_slots_mt() {
-        let state = Arc::new(SiteState::new(0));
-        let threads: Vec<_> = (0..4)
-            .map(|t| {
-                let state = Arc::clone(&state);
-                std::thread::spawn(move || {
-                    for i in 0..10_000u32 {
-                        let key = 1 + (i + t) % 12;
-                        state.begin(t as usize, key);
-                        state.end(t as usize);
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        let callers = state.read_callers(|_| "f");
-        assert_eq!(callers.iter().map(|c| c.count).sum::<u64>(), 40_000);
-        assert_eq!(callers.iter().filter(|c| c.caller != Caller::Other).count(), CALLER_SLOTS);
-        let c = state.read_counts();
-        assert_eq!(c.current, 0);
-        assert!((1..=4).contains(&c.highwater));
-    }
-
-    #[test]
-    fn wide_sum_carries() {
-        let s = WideSum::default();
-        s.add(u64::MAX);
-        s.add(2);
-        assert_eq!(s.get(), u128::from(u64::MAX) + 2);
+    fn the_section_holds_every_site_once() {
+        let sites = super::linked_sites();
+        let here = sites.iter().filter(|s| s.name().ends_with("in_the_section")).count();
+        assert_eq!(here, 1);
+        assert!(sites.iter().all(|s| !s.name().is_empty()));
     }
 }

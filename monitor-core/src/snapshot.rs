@@ -296,6 +296,19 @@ impl FunctionStats {
         self.errors.iter().map(|(_, n)| n).sum()
     }
 
+    /// Calls that failed: errors, panics and cancellations (see [`Outcome`](crate::Outcome));
+    /// what `failure_times` counts.
+    ///
+    /// ```
+    /// # let f = monitor_core::registry().snapshot();
+    /// # if let Some(f) = f.functions.first() {
+    /// assert_eq!(f.failures(), f.calls() - f.success);
+    /// # }
+    /// ```
+    pub fn failures(&self) -> u64 {
+        self.errors_total() + self.panics + self.cancelled
+    }
+
     /// Calls that returned an error of this kind.
     ///
     /// ```

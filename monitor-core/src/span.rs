@@ -8,143 +8,11 @@ use std::hash::{BuildHasher, Hasher};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::site::{next_stripe, CallSite, ENTRY_KEY};
-use crate::trace::{self, flags, AttributeValue, Status, TraceParent};
-
-/// A 128-bit trace id (W3C Trace Context), shown as 32 lower-case hex digits.
-///
-/// ```
-/// let id = monitor_core::TraceId::from_u128(0xabc);
-/// assert_eq!(id.to_string(), "00000000000000000000000000000abc");
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TraceId(u128);
-
-impl TraceId {
-    /// A trace id from its numeric value.
-    ///
-    /// ```
-    /// assert_eq!(monitor_core::TraceId::from_u128(7).to_u128(), 7);
-    /// ```
-    pub const fn from_u128(v: u128) -> Self {
-        Self(v)
-    }
-
-    /// The numeric value.
-    ///
-    /// ```
-    /// assert_eq!(monitor_core::TraceId::from_u128(7).to_u128(), 7);
-    /// ```
-    pub const fn to_u128(self) -> u128 {
-        self.0
-    }
-
-    /// The 32 lower-case hex digits, as ASCII, without allocating (e.g. for a header value).
-    ///
-    /// ```
-    /// let id = monitor_core::TraceId::from_u128(0xabc);
-    /// assert_eq!(id.to_hex(), *id.to_string().as_bytes());
-    /// ```
-    pub fn to_hex(self) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        put_hex(self.0, &mut out);
-        out
-    }
-}
-
-/// Writes the low `out.len()` nibbles of `v` into `out` as lower-case hex, most significant first.
-pub(crate) fn put_hex(mut v: u128, out: &mut [u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in out.iter_mut().rev() {
-        *b = DIGITS[(v & 0xf) as usize];
-        v >>= 4;
-    }
-}
-
-impl fmt::Display for TraceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
-    }
-}
-
-impl fmt::Debug for TraceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TraceId({self})")
-    }
-}
-
-/// A 64-bit span id, shown as 16 lower-case hex digits. Never zero.
-///
-/// ```
-/// let id = monitor_core::SpanId::from_u64(0xff);
-/// assert_eq!(id.to_string(), "00000000000000ff");
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SpanId(u64);
-
-impl SpanId {
-    /// A span id from its numeric value.
-    ///
-    /// ```
-    /// assert_eq!(monitor_core::SpanId::from_u64(9).to_u64(), 9);
-    /// ```
-    pub const fn from_u64(v: u64) -> Self {
-        Self(v)
-    }
-
-    /// The numeric value.
-    ///
-    /// ```
-    /// assert_eq!(monitor_core::SpanId::from_u64(9).to_u64(), 9);
-    /// ```
-    pub const fn to_u64(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for SpanId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
-    }
-}
-
-impl fmt::Debug for SpanId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SpanId({self})")
-    }
-}
-
-/// The identity of a running monitored call, as kept on the thread-local stack.
-#[derive(Clone, Copy)]
-pub(crate) struct SpanCtx {
-    pub(crate) trace_id: TraceId,
-    pub(crate) span_id: SpanId,
-    /// The parent's span id, 0 for none (span ids are never zero): 8 bytes where an
-    /// `Option<SpanId>` takes 16, in a context every monitored future carries.
-    pub(crate) parent: u64,
-    /// The function ([`REMOTE_SITE`] for a remote parent: a plain reference keeps a niche,
-    /// so `Option<SpanCtx>` stays as small as `SpanCtx` on the hot path).
-    pub(crate) site: &'static CallSite,
-    /// The site's id + 1: the caller key its callees record ([`ENTRY_KEY`] for remote).
-    pub(crate) key: u32,
-    /// [`flags`]: recorded, sampled, remote.
-    pub(crate) flags: u8,
-}
-
-/// The site of remote contexts; not in the registry.
-static REMOTE_SITE: CallSite = CallSite::new(Some("remote"), || "remote", "", "", 0, None);
-
-impl SpanCtx {
-    /// The parent's span id, if there is a parent.
-    pub(crate) fn parent_id(&self) -> Option<SpanId> {
-        (self.parent != 0).then_some(SpanId(self.parent))
-    }
-
-    /// The function, unless the context is remote.
-    pub(crate) fn local_site(&self) -> Option<&'static CallSite> {
-        (self.flags & flags::REMOTE == 0).then_some(self.site)
-    }
-}
+use crate::context::{SpanCtx, REMOTE_SITE};
+use crate::ids::{flags, SpanId, TraceId};
+use crate::site::CallSite;
+use crate::state::{next_stripe, ENTRY_KEY};
+use crate::trace::{self, AttributeValue, Status, TraceParent};
 
 // Per-thread state of the hot path: three `const`-initialised cells without `Drop`, so each
 // access is a plain thread-local load or store. They are separate keys, each read through a
@@ -204,7 +72,7 @@ impl Entry {
     /// The span id to close at the end, if the span is recorded (else 0).
     pub(crate) fn recorded(&self) -> u64 {
         if self.ctx.flags & flags::RECORDED != 0 {
-            self.ctx.span_id.0
+            self.ctx.span_id.to_u64()
         } else {
             0
         }
@@ -218,13 +86,13 @@ pub(crate) fn begin(site: &'static CallSite, site_id: u32, install: bool) -> Ent
     let parent = CURRENT.get();
     let trace_id = match parent {
         Some(p) => p.trace_id,
-        None => TraceId((u128::from(next_u64()) << 64) | u128::from(next_u64() | 1)),
+        None => TraceId::from_u128((u128::from(next_u64()) << 64) | u128::from(next_u64() | 1)),
     };
-    let span_id = SpanId(next_u64() | 1);
+    let span_id = SpanId::from_u64(next_u64() | 1);
     let mut ctx = SpanCtx {
         trace_id,
         span_id,
-        parent: parent.map_or(0, |p| p.span_id.0),
+        parent: parent.map_or(0, |p| p.span_id.to_u64()),
         site,
         key: site_id.checked_add(1).unwrap_or(ENTRY_KEY),
         flags: trace::inherited(parent.as_ref()),

@@ -12,7 +12,8 @@ use super::{
 };
 use crate::clock;
 use crate::site::CallSite;
-use crate::span::{SpanCtx, SpanId, TraceId};
+use crate::context::SpanCtx;
+use crate::ids::{SpanId, TraceId};
 
 /// Attributes plus events a span keeps; more are counted in [`SpanRecord::dropped`].
 pub(crate) const SPAN_LIMIT: usize = 128;

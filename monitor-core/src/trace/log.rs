@@ -6,7 +6,8 @@ use std::fmt;
 use log::kv::{self, Key, Source, Value, VisitSource};
 use log::{Log, Metadata, Record};
 
-use crate::span::{Span, SpanId, TraceId};
+use crate::ids::{SpanId, TraceId};
+use crate::span::Span;
 
 /// A [`Log`] that adds `trace_id` and `span_id` (lower hex) to the key-values of each record
 /// logged inside a monitored call, then hands it to the logger it wraps. Loggers that print

@@ -8,7 +8,8 @@
 //! - a [`Watch`] waits for it (the next call of a matching function, or of a given trace id);
 //! - it is head-sampled ([`set_sample_ratio`]), or its remote parent was sampled upstream;
 //! - [`keep_failed_traces`] or [`record_all`] is on: then every trace is recorded, and the
-//!   ones in which a call failed (error or panic) are kept ([`failed_traces`]).
+//!   ones in which a call failed (an error, a panic or a cancellation) are kept
+//!   ([`failed_traces`]).
 //!
 //! Recorded spans in flight are listed by [`in_flight`]; finished spans of sampled (and of kept
 //! failed) traces go to the [`SpanObserver`]s through bounded queues that never block a call.
@@ -52,7 +53,8 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crate::site::CallSite;
-use crate::span::{SpanCtx, SpanId, TraceId};
+use crate::context::SpanCtx;
+use crate::ids::{SpanId, TraceId};
 
 pub use live::{in_flight, ActiveSpan};
 pub use observer::{add_observer, observers, ObserverHandle, ObserverStats, SpanObserver};
@@ -63,16 +65,7 @@ pub use watch::{Watch, WatchError, WatchFilter, WatchWait, MAX_WATCHES, MAX_WATC
 pub(crate) use live::{annotate_span, close, event_span, set_status_span, Allocated};
 
 /// Span flags carried in a [`SpanCtx`].
-pub(crate) mod flags {
-    /// The span has a live record; its end makes a [`super::SpanRecord`].
-    pub(crate) const RECORDED: u8 = 1;
-    /// The trace is sampled: its spans go to the observers as they end (W3C flag `01`).
-    pub(crate) const SAMPLED: u8 = 2;
-    /// The context came from another process: not a local call.
-    pub(crate) const REMOTE: u8 = 4;
-    /// What a child inherits from its parent.
-    pub(crate) const INHERITED: u8 = RECORDED | SAMPLED;
-}
+pub(crate) use crate::ids::flags;
 
 /// Which features want spans recorded; zero while none does, which is all the hot path checks.
 static MODE: AtomicU8 = AtomicU8::new(0);
@@ -392,58 +385,16 @@ impl Status {
     }
 }
 
-/// How a recorded call ended.
+/// How a span's call ended: the one [`Outcome`](crate::Outcome) type, under the name the trace
+/// views and observers have used.
 ///
 /// ```
 /// use monitor_core::trace::SpanOutcome;
 /// assert!(SpanOutcome::Panic.is_failure());
 /// assert_eq!(SpanOutcome::Error("NotFound").to_string(), "error");
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SpanOutcome {
-    /// Returned success.
-    Success,
-    /// Returned an error of this kind.
-    Error(&'static str),
-    /// Panicked.
-    Panic,
-    /// Dropped before it finished (async).
-    Cancelled,
-}
+pub type SpanOutcome = crate::Outcome;
 
-impl SpanOutcome {
-    /// Error or panic.
-    ///
-    /// ```
-    /// assert!(!monitor_core::trace::SpanOutcome::Cancelled.is_failure());
-    /// ```
-    pub fn is_failure(&self) -> bool {
-        matches!(self, SpanOutcome::Error(_) | SpanOutcome::Panic)
-    }
-
-    /// The error kind, for errors.
-    ///
-    /// ```
-    /// assert_eq!(monitor_core::trace::SpanOutcome::Error("x").error_kind(), Some("x"));
-    /// ```
-    pub fn error_kind(&self) -> Option<&'static str> {
-        match self {
-            SpanOutcome::Error(k) => Some(k),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for SpanOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SpanOutcome::Success => "success",
-            SpanOutcome::Error(_) => "error",
-            SpanOutcome::Panic => "panic",
-            SpanOutcome::Cancelled => "cancelled",
-        })
-    }
-}
 
 /// A finished span of a recorded trace.
 ///

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 
 use super::{mode, observer, set_mode, SpanRecord, Trace};
-use crate::span::TraceId;
+use crate::ids::TraceId;
 
 /// Spans held for unfinished traces, across all of them.
 pub(crate) const PENDING_SPAN_BUDGET: usize = 100_000;
@@ -52,8 +52,9 @@ fn refresh_mode() {
     }
 }
 
-/// Keeps the newest `n` traces in which a monitored call failed (error or panic), with all
-/// their recorded spans, for [`failed_traces`] and the `/trace/errors` view; `0` turns it off.
+/// Keeps the newest `n` traces in which a monitored call failed (an error, a panic or a
+/// cancellation), with all their recorded spans, for [`failed_traces`] and the `/trace/errors`
+/// view; `0` turns it off.
 /// Kept traces also go to the span observers, sampled or not.
 ///
 /// While on, every trace is recorded (a few hundred nanoseconds per call, see the README), so

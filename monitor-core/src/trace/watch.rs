@@ -9,8 +9,10 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::{mode, set_mode, SpanRecord, Trace};
-use crate::site::{CallSite, ENTRY_KEY};
-use crate::span::{SpanCtx, SpanId, TraceId};
+use crate::site::CallSite;
+use crate::state::ENTRY_KEY;
+use crate::context::SpanCtx;
+use crate::ids::{SpanId, TraceId};
 
 /// Watches that may wait at once; more are refused with [`WatchError::TooMany`].
 pub const MAX_WATCHES: usize = 16;
@@ -39,7 +41,7 @@ impl WatchFilter {
     /// # drop(any);
     /// ```
     pub fn function(matches: impl Fn(&CallSite) -> bool) -> WatchFilter {
-        let sites = crate::registry()
+        let sites = crate::site::table()
             .sites()
             .enumerate()
             .filter(|(_, s)| matches(s))
@@ -125,7 +127,7 @@ static WATCHES: Mutex<Vec<Arc<Inner>>> = Mutex::new(Vec::new());
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 /// Per site id: unbound watches waiting for a call of it.
 static SITE_WATCH: LazyLock<Vec<AtomicU8>> =
-    LazyLock::new(|| (0..crate::registry().id_capacity()).map(|_| AtomicU8::new(0)).collect());
+    LazyLock::new(|| (0..crate::site::table().id_capacity()).map(|_| AtomicU8::new(0)).collect());
 
 fn refresh_mode(watches: &[Arc<Inner>]) {
     let unbound = || watches.iter().filter(|w| lock(&w.state).bound.is_none());

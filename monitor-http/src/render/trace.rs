@@ -198,12 +198,11 @@ const ROW: f64 = 22.0;
 const WIDTH: f64 = 1200.0;
 
 fn colour(s: &SpanRecord) -> &'static str {
-    use monitor_core::trace::SpanOutcome::*;
     match s.outcome {
-        Success => "#4c9a52",
-        Error(_) => "#d9480f",
-        Panic => "#a61e4d",
-        Cancelled => "#868e96",
+        SpanOutcome::Success => "#4c9a52",
+        SpanOutcome::Error(_) => "#d9480f",
+        SpanOutcome::Panic => "#a61e4d",
+        _ => "#868e96",
     }
 }
 
@@ -530,8 +529,9 @@ pub fn write_trace_text(trace: &Trace, out: &mut String) {
             SpanOutcome::Error(kind) => {
                 let _ = write!(out, "error {}", printable(kind));
             }
-            SpanOutcome::Panic => out.push_str("panic"),
-            SpanOutcome::Cancelled => out.push_str("cancelled"),
+            other => {
+                let _ = write!(out, "{other}");
+            }
         }
         if let Some(a) = &s.allocations {
             let _ = write!(out, ", {}", Allocations(a));

@@ -1,0 +1,116 @@
+//! General counters: a sum that cannot overflow, a most recent value with its time, and a
+//! duration histogram with its exact extremes. Depend on the histogram alone.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::histogram::{ChunkPool, Lane, Lanes, OctaveMap, SLOTS};
+use crate::snapshot::Distribution;
+
+/// A full pool for a histogram of its own ([`crate::DurationVal`]): every octave keeps 1%.
+pub(crate) fn full_pool() -> ChunkPool {
+    ChunkPool::new(SLOTS)
+}
+
+/// A sum of nanoseconds that cannot overflow: a carry word counts wraps of the low word.
+#[derive(Default)]
+pub(crate) struct WideSum {
+    low: AtomicU64,
+    high: AtomicU64,
+}
+
+impl WideSum {
+    #[inline]
+    pub(crate) fn add(&self, v: u64) {
+        let prev = self.low.fetch_add(v, Relaxed);
+        if prev.checked_add(v).is_none() {
+            self.high.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub(crate) fn get(&self) -> u128 {
+        (u128::from(self.high.load(Relaxed)) << 64) | u128::from(self.low.load(Relaxed))
+    }
+}
+
+/// The last value recorded on a stripe, with the clock reading that ended it, so a snapshot can
+/// tell which stripe saw the most recent one.
+#[derive(Default)]
+pub(crate) struct Recent {
+    value: AtomicU64,
+    at: AtomicU64,
+}
+
+impl Recent {
+    #[inline]
+    pub(crate) fn set(&self, value: u64, at: u64) {
+        self.value.store(value, Relaxed);
+        self.at.store(at, Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> (u64, u64) {
+        (self.at.load(Relaxed), self.value.load(Relaxed))
+    }
+}
+
+/// Octave chunks a site's success and failure histograms share: 11 KiB, enough for both to
+/// keep 1% precision over 44 octaves between them.
+pub(crate) const SITE_POOL: usize = 44;
+
+/// A duration histogram (chunks from a pool) with its exact extremes.
+pub(crate) struct Times {
+    hist: OctaveMap,
+    min: AtomicU64,
+    max: AtomicU64,
+}
+
+impl Times {
+    pub(crate) fn new() -> Self {
+        Self { hist: OctaveMap::new(), min: AtomicU64::new(u64::MAX), max: AtomicU64::new(0) }
+    }
+
+    /// The distribution, given the exact count, sum and most recent value kept elsewhere.
+    pub(crate) fn distribution(
+        &self,
+        pool: &ChunkPool,
+        lanes: &impl Lanes,
+        count: u64,
+        sum: u128,
+        recent: u64,
+    ) -> Distribution {
+        Distribution::from_parts(
+            count,
+            sum,
+            self.min.load(Relaxed),
+            self.max.load(Relaxed),
+            recent,
+            self.hist.read(pool, lanes),
+        )
+    }
+
+    /// Records `ns` through `lane`, one of `lanes`.
+    #[inline(always)]
+    pub(crate) fn record(&self, ns: u64, pool: &ChunkPool, lane: &Lane, lanes: &impl Lanes) {
+        self.hist.record(ns, pool, lane, lanes);
+        // Load first: after warm-up a new extreme is rare, and a load of a line nobody writes
+        // stays in this core's cache, where an RMW would take the line away from other cores.
+        if ns < self.min.load(Relaxed) {
+            self.min.fetch_min(ns, Relaxed);
+        }
+        if ns > self.max.load(Relaxed) {
+            self.max.fetch_max(ns, Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wide_sum_carries() {
+        let s = WideSum::default();
+        s.add(u64::MAX);
+        s.add(2);
+        assert_eq!(s.get(), u128::from(u64::MAX) + 2);
+    }
+}

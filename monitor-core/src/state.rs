@@ -1,0 +1,487 @@
+//! A call site's statistics, built on its first call: striped counters, error kinds, caller
+//! edges, histograms and the highwater. The hot path's writes land here.
+
+use std::sync::atomic::{
+    AtomicI64, AtomicU32, AtomicU64, AtomicUsize,
+    Ordering::{Relaxed, SeqCst},
+};
+use std::sync::OnceLock;
+
+use crossbeam_utils::CachePadded;
+
+use crate::counters::{Recent, Times, WideSum, SITE_POOL};
+use crate::histogram::{ChunkPool, Lane, Lanes};
+use crate::snapshot::{Caller, CallerCount};
+
+/// Stripes of per-site counters. Each thread writes the stripe its index picks, so threads
+/// calling the same function do not fight over one cache line; a snapshot sums the stripes.
+/// Twice the CPUs (threads beyond that cannot all run at once), from 2 to 8.
+pub(crate) fn stripes() -> usize {
+    static N: OnceLock<usize> = OnceLock::new();
+    *N.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(4, std::num::NonZeroUsize::get);
+        (2 * cpus).next_power_of_two().clamp(2, MAX_STRIPES)
+    })
+}
+
+/// The most stripes a site has.
+const MAX_STRIPES: usize = 8;
+
+/// Distinct callers a site keeps apart; more are counted as [`Caller::Other`].
+pub(crate) const CALLER_SLOTS: usize = 8;
+/// Distinct error kinds a site keeps apart; more are counted as `other`.
+pub(crate) const KIND_SLOTS: usize = 64;
+/// Caller key of calls with no monitored caller.
+pub(crate) const ENTRY_KEY: u32 = u32::MAX;
+
+/// Counters one thread (of those sharing the stripe) writes. With its two histogram lanes it
+/// fills the 256 bytes its padding takes anyway.
+#[derive(Default)]
+pub(crate) struct Stripe {
+    /// Calls started on this stripe and not ended yet (a call ends on the stripe it started on,
+    /// whichever thread ends it, so this never goes below zero).
+    current: AtomicI64,
+    pub(crate) success: AtomicU64,
+    pub(crate) panics: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) success_sum: WideSum,
+    pub(crate) failure_sum: WideSum,
+    pub(crate) success_recent: Recent,
+    pub(crate) failure_recent: Recent,
+    /// Calls per caller slot; the last one counts callers past [`CALLER_SLOTS`].
+    pub(crate) callers: [AtomicU64; CALLER_SLOTS + 1],
+    /// Allocations made while calls ran (with the counting allocator installed).
+    pub(crate) allocations: AtomicU64,
+    pub(crate) allocated_bytes: AtomicU64,
+    /// Octave chunks of this stripe's calls in the site's two histograms.
+    pub(crate) success_lane: Lane,
+    pub(crate) failure_lane: Lane,
+}
+
+impl Stripe {
+    /// Calls in flight that started on this stripe.
+    fn in_flight(&self) -> u32 {
+        clamp_count(self.current.load(SeqCst))
+    }
+}
+
+/// An in-flight count as the bounds keep it (never below zero; saturating far above any real
+/// concurrency).
+fn clamp_count(n: i64) -> u32 {
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+}
+
+/// Error counts by kind. Slots fill in order and never empty, so a kind is found by scanning the
+/// filled prefix, and two threads racing to add the same new kind meet on the same slot.
+pub(crate) struct ErrorKinds {
+    names: [OnceLock<&'static str>; KIND_SLOTS],
+    counts: [AtomicU64; KIND_SLOTS],
+    other: AtomicU64,
+}
+
+impl ErrorKinds {
+    fn new() -> Self {
+        Self {
+            names: std::array::from_fn(|_| OnceLock::new()),
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            other: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn record(&self, kind: &'static str) {
+        for (name, count) in self.names.iter().zip(&self.counts) {
+            let claimed = match name.get() {
+                Some(k) => k,
+                // First sight of a kind at this site: the only time this path may wait (on the
+                // slot's once), and never more than KIND_SLOTS times per site.
+                None => match name.set(kind) {
+                    Ok(()) => kind,
+                    Err(_) => name.get().copied().unwrap_or(""),
+                },
+            };
+            if std::ptr::eq(claimed, kind) || claimed == kind {
+                count.fetch_add(1, Relaxed);
+                return;
+            }
+        }
+        self.other.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn read(&self) -> Vec<(&'static str, u64)> {
+        let mut out: Vec<_> = self
+            .names
+            .iter()
+            .zip(&self.counts)
+            .filter_map(|(name, count)| Some((*name.get()?, count.load(Relaxed))))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        match self.other.load(Relaxed) {
+            0 => {}
+            n => out.push(("other", n)),
+        }
+        out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        out
+    }
+}
+
+/// What a site records, allocated on its first call.
+pub(crate) struct SiteState {
+    pub(crate) id: u32,
+    /// Read by every call, written only when the bound they keep moves.
+    peaks: CachePadded<Peaks>,
+    stripes: Box<[CachePadded<Stripe>]>,
+    pub(crate) pool: ChunkPool,
+    pub(crate) success_times: Times,
+    pub(crate) failure_times: Times,
+    pub(crate) kinds: ErrorKinds,
+    /// Caller keys: 0 is an empty slot, [`ENTRY_KEY`] is entry, else the caller's id + 1.
+    caller_keys: [AtomicU32; CALLER_SLOTS],
+}
+
+/// The in-flight highwater, kept exact without a counter every call writes.
+///
+/// Each stripe counts its own calls in flight, and publishes here a bound at least as high (it
+/// raises its bound before anything can depend on it, and only a settling pass lowers it). A
+/// starting call adds the bounds up: if the sum is within the highwater, no count can exceed it
+/// and the call is done, having read one line nobody writes; that is every call once the
+/// highwater is reached. Otherwise it settles: reads every stripe's count, raises the highwater
+/// to their sum, and lowers bounds to what is in flight.
+///
+/// A call and the stripes it races with meet through sequentially consistent operations (its
+/// count and their bounds, their counts and its bound), so of two calls starting together at
+/// least one sees the other. What settling sums is a series of loads, not one instant, so a
+/// call that ends while another settles may be missed: calls that overlap for longer than a
+/// settling pass always count.
+struct Peaks {
+    bounds: [AtomicU32; MAX_STRIPES],
+    highwater: AtomicU64,
+}
+
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
+/// A stripe index for a new thread: round robin, so concurrently started threads spread out.
+/// (Sites take it modulo their number of stripes.)
+pub(crate) fn next_stripe() -> usize {
+    NEXT_STRIPE.fetch_add(1, Relaxed)
+}
+
+impl SiteState {
+    pub(crate) fn new(id: u32) -> Self {
+        Self {
+            id,
+            peaks: CachePadded::new(Peaks {
+                bounds: std::array::from_fn(|_| AtomicU32::new(0)),
+                highwater: AtomicU64::new(0),
+            }),
+            stripes: (0..stripes()).map(|_| CachePadded::new(Stripe::default())).collect(),
+            pool: ChunkPool::new(SITE_POOL),
+            success_times: Times::new(),
+            failure_times: Times::new(),
+            kinds: ErrorKinds::new(),
+            caller_keys: std::array::from_fn(|_| AtomicU32::new(0)),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn stripe(&self, i: usize) -> &Stripe {
+        // The number of stripes is a power of two: a mask, not a division, on every call.
+        &self.stripes[i & (self.stripes.len() - 1)]
+    }
+
+    /// Counts a call starting on stripe `i`: in flight, highwater, and the caller edge.
+    #[inline(always)]
+    pub(crate) fn begin(&self, i: usize, caller_key: u32) {
+        let i = i & (self.stripes.len() - 1);
+        let stripe = &self.stripes[i];
+        let now = clamp_count(stripe.current.fetch_add(1, SeqCst) + 1);
+        let bounds = &self.peaks.bounds[..self.stripes.len()];
+        if let Some(bound) = bounds.get(i) {
+            if now > bound.load(SeqCst) {
+                bound.fetch_max(now, SeqCst);
+            }
+        }
+        let sum: u64 = bounds.iter().map(|b| u64::from(b.load(SeqCst))).sum();
+        if sum > self.peaks.highwater.load(SeqCst) {
+            self.settle();
+        }
+        stripe.callers[self.caller_slot(caller_key)].fetch_add(1, Relaxed);
+    }
+
+    /// The lanes of the site's success histogram, one per stripe.
+    pub(crate) fn success_lanes(&self) -> StripeLanes<'_> {
+        StripeLanes { stripes: &self.stripes, failure: false }
+    }
+
+    /// The lanes of the site's failure histogram, one per stripe.
+    pub(crate) fn failure_lanes(&self) -> StripeLanes<'_> {
+        StripeLanes { stripes: &self.stripes, failure: true }
+    }
+
+    /// Counts a call that started on stripe `i` ending.
+    #[inline(always)]
+    pub(crate) fn end(&self, i: usize) {
+        self.stripe(i).current.fetch_sub(1, Relaxed);
+    }
+
+    /// Raises the highwater to the calls in flight, and lowers each stripe's bound to its count.
+    #[cold]
+    #[inline(never)]
+    fn settle(&self) {
+        let mut total = 0u64;
+        for (stripe, bound) in self.stripes.iter().zip(&self.peaks.bounds) {
+            let now = stripe.in_flight();
+            total += u64::from(now);
+            let b = bound.load(SeqCst);
+            // A call starting on that stripe meanwhile either sees the lowered bound and raises
+            // it, or has counted itself before the second load below, which puts it back.
+            if b > now && bound.compare_exchange(b, now, SeqCst, SeqCst).is_ok() {
+                let again = stripe.in_flight();
+                if again > now {
+                    bound.fetch_max(again, SeqCst);
+                }
+            }
+        }
+        self.peaks.highwater.fetch_max(total, SeqCst);
+    }
+
+    #[inline(always)]
+    fn caller_slot(&self, key: u32) -> usize {
+        for (i, slot) in self.caller_keys.iter().enumerate() {
+            match slot.load(Relaxed) {
+                k if k == key => return i,
+                // Slots fill in order: an empty one means the key is new; claim it.
+                0 => match slot.compare_exchange(0, key, Relaxed, Relaxed) {
+                    Ok(_) => return i,
+                    Err(k) if k == key => return i,
+                    Err(_) => {}
+                },
+                _ => {}
+            }
+        }
+        CALLER_SLOTS
+    }
+
+    pub(crate) fn read_callers(&self, name_of: impl Fn(usize) -> &'static str) -> Vec<CallerCount> {
+        let mut counts = [0u64; CALLER_SLOTS + 1];
+        for stripe in self.stripes.iter() {
+            for (sum, c) in counts.iter_mut().zip(&stripe.callers) {
+                *sum += c.load(Relaxed);
+            }
+        }
+        let mut out = Vec::new();
+        for (i, &count) in counts.iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
+            let caller = match self.caller_keys.get(i).map(|k| k.load(Relaxed)) {
+                None => Caller::Other,
+                Some(ENTRY_KEY) => Caller::Entry,
+                Some(0) => continue,
+                Some(k) => {
+                    let id = (k - 1) as usize;
+                    Caller::Function { id, name: name_of(id) }
+                }
+            };
+            out.push(CallerCount { caller, count });
+        }
+        out.sort_by(|a, b| {
+            b.count.cmp(&a.count).then_with(|| a.caller.name().cmp(b.caller.name()))
+        });
+        out
+    }
+
+    pub(crate) fn read_counts(&self) -> Counts {
+        let mut c = Counts::default();
+        let mut recent_success = (0, 0);
+        let mut recent_failure = (0, 0);
+        for s in self.stripes.iter() {
+            c.current += u64::from(s.in_flight());
+            c.success += s.success.load(Relaxed);
+            c.panics += s.panics.load(Relaxed);
+            c.cancelled += s.cancelled.load(Relaxed);
+            c.allocations += s.allocations.load(Relaxed);
+            c.allocated_bytes += s.allocated_bytes.load(Relaxed);
+            c.success_sum += s.success_sum.get();
+            c.failure_sum += s.failure_sum.get();
+            recent_success = recent_success.max(s.success_recent.get());
+            recent_failure = recent_failure.max(s.failure_recent.get());
+        }
+        c.recent_success = recent_success.1;
+        c.recent_failure = recent_failure.1;
+        // A stripe's count read a moment after another's may add up to more than the highwater
+        // has seen: what is in flight now is itself a level reached.
+        let seen = self.peaks.highwater.load(Relaxed);
+        if c.current > seen {
+            self.peaks.highwater.fetch_max(c.current, Relaxed);
+        }
+        c.highwater = seen.max(c.current);
+        c
+    }
+}
+
+/// One of a site's histograms, as the lanes its stripes hold.
+pub(crate) struct StripeLanes<'a> {
+    stripes: &'a [CachePadded<Stripe>],
+    failure: bool,
+}
+
+impl Lanes for StripeLanes<'_> {
+    fn count(&self) -> usize {
+        self.stripes.len()
+    }
+
+    fn lane(&self, i: usize) -> &Lane {
+        let stripe = &self.stripes[i];
+        if self.failure {
+            &stripe.failure_lane
+        } else {
+            &stripe.success_lane
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Counts {
+    pub(crate) allocations: u64,
+    pub(crate) allocated_bytes: u64,
+    pub(crate) success: u64,
+    pub(crate) panics: u64,
+    pub(crate) cancelled: u64,
+    pub(crate) success_sum: u128,
+    pub(crate) failure_sum: u128,
+    pub(crate) recent_success: u64,
+    pub(crate) recent_failure: u64,
+    pub(crate) current: u64,
+    pub(crate) highwater: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    #[test]
+    fn kinds_mt_no_duplicates_and_exact() {
+        let kinds = Arc::new(ErrorKinds::new());
+        let names: Vec<&'static str> =
+            (0..80).map(|i| &*Box::leak(format!("K{i}").into_boxed_str())).collect();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let kinds = Arc::clone(&kinds);
+                let names = names.clone();
+                std::thread::spawn(move || {
+                    for round in 0..100 {
+                        for (i, n) in names.iter().enumerate() {
+                            if (i + round + t) % 2 == 0 {
+                                kinds.record(n);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let read = kinds.read();
+        let total: u64 = read.iter().map(|(_, n)| n).sum();
+        assert_eq!(total, 4 * 100 * 40);
+        let kept: Vec<_> = read.iter().filter(|(k, _)| *k != "other").collect();
+        assert_eq!(kept.len(), KIND_SLOTS);
+        let mut unique: Vec<_> = kept.iter().map(|(k, _)| *k).collect();
+        unique.dedup();
+        assert_eq!(unique.len(), KIND_SLOTS);
+    }
+
+    #[test]
+    fn a_stripe_with_its_lanes_fills_its_padding() {
+        // Bigger than this and every site would pay another cache line per stripe.
+        assert!(std::mem::size_of::<CachePadded<Stripe>>() <= 256);
+    }
+
+    #[test]
+    fn highwater_counts_overlaps_across_stripes() {
+        let state = SiteState::new(0);
+        let stripes = state.stripes.len();
+        // One call in flight on each stripe at once, then many calls that never overlap.
+        (0..stripes).for_each(|i| state.begin(i, ENTRY_KEY));
+        (0..stripes).for_each(|i| state.end(i));
+        for i in 0..1_000 {
+            state.begin(i, ENTRY_KEY);
+            state.end(i);
+        }
+        let c = state.read_counts();
+        assert_eq!((c.current, c.highwater), (0, stripes as u64));
+        // Nested calls on one stripe; then two on each of two stripes: four at once.
+        (0..6).for_each(|_| state.begin(1, ENTRY_KEY));
+        assert_eq!(state.read_counts().highwater, (stripes as u64).max(6));
+        (0..6).for_each(|_| state.end(1));
+        let state = SiteState::new(0);
+        for i in [0, 0, 1, 1] {
+            state.begin(i, ENTRY_KEY);
+        }
+        assert_eq!(state.read_counts().highwater, 4);
+        for i in [0, 1, 0] {
+            state.end(i);
+        }
+        state.begin(1, ENTRY_KEY);
+        let c = state.read_counts();
+        assert_eq!((c.current, c.highwater), (2, 4));
+    }
+
+    #[test]
+    fn highwater_sees_threads_that_overlap() {
+        // Rounds of `n` threads, each starting a call, then all waiting until every call has
+        // started: the highwater must reach exactly the largest round, with no shared counter.
+        let state = Arc::new(SiteState::new(0));
+        let mut most = 0;
+        for n in [2, 3, 5, 4, 1] {
+            most = n.max(most);
+            let barrier = Arc::new(std::sync::Barrier::new(n));
+            let threads: Vec<_> = (0..n)
+                .map(|t| {
+                    let (state, barrier) = (Arc::clone(&state), Arc::clone(&barrier));
+                    std::thread::spawn(move || {
+                        for _ in 0..200 {
+                            state.begin(t, ENTRY_KEY);
+                            state.end(t);
+                        }
+                        state.begin(t, ENTRY_KEY);
+                        barrier.wait();
+                        state.end(t);
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            let c = state.read_counts();
+            assert_eq!((c.current, c.highwater), (0, most as u64));
+        }
+    }
+
+    #[test]
+    fn caller_slots_mt() {
+        let state = Arc::new(SiteState::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let state = Arc::clone(&state);
+                std::thread::spawn(move || {
+                    for i in 0..10_000u32 {
+                        let key = 1 + (i + t) % 12;
+                        state.begin(t as usize, key);
+                        state.end(t as usize);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let callers = state.read_callers(|_| "f");
+        assert_eq!(callers.iter().map(|c| c.count).sum::<u64>(), 40_000);
+        assert_eq!(callers.iter().filter(|c| c.caller != Caller::Other).count(), CALLER_SLOTS);
+        let c = state.read_counts();
+        assert_eq!(c.current, 0);
+        assert!((1..=4).contains(&c.highwater));
+    }
+}
