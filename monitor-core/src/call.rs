@@ -7,12 +7,12 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 
 use crate::clock;
-use crate::site::CallSite;
-use crate::state::SiteState;
 use crate::context::SpanCtx;
 use crate::ids::SpanId;
-use crate::span::{self, replace_current, Span};
 use crate::outcome::Outcome;
+use crate::site::CallSite;
+use crate::span::{self, replace_current, Span};
+use crate::state::SiteState;
 
 /// Error kind of a sync call that left through a `return` the macro could not see (one inside
 /// another macro's expansion, such as `anyhow::bail!`): such exits are almost always errors.
@@ -136,12 +136,12 @@ impl Call {
     #[cold]
     #[inline(never)]
     fn close_span(&self, ns: u64, end: Outcome) {
-        let allocated = crate::alloc::thread_counts().map(|_| crate::trace::Allocated {
+        let allocated = crate::alloc::thread_counts().map(|_| crate::record::Allocated {
             count: self.allocated.0,
             bytes: self.allocated.1,
             nested: self.nested,
         });
-        crate::trace::close(SpanId::from_u64(self.rec), self.start, ns, end, allocated);
+        crate::record::close(SpanId::from_u64(self.rec), self.start, ns, end, allocated);
     }
 }
 
@@ -516,7 +516,7 @@ where
 impl<F, C> fmt::Debug for Instrumented<F, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Instrumented")
-            .field("site", &self.ctx.map(|c| crate::trace::site_name(c.local_site())))
+            .field("site", &self.ctx.map(|c| crate::record::site_name(c.local_site())))
             .finish_non_exhaustive()
     }
 }

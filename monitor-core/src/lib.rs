@@ -52,22 +52,23 @@
 pub mod alloc;
 mod call;
 mod clock;
+mod collector;
 mod context;
 mod counters;
-mod collector;
 mod error;
 mod gauges;
 mod histogram;
-mod ids;
 mod history;
+mod ids;
 mod metrics;
 mod outcome;
 pub mod process;
+mod record;
 mod registry;
 mod site;
 mod snapshot;
-mod state;
 mod span;
+mod state;
 pub mod trace;
 mod users;
 
@@ -76,23 +77,23 @@ mod users;
 pub mod __private;
 
 pub use call::Instrumented;
-pub use outcome::Outcome;
 pub use collector::set_collect_interval;
 pub use error::ErrorName;
 pub use gauges::{gauge_time_limit, set_gauge_time_limit, stale_gauge_reads};
 pub use history::{enable_history, history, HistoryPoint, HISTORY_POINTS};
+pub use ids::{SpanId, TraceId};
 pub use metrics::{
     BoolVal, Counter, DurationVal, Event, FloatVal, IntVal, Meter, MetricError, MetricKind,
     Metrics, Scope, Timer, TimerGuard, RATE_WINDOW,
 };
+pub use outcome::Outcome;
 pub use registry::{registry, Registry};
-pub use site::{SiteBudget, SiteError, MAX_DYNAMIC_SITES};
 pub use site::{is_enabled, set_enabled, CallSite};
+pub use site::{SiteBudget, SiteError, MAX_DYNAMIC_SITES};
 pub use snapshot::{
     Bucket, Caller, CallerCount, CategoryActivity, Distribution, FunctionStats, MetricStats,
     MetricValue, Snapshot, Values, CATEGORIES, QUANTILES,
 };
-pub use ids::{SpanId, TraceId};
 pub use span::{FutureExt, Span, WithSpan};
 pub use users::{UniqueUsers, UsersError};
 

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::clock;
+use crate::counters::{full_pool, Times, WideSum};
 use crate::histogram::ChunkPool;
 use crate::histogram::{float_index, float_range, AtomicHistogram, Lane, F_BUCKETS};
-use crate::counters::{full_pool, Times, WideSum};
 use crate::snapshot::{Distribution, MetricStats, MetricValue, Values};
 
 /// The kind of an instrument.

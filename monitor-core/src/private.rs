@@ -5,8 +5,8 @@ use std::ops::ControlFlow;
 use std::task::Poll;
 
 pub use crate::call::{Guard, Instrumented};
-pub use crate::outcome::Outcome;
 pub use crate::metrics::MetricField;
+pub use crate::outcome::Outcome;
 pub use crate::site::CallSite;
 #[cfg(not(any(
     target_os = "linux",

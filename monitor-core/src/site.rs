@@ -286,7 +286,6 @@ fn split_as(s: &str) -> Option<&str> {
     None
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // The table of every site: the static ones the linker gathered, then the run-time ones.
 

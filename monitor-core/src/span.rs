@@ -10,9 +10,9 @@ use std::task::{Context, Poll};
 
 use crate::context::{SpanCtx, REMOTE_SITE};
 use crate::ids::{flags, SpanId, TraceId};
+use crate::record::{self, AttributeValue, Status, TraceParent};
 use crate::site::CallSite;
 use crate::state::{next_stripe, ENTRY_KEY};
-use crate::trace::{self, AttributeValue, Status, TraceParent};
 
 // Per-thread state of the hot path: three `const`-initialised cells without `Drop`, so each
 // access is a plain thread-local load or store. They are separate keys, each read through a
@@ -95,12 +95,12 @@ pub(crate) fn begin(site: &'static CallSite, site_id: u32, install: bool) -> Ent
         parent: parent.map_or(0, |p| p.span_id.to_u64()),
         site,
         key: site_id.checked_add(1).unwrap_or(ENTRY_KEY),
-        flags: trace::inherited(parent.as_ref()),
+        flags: record::inherited(parent.as_ref()),
     };
     // Passed by value on the cold branch only: taking `ctx`'s address here would keep it in
     // memory on the hot path too, where rebuilding it costs store-forwarding stalls.
-    if ctx.flags | trace::mode() != 0 {
-        ctx.flags = trace::begin_recording(ctx, parent.map(|p| p.flags), site_id);
+    if ctx.flags | record::mode() != 0 {
+        ctx.flags = record::begin_recording(ctx, parent.map(|p| p.flags), site_id);
     }
     if install {
         CURRENT.set(Some(ctx));
@@ -309,7 +309,7 @@ impl Span {
     /// ```
     pub fn annotate(&self, key: impl Into<Cow<'static, str>>, value: impl Into<AttributeValue>) {
         if let Some(id) = self.recorded_id() {
-            trace::annotate_span(id, key.into(), value.into());
+            record::annotate_span(id, key.into(), value.into());
         }
     }
 
@@ -320,7 +320,7 @@ impl Span {
     /// ```
     pub fn event(&self, name: impl Into<Cow<'static, str>>) {
         if let Some(id) = self.recorded_id() {
-            trace::event_span(id, name.into(), false);
+            record::event_span(id, name.into(), false);
         }
     }
 
@@ -332,7 +332,7 @@ impl Span {
     /// ```
     pub fn checkpoint(&self, name: impl Into<Cow<'static, str>>) {
         if let Some(id) = self.recorded_id() {
-            trace::event_span(id, name.into(), true);
+            record::event_span(id, name.into(), true);
         }
     }
 
@@ -343,7 +343,7 @@ impl Span {
     /// ```
     pub fn set_status(&self, status: Status) {
         if let Some(id) = self.recorded_id() {
-            trace::set_status_span(id, status);
+            record::set_status_span(id, status);
         }
     }
 
@@ -393,7 +393,7 @@ impl fmt::Debug for Span {
                 .field("trace_id", &c.trace_id)
                 .field("span_id", &c.span_id)
                 .field("parent_id", &c.parent_id())
-                .field("site", &trace::site_name(c.local_site()))
+                .field("site", &record::site_name(c.local_site()))
                 .finish(),
         }
     }

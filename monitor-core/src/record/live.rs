@@ -11,9 +11,9 @@ use super::{
     SpanOutcome, SpanRecord, Status,
 };
 use crate::clock;
-use crate::site::CallSite;
 use crate::context::SpanCtx;
 use crate::ids::{SpanId, TraceId};
+use crate::site::CallSite;
 
 /// Attributes plus events a span keeps; more are counted in [`SpanRecord::dropped`].
 pub(crate) const SPAN_LIMIT: usize = 128;

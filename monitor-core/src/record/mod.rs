@@ -1,48 +1,10 @@
-//! Traces: recording whole trees of spans on demand, keeping the failed ones, and handing
-//! finished spans to observers (exporters).
-//!
-//! Every monitored call is a span with ids (see [`Span`](crate::Span)), but a span's details —
-//! start time, annotations, events, status — are kept only for **recorded** traces, so that the
-//! ordinary call pays one relaxed load for all of this. A trace is recorded from a call on when:
-//!
-//! - a [`Watch`] waits for it (the next call of a matching function, or of a given trace id);
-//! - it is head-sampled ([`set_sample_ratio`]), or its remote parent was sampled upstream;
-//! - [`keep_failed_traces`] or [`record_all`] is on: then every trace is recorded, and the
-//!   ones in which a call failed (an error, a panic or a cancellation) are kept
-//!   ([`failed_traces`]).
-//!
-//! Recorded spans in flight are listed by [`in_flight`]; finished spans of sampled (and of kept
-//! failed) traces go to the [`SpanObserver`]s through bounded queues that never block a call.
-//!
-//! # Example
-//!
-//! ```
-//! use monitor_core::{monitored, trace};
-//!
-//! #[monitored(name = "trace_doc::query")]
-//! fn query(id: u32) -> Result<u32, std::fmt::Error> {
-//!     trace::annotate("id", i64::from(id));
-//!     trace::checkpoint("parsed");
-//!     if id == 0 { Err(std::fmt::Error) } else { Ok(id) }
-//! }
-//!
-//! #[monitored(name = "trace_doc::handle")]
-//! fn handle(id: u32) -> u32 { query(id).unwrap_or(0) }
-//!
-//! let watch = trace::Watch::start(trace::WatchFilter::function(|s| s.name() == "trace_doc::handle")).unwrap();
-//! handle(7);
-//! let trace = watch.wait(std::time::Duration::from_secs(5)).unwrap();
-//! assert_eq!(trace.spans.len(), 2);
-//! let q = trace.spans.iter().find(|s| s.name == "trace_doc::query").unwrap();
-//! assert_eq!(q.parent_id, Some(trace.root));
-//! assert_eq!(q.annotations[0].1, trace::AttributeValue::I64(7));
-//! assert_eq!(q.events[0].name, "parsed");
-//! ```
+//! The recording of traces, under the hot path: live records of recorded spans, watches that
+//! wait for a call, the kept failed traces, the observers that get finished spans, W3C trace
+//! context, and the decision of what to record. The public face of all of this is
+//! [`crate::trace`].
 
 mod live;
-#[cfg(feature = "log")]
-pub mod log;
-mod observer;
+pub(crate) mod observer;
 mod tail;
 mod w3c;
 mod watch;
@@ -52,9 +14,9 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 
-use crate::site::CallSite;
 use crate::context::SpanCtx;
 use crate::ids::{SpanId, TraceId};
+use crate::site::CallSite;
 
 pub use live::{in_flight, ActiveSpan};
 pub use observer::{add_observer, observers, ObserverHandle, ObserverStats, SpanObserver};
@@ -201,61 +163,6 @@ pub(crate) fn sampling_on() -> bool {
     SAMPLE_BELOW.load(Relaxed) != 0
 }
 
-/// The trace id of the monitored call running on this thread (or in this task), for logs.
-///
-/// ```
-/// assert_eq!(monitor_core::trace::current_trace_id(), None);
-/// ```
-pub fn current_trace_id() -> Option<TraceId> {
-    crate::Span::current().trace_id()
-}
-
-/// The span id of the monitored call running on this thread (or in this task), for logs.
-///
-/// ```
-/// assert_eq!(monitor_core::trace::current_span_id(), None);
-/// ```
-pub fn current_span_id() -> Option<SpanId> {
-    crate::Span::current().span_id()
-}
-
-/// Adds a key/value attribute to the current span (kept if its trace is recorded).
-///
-/// ```
-/// monitor_core::trace::annotate("user", "alice");
-/// ```
-pub fn annotate(key: impl Into<Cow<'static, str>>, value: impl Into<AttributeValue>) {
-    crate::Span::current().annotate(key, value);
-}
-
-/// Adds a timestamped event to the current span (kept if its trace is recorded).
-///
-/// ```
-/// monitor_core::trace::event("cache miss");
-/// ```
-pub fn event(name: impl Into<Cow<'static, str>>) {
-    crate::Span::current().event(name);
-}
-
-/// Adds a checkpoint event to the current span: an event that also carries the time since the
-/// previous checkpoint (or the span's start).
-///
-/// ```
-/// monitor_core::trace::checkpoint("serialize");
-/// ```
-pub fn checkpoint(name: impl Into<Cow<'static, str>>) {
-    crate::Span::current().checkpoint(name);
-}
-
-/// Sets the status of the current span (see [`Status`]).
-///
-/// ```
-/// monitor_core::trace::set_status(monitor_core::trace::Status::Ok);
-/// ```
-pub fn set_status(status: Status) {
-    crate::Span::current().set_status(status);
-}
-
 /// An attribute value: a string, an integer, a float or a boolean (OpenTelemetry's scalars).
 ///
 /// ```
@@ -394,7 +301,6 @@ impl Status {
 /// assert_eq!(SpanOutcome::Error("NotFound").to_string(), "error");
 /// ```
 pub type SpanOutcome = crate::Outcome;
-
 
 /// A finished span of a recorded trace.
 ///

@@ -9,10 +9,10 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::{mode, set_mode, SpanRecord, Trace};
-use crate::site::CallSite;
-use crate::state::ENTRY_KEY;
 use crate::context::SpanCtx;
 use crate::ids::{SpanId, TraceId};
+use crate::site::CallSite;
+use crate::state::ENTRY_KEY;
 
 /// Watches that may wait at once; more are refused with [`WatchError::TooMany`].
 pub const MAX_WATCHES: usize = 16;
