@@ -28,6 +28,7 @@ pub const QUANTILES: [f64; 9] = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0
 /// assert_eq!(f.error("ParseIntError"), 1);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Snapshot {
     /// Every monitored function of the program, called or not.
     pub functions: Vec<FunctionStats>,
@@ -197,6 +198,7 @@ pub struct CallerCount {
 /// assert!(f.is_entry());
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct FunctionStats {
     /// Index of this function in [`Snapshot::functions`]; stable for the life of the process.
     pub id: usize,
@@ -565,6 +567,7 @@ impl Values {
 /// assert_eq!(m.value, monitor_core::MetricValue::BoolVal { trues: 1, falses: 0, recent: Some(true) });
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct MetricStats {
     /// The scope's name.
     pub scope: String,
@@ -588,6 +591,7 @@ pub struct MetricStats {
 /// assert!(matches!(v, monitor_core::MetricValue::Gauge(x) if x == 1.5));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum MetricValue {
     /// A [`Counter`](crate::Counter).
     Counter {

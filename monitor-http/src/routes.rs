@@ -33,6 +33,7 @@ pub struct Routes {
 
 /// Why a path prefix was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PrefixError {
     /// The prefix does not start with `/`, or contains `?`, `#` or white space.
     #[error(

@@ -28,6 +28,7 @@ use crate::routes::Routes;
 /// println!("{err}"); // says what to give instead
 /// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServeError {
     /// The address did not resolve.
     #[error("cannot resolve `{addr}`: {source}; give an address such as 127.0.0.1:9000")]

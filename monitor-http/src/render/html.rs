@@ -159,6 +159,7 @@ fn summary(v: &MetricValue) -> (&'static str, String) {
         MetricValue::DurationVal(d) => ("duration", dist(d)),
         MetricValue::Timer(d) => ("timer", dist(d)),
         MetricValue::Gauge(x) => ("gauge", format!("{x}")),
+        _ => ("other", String::new()),
     }
 }
 

@@ -22,6 +22,7 @@ pub struct Buckets(Vec<f64>);
 
 /// Why a set of bucket bounds was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BucketsError {
     /// No bounds were given.
     #[error("histogram buckets: give at least one bound")]
@@ -81,6 +82,7 @@ impl Default for Buckets {
 /// assert_eq!(monitor_http::Format::default(), monitor_http::Format::Prometheus);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Format {
     /// Prometheus text format 0.0.4 (`text/plain; version=0.0.4`).
     #[default]
@@ -629,6 +631,7 @@ fn write_instruments(snapshot: &Snapshot, format: Format, out: &mut String) {
                 let v = seconds(d);
                 add(format!("{base}_seconds"), "summary", &|n, o| summary(n, &labels_, &v, o));
             }
+            _ => {}
         }
     }
     for (name, fam) in families {
