@@ -53,6 +53,7 @@ mod render;
 mod routes;
 mod server;
 pub mod users;
+mod views;
 
 pub use body::Body;
 pub use render::active::{write_active_json, write_active_text};

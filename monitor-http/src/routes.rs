@@ -10,6 +10,7 @@ use crate::render;
 use crate::render::json::FuncsJsonWriter;
 use crate::render::prometheus::{Buckets, Format, MetricsWriter};
 use crate::render::Parts;
+use crate::views::{self, Draw, TraceFormat, PLAIN, SVG};
 use monitor_core::trace::{Trace, Watch, WatchError, WatchFilter};
 use monitor_core::TraceId;
 
@@ -172,7 +173,7 @@ impl TraceWait {
             }
             TraceFormat::Json => {
                 render::trace::write_trace_json(&trace, &mut body);
-                text(StatusCode::OK, "application/json", body)
+                text(StatusCode::OK, views::JSON, body)
             }
             TraceFormat::Text => {
                 render::trace::write_trace_text(&trace, &mut body);
@@ -184,16 +185,6 @@ impl TraceWait {
         }
         resp
     }
-}
-
-const SVG: &str = "image/svg+xml";
-
-/// How a captured trace is answered.
-#[derive(Clone, Copy)]
-enum TraceFormat {
-    Json,
-    Svg,
-    Text,
 }
 
 fn trace_wait(q: &Query, format: TraceFormat) -> Prepared {
@@ -329,8 +320,6 @@ fn streamed(writer: impl Parts + 'static, content_type: &'static str) -> Respons
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
-
-const PLAIN: &str = "text/plain; charset=utf-8";
 
 fn wants_openmetrics(headers: &HeaderMap) -> bool {
     headers
@@ -515,101 +504,45 @@ impl Routes {
                 return Prepared::Done(text(StatusCode::BAD_REQUEST, PLAIN, format!("{msg}\n")))
             }
         };
-        let view = match rest {
-            "/" => View::Html,
-            "/funcs" | "/funcs/" | "/funcs/text" => View::FuncsText,
-            "/funcs/json" => View::FuncsJson,
-            "/funcs/dot" => View::Dot,
-            "/stats" | "/stats/" | "/stats/text" => View::StatsText,
-            "/stats/json" => View::StatsJson,
-            "/metrics" => View::Metrics,
-            "/debug/vars" => View::Expvar,
-            "/active" | "/active/" | "/active/text" => View::ActiveText,
-            "/active/json" => View::ActiveJson,
-            "/trace/json" | "/trace/svg" | "/trace/text" => {
-                if let Some(resp) = query.misplaced(false, true) {
-                    return Prepared::Done(resp);
-                }
-                let format = match rest {
-                    "/trace/svg" => TraceFormat::Svg,
-                    "/trace/text" => TraceFormat::Text,
-                    _ => TraceFormat::Json,
-                };
-                return trace_wait(&query, format);
-            }
-            "/ps" | "/ps/" | "/ps/text" | "/ps/json" | "/ps/dot" | "/trace/errors"
-            | "/trace/errors/json" | "/trace/errors/svg" | "/trace/errors/text"
-            | "/history/json" => {
-                // (`/history/json` has always let a `filter` pass; it is the whole process's.)
-                if let Some(resp) = query.misplaced(rest == "/history/json", false) {
-                    return Prepared::Done(resp);
-                }
-                return Prepared::Done(live_view(rest));
-            }
-            _ => return Prepared::Done(not_found(path)),
+        let Some(view) = views::find(rest) else {
+            return Prepared::Done(not_found(path));
         };
-        if let Some(resp) = query.misplaced(true, false) {
+        let capture = matches!(view.draw, Draw::Capture(_));
+        if let Some(resp) = query.misplaced(view.filter, capture) {
             return Prepared::Done(resp);
         }
-        let mut snapshot = monitor_core::registry().snapshot();
-        if let Some(filter) = &query.filter {
-            snapshot.functions.retain(|f| f.name.contains(filter.as_str()));
-        }
         let mut body = String::new();
-        let content_type = match view {
-            View::Html => {
-                render::html::write_html(&snapshot, &mut body);
-                "text/html; charset=utf-8"
+        match view.draw {
+            Draw::Capture(format) => return trace_wait(&query, format),
+            Draw::Live(draw) => draw(&mut body),
+            Draw::Snapshot(draw) => draw(&self.snapshot(&query), &mut body),
+            // Written while they are sent.
+            Draw::FuncsJson => {
+                let writer = FuncsJsonWriter::new(self.snapshot(&query));
+                return Prepared::Done(streamed(writer, view.content_type));
             }
-            View::FuncsText => {
-                render::text::write_text(&snapshot, &mut body);
-                PLAIN
-            }
-            View::FuncsJson => {
-                // Written while it is sent, like `/metrics`.
-                let writer = FuncsJsonWriter::new(snapshot);
-                return Prepared::Done(streamed(writer, "application/json"));
-            }
-            View::Dot => {
-                render::dot::write_dot(&snapshot, &mut body);
-                DOT
-            }
-            View::StatsText => {
-                render::stats::write_stats_text(&snapshot, &mut body);
-                PLAIN
-            }
-            View::StatsJson => {
-                render::stats::write_stats_json(&snapshot, &mut body);
-                "application/json"
-            }
-            View::Metrics => {
+            Draw::Metrics => {
                 let format = if wants_openmetrics(headers) {
                     Format::OpenMetrics
                 } else {
                     Format::Prometheus
                 };
-                // Written while it is sent: see `MetricsWriter`.
-                let writer = MetricsWriter::new(snapshot, &self.buckets, format);
+                let writer = MetricsWriter::new(self.snapshot(&query), &self.buckets, format);
                 return Prepared::Done(streamed(writer, format.content_type()));
             }
-            View::Expvar => {
-                render::expvar::write_expvar(&snapshot, &mut body);
-                "application/json"
-            }
-            View::ActiveText => {
-                render::active::write_active_text(&snapshot, &mut body);
-                PLAIN
-            }
-            View::ActiveJson => {
-                render::active::write_active_json(&snapshot, &mut body);
-                "application/json"
-            }
-        };
-        Prepared::Done(text(StatusCode::OK, content_type, body))
+        }
+        Prepared::Done(text(StatusCode::OK, view.content_type, body))
+    }
+
+    /// A snapshot of the registry, its functions filtered by `?filter=`.
+    fn snapshot(&self, query: &Query) -> monitor_core::Snapshot {
+        let mut snapshot = monitor_core::registry().snapshot();
+        if let Some(filter) = &query.filter {
+            snapshot.functions.retain(|f| f.name.contains(filter.as_str()));
+        }
+        snapshot
     }
 }
-
-const DOT: &str = "text/vnd.graphviz; charset=utf-8";
 
 fn bad_param(name: &str, views: &str) -> Response<Body> {
     text(
@@ -625,44 +558,6 @@ fn head(method: &Method, mut resp: Response<Body>) -> Response<Body> {
         *resp.body_mut() = Body::empty();
     }
     resp
-}
-
-/// The views that are not drawn from a snapshot: `/ps`, `/trace/errors` and `/history/json`.
-fn live_view(rest: &str) -> Response<Body> {
-    use monitor_core::trace::{failed_traces, in_flight};
-    let mut body = String::new();
-    let content_type = match rest {
-        "/history/json" => {
-            render::history::write_history_json(&monitor_core::history(), &mut body);
-            "application/json"
-        }
-        "/ps/json" => {
-            render::trace::write_ps_json(&in_flight(), &mut body);
-            "application/json"
-        }
-        "/ps/dot" => {
-            render::trace::write_ps_dot(&in_flight(), &mut body);
-            DOT
-        }
-        "/trace/errors/svg" => {
-            render::trace::write_traces_svg(&failed_traces(), &mut body);
-            SVG
-        }
-        "/trace/errors/text" => {
-            render::trace::write_traces_text(&failed_traces(), &mut body);
-            PLAIN
-        }
-        "/trace/errors" | "/trace/errors/json" => {
-            render::trace::write_traces_json(&failed_traces(), &mut body);
-            "application/json"
-        }
-        _ => {
-            let functions = monitor_core::registry().snapshot().functions;
-            render::trace::write_ps_text(&in_flight(), &functions, &mut body);
-            PLAIN
-        }
-    };
-    text(StatusCode::OK, content_type, body)
 }
 
 impl Query {
@@ -685,19 +580,6 @@ impl Query {
         .find(|(_, v)| v.is_some())
         .map(|(name, _)| bad_param(name, "/trace/json, /trace/svg and /trace/text"))
     }
-}
-
-enum View {
-    ActiveText,
-    ActiveJson,
-    Html,
-    FuncsText,
-    FuncsJson,
-    Dot,
-    StatsText,
-    StatsJson,
-    Metrics,
-    Expvar,
 }
 
 fn not_found(path: &str) -> Response<Body> {

@@ -6,23 +6,6 @@ use monitor_core::{FunctionStats, MetricValue, Snapshot};
 
 use super::util::{html, Nanos};
 
-/// The views the index links to: path (relative to the index) and title.
-pub(crate) const VIEWS: [(&str, &str); 13] = [
-    ("funcs", "functions (text)"),
-    ("funcs/json", "functions (JSON)"),
-    ("funcs/dot", "call graph (Graphviz dot)"),
-    ("stats", "all statistics (text)"),
-    ("stats/json", "all statistics (JSON)"),
-    ("metrics", "Prometheus metrics"),
-    ("debug/vars", "expvar (JSON)"),
-    ("active", "in flight by category"),
-    ("history/json", "trends (JSON)"),
-    ("ps", "calls in flight (recorded traces)"),
-    ("trace/errors/svg", "failed traces (SVG)"),
-    ("trace/errors", "failed traces (JSON)"),
-    ("trace/errors/text", "failed traces (call stacks)"),
-];
-
 /// `/`: a page with links to every view, the trend charts of the collector's history
 /// ([`monitor_core::history`]), calls in flight by category, and a table of the called functions (name, category,
 /// current, highwater, success, errors, panics, cancelled, p50 and p99 of successes); functions
@@ -49,7 +32,7 @@ pub fn write_html(snapshot: &Snapshot, out: &mut String) {
         "figure.chart{margin:0}figcaption{font-size:12px}",
         "</style></head><body>\n<h1>monitor</h1>\n<nav>"
     ));
-    for (href, title) in VIEWS {
+    for (href, title) in crate::views::links() {
         let _ = write!(out, "<a href=\"{href}\">{title}</a>");
     }
     out.push_str("</nav>\n");
