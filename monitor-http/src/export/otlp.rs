@@ -2,13 +2,12 @@
 //! set is small and fixed) and as OTLP/JSON (ids in hex, enums as numbers, 64-bit integers as
 //! strings, as the OTLP specification maps them).
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use monitor_core::trace::{AttributeValue, SpanOutcome, SpanRecord, Status};
 
 use super::Service;
-use crate::render::util::{json_f64, json_str};
+use crate::render::writer::Json;
 
 /// An attribute list: key and value.
 type Attrs<'a> = Vec<(&'a str, AttributeValue)>;
@@ -178,94 +177,77 @@ fn encode_span(s: &SpanRecord, out: &mut Vec<u8>) {
 
 // --- JSON -----------------------------------------------------------------------------------
 
-fn json_key_values(attrs: &Attrs<'_>, out: &mut String) {
-    out.push('[');
-    for (i, (k, v)) in attrs.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str("{\"key\":");
-        json_str(k, out);
-        out.push_str(",\"value\":{");
+fn json_key_values(attrs: &Attrs<'_>, j: &mut Json<'_>) {
+    j.begin_array();
+    for (k, v) in attrs {
+        j.begin_object().key("key").str(k).key("value").begin_object();
         match v {
-            AttributeValue::Str(s) => {
-                out.push_str("\"stringValue\":");
-                json_str(s, out);
-            }
-            AttributeValue::Bool(b) => {
-                let _ = write!(out, "\"boolValue\":{b}");
-            }
-            AttributeValue::I64(n) => {
-                let _ = write!(out, "\"intValue\":\"{n}\"");
-            }
+            AttributeValue::Str(s) => j.key("stringValue").str(s),
+            AttributeValue::Bool(b) => j.key("boolValue").bool(*b),
+            // 64-bit integers are strings in the protobuf JSON mapping.
+            AttributeValue::I64(n) => j.key("intValue").str(&n.to_string()),
             // JSON has no NaN or infinity; the protobuf JSON mapping spells them as strings.
-            AttributeValue::F64(f) if f.is_nan() => out.push_str("\"doubleValue\":\"NaN\""),
+            AttributeValue::F64(f) if f.is_nan() => j.key("doubleValue").str("NaN"),
             AttributeValue::F64(f) if f.is_infinite() => {
-                let _ =
-                    write!(out, "\"doubleValue\":\"{}Infinity\"", if *f < 0.0 { "-" } else { "" });
+                j.key("doubleValue").str(if *f < 0.0 { "-Infinity" } else { "Infinity" })
             }
-            AttributeValue::F64(f) => {
-                out.push_str("\"doubleValue\":");
-                json_f64(*f, out);
-            }
-        }
-        out.push_str("}}");
+            AttributeValue::F64(f) => j.key("doubleValue").f64(*f),
+        };
+        j.end_object().end_object();
     }
-    out.push(']');
+    j.end_array();
 }
 
 /// `ExportTraceServiceRequest` as OTLP/JSON.
 pub(crate) fn encode_json(service: &Service, spans: &[Arc<SpanRecord>], out: &mut Vec<u8>) {
-    let mut j = String::with_capacity(512 * spans.len());
-    j.push_str("{\"resourceSpans\":[{\"resource\":{\"attributes\":");
+    let mut text = String::with_capacity(512 * spans.len());
+    let mut j = Json::new(&mut text);
+    j.begin_object().key("resourceSpans").begin_array().begin_object();
+    j.key("resource").begin_object().key("attributes");
     json_key_values(&resource_attributes(service), &mut j);
-    let _ = write!(
-        j,
-        "}},\"scopeSpans\":[{{\"scope\":{{\"name\":\"monitor\",\"version\":\"{}\"}},\"spans\":[",
-        env!("CARGO_PKG_VERSION")
-    );
-    for (i, s) in spans.iter().enumerate() {
-        if i > 0 {
-            j.push(',');
-        }
-        let _ = write!(j, "{{\"traceId\":\"{}\",\"spanId\":\"{}\",", s.trace_id, s.span_id);
+    j.end_object();
+    j.key("scopeSpans").begin_array().begin_object();
+    j.key("scope").begin_object();
+    j.key("name").str("monitor").key("version").str(env!("CARGO_PKG_VERSION"));
+    j.end_object();
+    j.key("spans").begin_array();
+    for s in spans {
+        j.begin_object();
+        j.key("traceId").str(&s.trace_id.to_string());
+        j.key("spanId").str(&s.span_id.to_string());
         if let Some(p) = s.parent_id {
-            let _ = write!(j, "\"parentSpanId\":\"{p}\",");
+            j.key("parentSpanId").str(&p.to_string());
         }
-        let _ = write!(j, "\"flags\":{},\"name\":", flags(s));
-        json_str(s.name, &mut j);
-        let _ = write!(
-            j,
-            ",\"kind\":{},\"startTimeUnixNano\":\"{}\",\"endTimeUnixNano\":\"{}\",\"attributes\":",
-            kind(s),
-            s.start_unix_ns,
-            s.end_unix_ns()
-        );
+        j.key("flags").u64(u64::from(flags(s)));
+        j.key("name").str(s.name);
+        j.key("kind").u64(kind(s));
+        j.key("startTimeUnixNano").str(&s.start_unix_ns.to_string());
+        j.key("endTimeUnixNano").str(&s.end_unix_ns().to_string());
+        j.key("attributes");
         json_key_values(&span_attributes(s), &mut j);
-        let _ = write!(j, ",\"droppedAttributesCount\":{},\"events\":[", s.dropped);
-        for (n, e) in s.events.iter().enumerate() {
-            if n > 0 {
-                j.push(',');
-            }
-            let _ = write!(j, "{{\"timeUnixNano\":\"{}\",\"name\":", e.unix_ns);
-            json_str(&e.name, &mut j);
+        j.key("droppedAttributesCount").u64(u64::from(s.dropped));
+        j.key("events").begin_array();
+        for e in &s.events {
+            j.begin_object();
+            j.key("timeUnixNano").str(&e.unix_ns.to_string());
+            j.key("name").str(&e.name);
             if let Some(ns) = e.since_checkpoint_ns {
-                j.push_str(",\"attributes\":");
+                j.key("attributes");
                 json_key_values(
                     &vec![("monitor.checkpoint.elapsed_ns", AttributeValue::from(ns))],
                     &mut j,
                 );
             }
-            j.push('}');
+            j.end_object();
         }
+        j.end_array();
         let (code, msg) = status(s);
-        let _ = write!(j, "],\"status\":{{\"code\":{code}");
+        j.key("status").begin_object().key("code").u64(code);
         if !msg.is_empty() {
-            j.push_str(",\"message\":");
-            json_str(msg, &mut j);
+            j.key("message").str(msg);
         }
-        j.push_str("}}");
+        j.end_object().end_object();
     }
-    j.push_str("]}]}]}");
-    out.extend_from_slice(j.as_bytes());
+    j.end_array().end_object().end_array().end_object().end_array().end_object();
+    out.extend_from_slice(text.as_bytes());
 }

@@ -1,81 +1,70 @@
 //! Zipkin v2 JSON: a list of spans as `POST /api/v2/spans` takes them (ids lower hex, times in
 //! epoch microseconds, `duration` at least 1, tags as strings).
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use monitor_core::trace::{SpanOutcome, SpanRecord, Status};
 
 use super::Service;
-use crate::render::util::json_str;
-
-fn tag(k: &str, v: &str, first: &mut bool, out: &mut String) {
-    if !std::mem::take(first) {
-        out.push(',');
-    }
-    json_str(k, out);
-    out.push(':');
-    json_str(v, out);
-}
+use crate::render::writer::Json;
 
 /// The spans as a Zipkin v2 `ListOfSpans`.
 pub(crate) fn encode(service: &Service, spans: &[Arc<SpanRecord>], out: &mut Vec<u8>) {
-    let mut j = String::with_capacity(400 * spans.len());
-    j.push('[');
-    for (i, s) in spans.iter().enumerate() {
-        if i > 0 {
-            j.push(',');
-        }
-        let _ = write!(j, "{{\"traceId\":\"{}\",\"id\":\"{}\",", s.trace_id, s.span_id);
+    let mut text = String::with_capacity(400 * spans.len());
+    let mut j = Json::new(&mut text);
+    j.begin_array();
+    for s in spans {
+        j.begin_object();
+        j.key("traceId").str(&s.trace_id.to_string());
+        j.key("id").str(&s.span_id.to_string());
         if let Some(p) = s.parent_id {
-            let _ = write!(j, "\"parentId\":\"{p}\",");
+            j.key("parentId").str(&p.to_string());
         }
-        j.push_str("\"name\":");
-        json_str(&s.name.to_lowercase(), &mut j);
+        j.key("name").str(&s.name.to_lowercase());
         if s.remote_parent {
-            j.push_str(",\"kind\":\"SERVER\"");
+            j.key("kind").str("SERVER");
         }
-        let _ = write!(
-            j,
-            ",\"timestamp\":{},\"duration\":{},\"localEndpoint\":{{\"serviceName\":",
-            s.start_unix_ns / 1000,
-            (s.duration_ns / 1000).max(1)
-        );
-        json_str(&service.name.to_lowercase(), &mut j);
-        j.push_str("},\"annotations\":[");
-        for (n, e) in s.events.iter().enumerate() {
-            if n > 0 {
-                j.push(',');
-            }
-            let _ = write!(j, "{{\"timestamp\":{},\"value\":", e.unix_ns / 1000);
+        j.key("timestamp").u64(s.start_unix_ns / 1000);
+        j.key("duration").u64((s.duration_ns / 1000).max(1));
+        j.key("localEndpoint").begin_object();
+        j.key("serviceName").str(&service.name.to_lowercase());
+        j.end_object();
+        j.key("annotations").begin_array();
+        for e in &s.events {
             let value = match e.since_checkpoint_ns {
                 Some(ns) => format!("{} (+{ns} ns)", e.name),
                 None => e.name.to_string(),
             };
-            json_str(&value, &mut j);
-            j.push('}');
+            j.begin_object().key("timestamp").u64(e.unix_ns / 1000).key("value").str(&value);
+            j.end_object();
         }
-        j.push_str("],\"tags\":{");
-        let mut first = true;
-        tag("monitor.outcome", &s.outcome.to_string(), &mut first, &mut j);
+        j.end_array();
+        j.key("tags").begin_object();
+        j.key("monitor.outcome").str(&s.outcome.to_string());
         if let Some(c) = s.category {
-            tag("monitor.category", c, &mut first, &mut j);
+            j.key("monitor.category").str(c);
         }
         // Zipkin marks a failed span with an `error` tag.
         match (&s.status, s.outcome) {
-            (Status::Error(d), _) => tag("error", d, &mut first, &mut j),
-            (_, SpanOutcome::Error(kind)) => tag("error", kind, &mut first, &mut j),
-            (_, SpanOutcome::Panic) => tag("error", "panic", &mut first, &mut j),
+            (Status::Error(d), _) => {
+                j.key("error").str(d);
+            }
+            (_, SpanOutcome::Error(kind)) => {
+                j.key("error").str(kind);
+            }
+            (_, SpanOutcome::Panic) => {
+                j.key("error").str("panic");
+            }
             _ => {}
         }
         for (k, v) in super::allocation_attributes(s) {
-            tag(k, &v.to_string(), &mut first, &mut j);
+            j.key(k).str(&v.to_string());
         }
         for (k, v) in &s.annotations {
-            tag(k, &v.to_string(), &mut first, &mut j);
+            j.key(k).str(&v.to_string());
         }
-        j.push_str("}}");
+        j.end_object().end_object();
     }
-    j.push(']');
-    out.extend_from_slice(j.as_bytes());
+    j.end_array();
+    out.extend_from_slice(text.as_bytes());
 }

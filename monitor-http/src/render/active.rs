@@ -4,7 +4,8 @@ use std::fmt::Write;
 
 use monitor_core::Snapshot;
 
-use super::util::{html, json_str};
+use super::util::html;
+use super::writer::Json;
 
 /// `/active`: one line per category, `category current functions`, the standard categories
 /// first (see [`monitor_core::CATEGORIES`]).
@@ -31,16 +32,17 @@ pub fn write_active_text(snapshot: &Snapshot, out: &mut String) {
 /// assert!(out.starts_with("[{\"category\":\"function\""));
 /// ```
 pub fn write_active_json(snapshot: &Snapshot, out: &mut String) {
-    out.push('[');
-    for (i, c) in snapshot.active_by_category().iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str("{\"category\":");
-        json_str(c.category, out);
-        let _ = write!(out, ",\"current\":{},\"functions\":{}}}", c.current, c.functions);
+    let mut j = Json::new(out);
+    j.begin_array();
+    for c in snapshot.active_by_category() {
+        j.begin_object();
+        j.key("category").str(c.category);
+        j.key("current").u64(c.current);
+        j.key("functions").u64(c.functions as u64);
+        j.end_object();
     }
-    out.push_str("]\n");
+    j.end_array();
+    out.push('\n');
 }
 
 /// A horizontal bar chart of calls in flight per category, as inline SVG for the index page.

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use monitor_core::Snapshot;
 
-use super::stats::{key, series};
-use super::util::{json_f64, json_str};
+use super::series::{key, series};
+use super::writer::Json;
 
 /// Go `runtime.MemStats` fields the Datadog agent's `go_expvar` check reads. A Rust process has
 /// no garbage collector: the GC fields are zero. The allocation fields come from the counting
@@ -46,22 +46,18 @@ fn resident_bytes() -> u64 {
 /// assert!(out.contains("\"memstats\""));
 /// ```
 pub fn write_expvar(snapshot: &Snapshot, out: &mut String) {
-    out.push_str("{\n\"cmdline\": [");
-    for (i, arg) in std::env::args_os().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        json_str(&arg.to_string_lossy(), out);
+    let mut j = Json::new(out);
+    j.one_per_line().begin_object();
+    j.key("cmdline").begin_array();
+    for arg in std::env::args_os() {
+        j.str(&arg.to_string_lossy());
     }
-    out.push_str("],\n\"memstats\": {");
+    j.end_array();
+    j.key("memstats").begin_object();
     let rss = resident_bytes();
     let a = snapshot.alloc.unwrap_or_default();
-    for (i, field) in MEMSTATS.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        json_str(field, out);
-        let value = match *field {
+    for field in MEMSTATS {
+        let value = match field {
             "Sys" | "HeapSys" => rss,
             "Alloc" | "HeapAlloc" | "HeapInuse" => a.in_use_bytes(),
             "TotalAlloc" => a.allocated_bytes,
@@ -70,11 +66,14 @@ pub fn write_expvar(snapshot: &Snapshot, out: &mut String) {
             "HeapObjects" => a.live_objects(),
             _ => 0,
         };
-        out.push_str(&format!(": {value}"));
+        j.key(field).u64(value);
     }
-    out.push_str(", \"NumGC\": 0, \"PauseNs\": [");
-    out.push_str(&vec!["0"; 256].join(","));
-    out.push_str("]}");
+    j.key("NumGC").u64(0);
+    j.key("PauseNs").begin_array();
+    for _ in 0..256 {
+        j.u64(0);
+    }
+    j.end_array().end_object();
     let mut grouped: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
     for s in series(snapshot) {
         let mut k = String::new();
@@ -82,18 +81,12 @@ pub fn write_expvar(snapshot: &Snapshot, out: &mut String) {
         grouped.entry(k).or_default().push((s.field, s.value));
     }
     for (k, fields) in grouped {
-        out.push_str(",\n");
-        json_str(&k, out);
-        out.push_str(": {");
-        for (i, (field, v)) in fields.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            json_str(field, out);
-            out.push_str(": ");
-            json_f64(*v, out);
+        j.key(&k).begin_object();
+        for (field, v) in &fields {
+            j.key(field).f64(*v);
         }
-        out.push('}');
+        j.end_object();
     }
-    out.push_str("\n}\n");
+    j.end_object();
+    out.push('\n');
 }

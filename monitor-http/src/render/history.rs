@@ -4,7 +4,8 @@ use std::fmt::Write;
 
 use monitor_core::HistoryPoint;
 
-use super::util::{html, json_f64, json_str, Nanos};
+use super::util::{html, Nanos};
+use super::writer::Json;
 
 /// `/history/json`: the points, oldest first: `{"unix_s", "calls_per_s", "errors_per_s",
 /// "p99_ns", "in_flight": {category: n}, "unique_users"}`.
@@ -15,31 +16,28 @@ use super::util::{html, json_f64, json_str, Nanos};
 /// assert_eq!(out.trim(), "[]");
 /// ```
 pub fn write_history_json(points: &[HistoryPoint], out: &mut String) {
-    out.push('[');
-    for (i, p) in points.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+    let mut j = Json::new(out);
+    j.one_per_line().begin_array();
+    for p in points {
+        j.begin_object();
+        j.key("unix_s").u64(p.unix_s);
+        j.key("calls_per_s").f64(p.calls_per_s);
+        j.key("errors_per_s").f64(p.errors_per_s);
+        j.key("p99_ns").u64(p.p99_ns);
+        j.key("in_flight").begin_object();
+        for (category, n) in &p.in_flight {
+            j.key(category).u64(*n);
         }
-        let _ = write!(out, "\n{{\"unix_s\":{},\"calls_per_s\":", p.unix_s);
-        json_f64(p.calls_per_s, out);
-        out.push_str(",\"errors_per_s\":");
-        json_f64(p.errors_per_s, out);
-        let _ = write!(out, ",\"p99_ns\":{},\"in_flight\":{{", p.p99_ns);
-        for (n, (cat, v)) in p.in_flight.iter().enumerate() {
-            if n > 0 {
-                out.push(',');
-            }
-            json_str(cat, out);
-            let _ = write!(out, ":{v}");
-        }
-        out.push_str("},\"unique_users\":");
+        j.end_object();
+        j.key("unique_users");
         match p.unique_users {
-            Some(u) => json_f64(u, out),
-            None => out.push_str("null"),
-        }
-        out.push('}');
+            Some(u) => j.f64(u),
+            None => j.null(),
+        };
+        j.end_object();
     }
-    out.push_str("]\n");
+    j.end_array();
+    out.push('\n');
 }
 
 const W: f64 = 260.0;

@@ -4,7 +4,8 @@ use std::borrow::Borrow;
 
 use monitor_core::{Distribution, FunctionStats, Snapshot, QUANTILES};
 
-use super::util::{json_str, push_u128, push_u64, Quantile};
+use super::util::{push_u128, Quantile};
+use super::writer::Json;
 use super::Parts;
 
 /// `/funcs/json`: a list with one object per called function: `id`, `name`, `module`, `file`,
@@ -28,7 +29,7 @@ pub fn write_funcs_json(snapshot: &Snapshot, out: &mut String) {
 /// (see [`Parts`]). `S` is the snapshot, owned or borrowed.
 pub(crate) struct FuncsJsonWriter<S> {
     snapshot: S,
-    /// `"0.00": ` … `"1.00": `, the quantile keys with their colon.
+    /// `"0.00":` … `"1.00":`, the quantile keys with their colon.
     keys: [String; QUANTILES.len()],
     /// The next function to look at in `snapshot.functions`.
     next: usize,
@@ -39,7 +40,7 @@ pub(crate) struct FuncsJsonWriter<S> {
 
 impl<S: Borrow<Snapshot>> FuncsJsonWriter<S> {
     pub(crate) fn new(snapshot: S) -> Self {
-        let keys = QUANTILES.map(|q| format!("\"{}\": ", Quantile(q)));
+        let keys = QUANTILES.map(|q| format!("\"{}\":", Quantile(q)));
         FuncsJsonWriter { snapshot, keys, next: 0, written: 0, done: false }
     }
 }
@@ -58,7 +59,8 @@ impl<S: Borrow<Snapshot> + Send> Parts for FuncsJsonWriter<S> {
             if !f.is_called() {
                 continue;
             }
-            out.push_str(if self.written == 0 { "\n  " } else { ",\n  " });
+            // The list spans the parts, so its commas are written here, not by a writer.
+            out.push_str(if self.written == 0 { "\n" } else { ",\n" });
             function(f, &self.keys, out);
             self.written += 1;
             if out.len() >= min {
@@ -72,91 +74,48 @@ impl<S: Borrow<Snapshot> + Send> Parts for FuncsJsonWriter<S> {
 }
 
 fn function(f: &FunctionStats, keys: &[String], out: &mut String) {
-    out.push_str("{\"id\": ");
-    push_u64(f.id as u64, out);
-    out.push_str(", \"name\": ");
-    json_str(f.name, out);
-    out.push_str(", \"module\": ");
-    json_str(f.module, out);
-    out.push_str(", \"file\": ");
-    json_str(f.file, out);
-    out.push_str(", \"line\": ");
-    push_u64(u64::from(f.line), out);
-    out.push_str(", \"category\": ");
-    match f.category {
-        Some(c) => json_str(c, out),
-        None => out.push_str("null"),
+    let mut j = Json::new(out);
+    j.begin_object();
+    j.key("id").u64(f.id as u64);
+    j.key("name").str(f.name);
+    j.key("module").str(f.module);
+    j.key("file").str(f.file);
+    j.key("line").u64(u64::from(f.line));
+    j.key("category").opt_str(f.category);
+    j.key("entry").bool(f.is_entry());
+    j.key("callers").begin_array();
+    for c in &f.callers {
+        j.begin_object().key("name").str(c.caller.name()).key("count").u64(c.count).end_object();
     }
-    out.push_str(if f.is_entry() { ", \"entry\": true" } else { ", \"entry\": false" });
-    out.push_str(", \"callers\": [");
-    for (i, c) in f.callers.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push_str("{\"name\": ");
-        json_str(c.caller.name(), out);
-        out.push_str(", \"count\": ");
-        push_u64(c.count, out);
-        out.push('}');
+    j.end_array();
+    j.key("current").u64(f.current).key("highwater").u64(f.highwater);
+    j.key("success").u64(f.success);
+    j.key("errors").begin_object();
+    for (kind, n) in &f.errors {
+        j.key(kind).u64(*n);
     }
-    let fields = [("current", f.current), ("highwater", f.highwater), ("success", f.success)];
-    out.push(']');
-    push_fields(&fields, out);
-    out.push_str(", \"errors\": {");
-    for (i, (kind, n)) in f.errors.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        json_str(kind, out);
-        out.push_str(": ");
-        push_u64(*n, out);
-    }
-    out.push('}');
-    let fields = [
-        ("panics", f.panics),
-        ("cancelled", f.cancelled),
-        ("allocations", f.allocations),
-        ("allocated_bytes", f.allocated_bytes),
-    ];
-    push_fields(&fields, out);
-    out.push_str(", \"success_times\": ");
-    times(&f.success_times, keys, out);
-    out.push_str(", \"failure_times\": ");
-    times(&f.failure_times, keys, out);
-    out.push('}');
+    j.end_object();
+    j.key("panics").u64(f.panics).key("cancelled").u64(f.cancelled);
+    j.key("allocations").u64(f.allocations).key("allocated_bytes").u64(f.allocated_bytes);
+    j.key("success_times");
+    times(&f.success_times, keys, &mut j);
+    j.key("failure_times");
+    times(&f.failure_times, keys, &mut j);
+    j.end_object();
 }
 
-/// `, "name": value` for each field.
-fn push_fields(fields: &[(&str, u64)], out: &mut String) {
-    for (name, v) in fields {
-        out.push_str(", \"");
-        out.push_str(name);
-        out.push_str("\": ");
-        push_u64(*v, out);
+fn times(d: &Distribution, keys: &[String], j: &mut Json<'_>) {
+    j.begin_object();
+    j.key("count").u64(d.count);
+    j.key("sum_ns").raw(|out| push_u128(d.sum_ns, out));
+    j.key("min_ns").u64(d.min_ns).key("max_ns").u64(d.max_ns);
+    j.key("avg_ns").u64(d.avg_ns().round() as u64).key("recent_ns").u64(d.recent_ns);
+    j.key("quantiles").begin_object();
+    for ((_, ns), key) in d.quantiles().iter().zip(keys) {
+        // The keys are written once per render, not once per function.
+        j.escaped_key(key).u64(*ns);
     }
-}
-
-fn times(d: &Distribution, keys: &[String], out: &mut String) {
-    out.push_str("{\"count\": ");
-    push_u64(d.count, out);
-    out.push_str(", \"sum_ns\": ");
-    push_u128(d.sum_ns, out);
-    let fields = [
-        ("min_ns", d.min_ns),
-        ("max_ns", d.max_ns),
-        ("avg_ns", d.avg_ns().round() as u64),
-        ("recent_ns", d.recent_ns),
-    ];
-    push_fields(&fields, out);
-    out.push_str(", \"quantiles\": {");
-    for (i, ((_, ns), key)) in d.quantiles().iter().zip(keys).enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push_str(key);
-        push_u64(*ns, out);
-    }
-    out.push_str("}}");
+    j.end_object().end_object();
 }
 
 #[cfg(test)]

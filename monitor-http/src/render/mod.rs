@@ -7,10 +7,12 @@ pub(crate) mod history;
 pub(crate) mod html;
 pub(crate) mod json;
 pub(crate) mod prometheus;
+pub(crate) mod series;
 pub(crate) mod stats;
 pub(crate) mod text;
 pub(crate) mod trace;
 pub(crate) mod util;
+pub(crate) mod writer;
 
 /// A text written a part at a time, so a response can send each part as soon as it is written
 /// instead of holding the whole text (see [`crate::Body`]).

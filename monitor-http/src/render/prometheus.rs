@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use monitor_core::{Distribution, FunctionStats, MetricStats, MetricValue, Snapshot, Values};
 
-use super::stats::{metric_tags, unique_names};
+use super::series::{metric_tags, unique_names};
 use super::util::{push_escaped, push_u64};
 use super::Parts;
 

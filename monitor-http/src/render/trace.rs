@@ -8,46 +8,37 @@ use monitor_core::trace::{
 };
 use monitor_core::{FunctionStats, SpanId};
 
-use super::util::{html, json_f64, json_str, printable, Nanos};
+use super::util::{html, printable, Nanos};
+use super::writer::Json;
 
-fn json_value(v: &AttributeValue, out: &mut String) {
+fn json_value(v: &AttributeValue, j: &mut Json<'_>) {
     match v {
-        AttributeValue::Str(s) => json_str(s, out),
-        AttributeValue::I64(i) => {
-            let _ = write!(out, "{i}");
-        }
+        AttributeValue::Str(s) => j.str(s),
+        AttributeValue::I64(i) => j.i64(*i),
         // JSON has no NaN or infinity: such a value is written as null.
-        AttributeValue::F64(f) if !f.is_finite() => out.push_str("null"),
-        AttributeValue::F64(f) => json_f64(*f, out),
-        AttributeValue::Bool(b) => {
-            let _ = write!(out, "{b}");
-        }
-    }
+        AttributeValue::F64(f) if !f.is_finite() => j.null(),
+        AttributeValue::F64(f) => j.f64(*f),
+        AttributeValue::Bool(b) => j.bool(*b),
+    };
 }
 
 fn json_annotations<'a>(
     attrs: impl IntoIterator<Item = &'a (std::borrow::Cow<'static, str>, AttributeValue)>,
-    out: &mut String,
+    j: &mut Json<'_>,
 ) {
-    out.push('{');
-    for (i, (k, v)) in attrs.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        json_str(k, out);
-        out.push(':');
-        json_value(v, out);
+    j.begin_object();
+    for (k, v) in attrs {
+        j.key(k);
+        json_value(v, j);
     }
-    out.push('}');
+    j.end_object();
 }
 
-fn json_opt_id(id: Option<SpanId>, out: &mut String) {
+fn json_opt_id(id: Option<SpanId>, j: &mut Json<'_>) {
     match id {
-        Some(id) => {
-            let _ = write!(out, "\"{id}\"");
-        }
-        None => out.push_str("null"),
-    }
+        Some(id) => j.str(&id.to_string()),
+        None => j.null(),
+    };
 }
 
 /// Spans in display order: depth first from the roots (spans whose parent is not among them),
@@ -82,66 +73,47 @@ fn ordered_records(spans: &[&SpanRecord]) -> Vec<(usize, usize)> {
     ordered(&keys)
 }
 
-fn json_span(s: &SpanRecord, out: &mut String) {
-    let _ = write!(
-        out,
-        "{{\"trace_id\":\"{}\",\"span_id\":\"{}\",\"parent_id\":",
-        s.trace_id, s.span_id
-    );
-    json_opt_id(s.parent_id, out);
-    let _ = write!(out, ",\"remote_parent\":{},\"name\":", s.remote_parent);
-    json_str(s.name, out);
-    out.push_str(",\"category\":");
-    match s.category {
-        Some(c) => json_str(c, out),
-        None => out.push_str("null"),
-    }
-    let _ = write!(
-        out,
-        ",\"start_unix_ns\":{},\"duration_ns\":{},\"outcome\":\"{}\",\"error_kind\":",
-        s.start_unix_ns, s.duration_ns, s.outcome
-    );
-    match s.outcome.error_kind() {
-        Some(k) => json_str(k, out),
-        None => out.push_str("null"),
-    }
-    out.push_str(",\"status\":");
+fn json_span(s: &SpanRecord, j: &mut Json<'_>) {
+    j.begin_object();
+    j.key("trace_id").str(&s.trace_id.to_string());
+    j.key("span_id").str(&s.span_id.to_string());
+    j.key("parent_id");
+    json_opt_id(s.parent_id, j);
+    j.key("remote_parent").bool(s.remote_parent);
+    j.key("name").str(s.name);
+    j.key("category").opt_str(s.category);
+    j.key("start_unix_ns").u64(s.start_unix_ns);
+    j.key("duration_ns").u64(s.duration_ns);
+    j.key("outcome").str(&s.outcome.to_string());
+    j.key("error_kind").opt_str(s.outcome.error_kind());
+    j.key("status").begin_object();
     match &s.status {
-        Status::Unset => out.push_str("{\"code\":\"unset\"}"),
-        Status::Ok => out.push_str("{\"code\":\"ok\"}"),
-        Status::Error(d) => {
-            out.push_str("{\"code\":\"error\",\"description\":");
-            json_str(d, out);
-            out.push('}');
-        }
-    }
-    out.push_str(",\"annotations\":");
-    json_annotations(&s.annotations, out);
-    out.push_str(",\"events\":[");
-    for (i, e) in s.events.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str("{\"name\":");
-        json_str(&e.name, out);
-        let _ = write!(out, ",\"unix_ns\":{},\"since_checkpoint_ns\":", e.unix_ns);
+        Status::Unset => j.key("code").str("unset"),
+        Status::Ok => j.key("code").str("ok"),
+        Status::Error(d) => j.key("code").str("error").key("description").str(d),
+    };
+    j.end_object();
+    j.key("annotations");
+    json_annotations(&s.annotations, j);
+    j.key("events").begin_array();
+    for e in &s.events {
+        j.begin_object().key("name").str(&e.name).key("unix_ns").u64(e.unix_ns);
+        j.key("since_checkpoint_ns");
         match e.since_checkpoint_ns {
-            Some(ns) => {
-                let _ = write!(out, "{ns}");
-            }
-            None => out.push_str("null"),
-        }
-        out.push('}');
+            Some(ns) => j.u64(ns),
+            None => j.null(),
+        };
+        j.end_object();
     }
-    let _ = write!(out, "],\"dropped\":{}", s.dropped);
+    j.end_array();
+    j.key("dropped").u64(u64::from(s.dropped));
     if let Some(a) = &s.allocations {
-        let _ = write!(
-            out,
-            ",\"allocations\":{{\"count\":{},\"bytes\":{},\"self_count\":{},\"self_bytes\":{}}}",
-            a.count, a.bytes, a.self_count, a.self_bytes
-        );
+        j.key("allocations").begin_object();
+        j.key("count").u64(a.count).key("bytes").u64(a.bytes);
+        j.key("self_count").u64(a.self_count).key("self_bytes").u64(a.self_bytes);
+        j.end_object();
     }
-    out.push('}');
+    j.end_object();
 }
 
 /// A trace as a JSON list of spans, root first, then depth first with children by start time.
@@ -157,16 +129,19 @@ fn json_span(s: &SpanRecord, out: &mut String) {
 /// # }
 /// ```
 pub fn write_trace_json(trace: &Trace, out: &mut String) {
+    let mut j = Json::new(out);
+    trace_json(trace, &mut j);
+    out.push('\n');
+}
+
+/// A trace's spans, one a line, as a JSON list.
+fn trace_json(trace: &Trace, j: &mut Json<'_>) {
     let spans: Vec<&SpanRecord> = trace.spans.iter().map(|s| &**s).collect();
-    out.push('[');
-    for (n, (i, _)) in ordered_records(&spans).into_iter().enumerate() {
-        if n > 0 {
-            out.push(',');
-        }
-        out.push('\n');
-        json_span(spans[i], out);
+    j.one_per_line().begin_array();
+    for (i, _) in ordered_records(&spans) {
+        json_span(spans[i], j);
     }
-    out.push_str("\n]\n");
+    j.end_array();
 }
 
 /// Several traces (e.g. [`monitor_core::trace::failed_traces`]) as a JSON list of
@@ -178,20 +153,19 @@ pub fn write_trace_json(trace: &Trace, out: &mut String) {
 /// assert_eq!(out.trim(), "[]");
 /// ```
 pub fn write_traces_json(traces: &[std::sync::Arc<Trace>], out: &mut String) {
-    out.push('[');
-    for (n, t) in traces.iter().enumerate() {
-        if n > 0 {
-            out.push(',');
-        }
-        let _ = write!(
-            out,
-            "\n{{\"trace_id\":\"{}\",\"root_span_id\":\"{}\",\"dropped_spans\":{},\"spans\":",
-            t.trace_id, t.root, t.dropped_spans
-        );
-        write_trace_json(t, out);
-        out.push('}');
+    let mut j = Json::new(out);
+    j.begin_array();
+    for t in traces {
+        j.begin_object();
+        j.key("trace_id").str(&t.trace_id.to_string());
+        j.key("root_span_id").str(&t.root.to_string());
+        j.key("dropped_spans").u64(t.dropped_spans);
+        j.key("spans");
+        trace_json(t, &mut j);
+        j.end_object();
     }
-    out.push_str("]\n");
+    j.end_array();
+    out.push('\n');
 }
 
 const ROW: f64 = 22.0;
@@ -416,28 +390,23 @@ pub fn write_ps_text(spans: &[ActiveSpan], functions: &[FunctionStats], out: &mu
 /// assert_eq!(out.trim(), "[]");
 /// ```
 pub fn write_ps_json(spans: &[ActiveSpan], out: &mut String) {
-    out.push('[');
-    for (n, s) in spans.iter().enumerate() {
-        if n > 0 {
-            out.push(',');
-        }
-        let _ = write!(
-            out,
-            "\n{{\"trace_id\":\"{}\",\"span_id\":\"{}\",\"parent_id\":",
-            s.trace_id, s.span_id
-        );
-        json_opt_id(s.parent_id, out);
-        out.push_str(",\"name\":");
-        json_str(s.name, out);
-        let _ = write!(
-            out,
-            ",\"start_unix_ns\":{},\"elapsed_ns\":{},\"annotations\":",
-            s.start_unix_ns, s.elapsed_ns
-        );
-        json_annotations(&s.annotations, out);
-        out.push('}');
+    let mut j = Json::new(out);
+    j.one_per_line().begin_array();
+    for s in spans {
+        j.begin_object();
+        j.key("trace_id").str(&s.trace_id.to_string());
+        j.key("span_id").str(&s.span_id.to_string());
+        j.key("parent_id");
+        json_opt_id(s.parent_id, &mut j);
+        j.key("name").str(s.name);
+        j.key("start_unix_ns").u64(s.start_unix_ns);
+        j.key("elapsed_ns").u64(s.elapsed_ns);
+        j.key("annotations");
+        json_annotations(&s.annotations, &mut j);
+        j.end_object();
     }
-    out.push_str("]\n");
+    j.end_array();
+    out.push('\n');
 }
 
 /// `/ps/dot`: the recorded spans running now for Graphviz, one cluster per trace.
