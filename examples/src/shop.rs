@@ -19,7 +19,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use monitor_core::{monitored, ErrorName, UniqueUsers};
+use monitor_core::{monitored, ErrorKind, UniqueUsers};
 use monitor_http::layer::{Client, ClientLayer, ServerLayer};
 use monitor_http::users::UserIdentity;
 use tower_layer::Layer;
@@ -28,7 +28,7 @@ use tower_service::Service;
 type HttpClient = hyper_util::client::legacy::Client<HttpConnector, Empty<Bytes>>;
 
 /// Why the inventory could not reserve an item.
-#[derive(Debug, ErrorName)]
+#[derive(Debug, ErrorKind)]
 pub enum StockError {
     /// None left.
     OutOfStock,
@@ -53,7 +53,7 @@ async fn stock(Path(sku): Path<u32>) -> (StatusCode, String) {
 }
 
 /// Why an order failed.
-#[derive(Debug, ErrorName)]
+#[derive(Debug, ErrorKind)]
 pub enum OrderError {
     /// The inventory said no.
     Unavailable,

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use monitor_core::{
-    monitored, BoolVal, Counter, ErrorName, IntVal, Meter, Metrics, Scope, UniqueUsers,
+    monitored, BoolVal, Counter, ErrorKind, IntVal, Meter, Metrics, Scope, UniqueUsers,
 };
 
 /// What a client asks for.
@@ -33,8 +33,8 @@ pub struct Response {
     pub cached: bool,
 }
 
-/// Why a request failed; `#[derive(ErrorName)]` makes each variant an error kind.
-#[derive(Debug, ErrorName)]
+/// Why a request failed; `#[derive(ErrorKind)]` makes each variant an error kind.
+#[derive(Debug, ErrorKind)]
 pub enum ProxyError {
     /// No or a bad token.
     Unauthorized,

@@ -34,7 +34,7 @@ fn monitor_agrees_with_the_clients() {
     assert_eq!(handle.errors_total(), tally.errors);
     assert_eq!(handle.panics, tally.panics);
     assert_eq!(handle.cancelled, tally.timeouts);
-    assert_eq!(handle.current, 0);
+    assert_eq!(handle.in_flight, 0);
     assert_eq!(handle.calls_from("entry"), 400);
     assert!(handle.error("Unauthorized") > 0);
 

@@ -6,7 +6,7 @@ use std::io;
 /// Names the kind of an error, for the per-kind error counts of `#[monitored]` functions.
 ///
 /// Without it, an `Err(e)` is counted under the short name of `e`'s type (`ParseIntError`); with
-/// it, under the name it returns, such as the variant of an error enum. `#[derive(ErrorName)]`
+/// it, under the name it returns, such as the variant of an error enum. `#[derive(ErrorKind)]`
 /// implements it with each variant's name. [`std::io::Error`] is named by its
 /// [`ErrorKind`](std::io::ErrorKind) (`NotFound`, `TimedOut`, …).
 ///
@@ -15,15 +15,15 @@ use std::io;
 /// # Examples
 ///
 /// ```
-/// use monitor_core::{monitored, ErrorName};
+/// use monitor_core::{monitored, ErrorKind};
 ///
-/// #[derive(Debug, ErrorName)]
+/// #[derive(Debug, ErrorKind)]
 /// enum FetchError {
 ///     Timeout,
 ///     Status(u16),
 /// }
 ///
-/// #[monitored(name = "error_name_doc::fetch")]
+/// #[monitored(name = "error_kind_doc::fetch")]
 /// fn fetch(code: u16) -> Result<(), FetchError> {
 ///     match code {
 ///         200 => Ok(()),
@@ -34,39 +34,39 @@ use std::io;
 ///
 /// let _ = (fetch(0), fetch(503), fetch(404), fetch(200));
 /// let snap = monitor_core::registry().snapshot();
-/// let f = snap.function("error_name_doc::fetch").unwrap();
+/// let f = snap.function("error_kind_doc::fetch").unwrap();
 /// assert_eq!(f.errors, vec![("Status", 2), ("Timeout", 1)]);
 /// ```
-pub trait ErrorName {
+pub trait ErrorKind {
     /// The kind of this error.
-    fn error_name(&self) -> &'static str;
+    fn error_kind(&self) -> &'static str;
 }
 
-impl ErrorName for io::Error {
-    fn error_name(&self) -> &'static str {
+impl ErrorKind for io::Error {
+    fn error_kind(&self) -> &'static str {
         io_kind_name(self.kind())
     }
 }
 
-impl ErrorName for Box<dyn Error + Send + Sync> {
-    fn error_name(&self) -> &'static str {
-        dyn_error_name(&**self)
+impl ErrorKind for Box<dyn Error + Send + Sync> {
+    fn error_kind(&self) -> &'static str {
+        dyn_error_kind(&**self)
     }
 }
 
-impl ErrorName for Box<dyn Error + Send> {
-    fn error_name(&self) -> &'static str {
-        dyn_error_name(&**self)
+impl ErrorKind for Box<dyn Error + Send> {
+    fn error_kind(&self) -> &'static str {
+        dyn_error_kind(&**self)
     }
 }
 
-impl ErrorName for Box<dyn Error> {
-    fn error_name(&self) -> &'static str {
-        dyn_error_name(&**self)
+impl ErrorKind for Box<dyn Error> {
+    fn error_kind(&self) -> &'static str {
+        dyn_error_kind(&**self)
     }
 }
 
-fn dyn_error_name(e: &(dyn Error + 'static)) -> &'static str {
+fn dyn_error_kind(e: &(dyn Error + 'static)) -> &'static str {
     match e.downcast_ref::<io::Error>() {
         Some(io) => io_kind_name(io.kind()),
         None => "dyn Error",
@@ -149,10 +149,10 @@ mod tests {
     #[test]
     fn io_kinds() {
         let e = io::Error::new(io::ErrorKind::TimedOut, "slow");
-        assert_eq!(e.error_name(), "TimedOut");
+        assert_eq!(e.error_kind(), "TimedOut");
         let b: Box<dyn Error + Send + Sync> = Box::new(io::Error::from(io::ErrorKind::NotFound));
-        assert_eq!(b.error_name(), "NotFound");
+        assert_eq!(b.error_kind(), "NotFound");
         let b: Box<dyn Error> = "plain".into();
-        assert_eq!(b.error_name(), "dyn Error");
+        assert_eq!(b.error_kind(), "dyn Error");
     }
 }

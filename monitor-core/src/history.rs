@@ -32,7 +32,7 @@ pub struct HistoryPoint {
     /// that finished in that interval, in nanoseconds; 0 when none did.
     pub p99_ns: u64,
     /// Calls in flight at the sample, by category (see
-    /// [`Snapshot::active_by_category`](crate::Snapshot::active_by_category)).
+    /// [`Snapshot::in_flight_by_category`](crate::Snapshot::in_flight_by_category)).
     pub in_flight: Vec<(&'static str, u64)>,
     /// The sum of the registered [`UniqueUsers`](crate::UniqueUsers) estimates, if any.
     pub unique_users: Option<f64>,
@@ -108,7 +108,11 @@ pub(crate) fn sample(now: Instant) {
         calls_per_s: point_parts.calls.saturating_sub(prev.calls) as f64 / secs,
         errors_per_s: point_parts.failures.saturating_sub(prev.failures) as f64 / secs,
         p99_ns: quantile(&interval, 0.99),
-        in_flight: snap.active_by_category().into_iter().map(|c| (c.category, c.current)).collect(),
+        in_flight: snap
+            .in_flight_by_category()
+            .into_iter()
+            .map(|c| (c.category, c.in_flight))
+            .collect(),
         unique_users: point_parts.unique_users,
     };
     st.prev = Some(Prev {

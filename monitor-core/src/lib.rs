@@ -33,7 +33,7 @@
 //!   has run.
 //! - Every call ends in exactly one **outcome**: success, error (with a kind), panic, or
 //!   cancelled (an async call whose future was dropped before finishing). The outcome comes from
-//!   the returned value's type: any `Result` that is `Err` is an error, named by [`ErrorName`]
+//!   the returned value's type: any `Result` that is `Err` is an error, named by [`ErrorKind`]
 //!   when the error implements it, else by the short name of its type.
 //! - Every call is a **span** ([`Span`]) whose parent is the call running on the same thread or
 //!   task; the parent-child pairs of functions make the **call graph**. [`Span::current`] with
@@ -78,7 +78,7 @@ pub mod __private;
 
 pub use call::Instrumented;
 pub use collector::set_collect_interval;
-pub use error::ErrorName;
+pub use error::ErrorKind;
 pub use gauges::{gauge_time_limit, set_gauge_time_limit, stale_gauge_reads};
 pub use history::{enable_history, history, HistoryPoint, HISTORY_POINTS};
 pub use ids::{SpanId, TraceId};
@@ -91,11 +91,11 @@ pub use registry::{registry, Registry};
 pub use site::{is_enabled, set_enabled, CallSite};
 pub use site::{SiteBudget, SiteError, MAX_DYNAMIC_SITES};
 pub use snapshot::{
-    Bucket, Caller, CallerCount, CategoryActivity, Distribution, FunctionStats, MetricStats,
+    Bucket, Caller, CallerCount, CategoryInFlight, Distribution, FunctionStats, MetricStats,
     MetricValue, Snapshot, Values, CATEGORIES, QUANTILES,
 };
 pub use span::{FutureExt, Span, WithSpan};
 pub use users::{UniqueUsers, UsersError};
 
 #[cfg(feature = "macros")]
-pub use monitor_macros::{monitored, ErrorName, Metrics};
+pub use monitor_macros::{monitored, ErrorKind, Metrics};

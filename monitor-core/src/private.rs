@@ -17,7 +17,7 @@ pub use crate::site::CallSite;
 )))]
 pub use linkme;
 
-use crate::error::{short_type_name, ErrorName};
+use crate::error::{short_type_name, ErrorKind};
 
 /// Every `#[monitored]` function's call site, gathered by the linker, where the expansion's
 /// own link section is not used (see `sections`).
@@ -62,11 +62,11 @@ pub trait Classify {
     fn __monitor_outcome(&self) -> Outcome;
 }
 
-/// A fallible value (a `Result`, or a `Poll` of one) whose error is `ErrorName`: the kind is
+/// A fallible value (a `Result`, or a `Poll` of one) whose error is `ErrorKind`: the kind is
 /// the name the error gives.
 impl<R: Fallible> Classify for &&Probe<'_, R>
 where
-    R::Error: ErrorName,
+    R::Error: ErrorKind,
 {
     #[inline(always)]
     fn __monitor_outcome(&self) -> Outcome {
@@ -79,8 +79,8 @@ where
 
 #[cold]
 #[inline(never)]
-fn named<E: ErrorName + ?Sized>(e: &E) -> Outcome {
-    Outcome::Error(e.error_name())
+fn named<E: ErrorKind + ?Sized>(e: &E) -> Outcome {
+    Outcome::Error(e.error_kind())
 }
 
 /// Any other fallible value: the kind is the short name of the error's type.

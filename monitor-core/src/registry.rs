@@ -74,7 +74,7 @@ impl Registry {
     /// # Errors
     ///
     /// [`SiteError::EmptyName`] for `""`, [`SiteError::BudgetFull`] once `budget` has made
-    /// its sites, and [`SiteError::Full`] once [`MAX_DYNAMIC_SITES`] exist in all.
+    /// its sites, and [`SiteError::Full`] once [`MAX_DYNAMIC_SITES`](crate::MAX_DYNAMIC_SITES) exist in all.
     ///
     /// ```
     /// use monitor_core::{registry, SiteBudget};
@@ -125,7 +125,7 @@ impl Registry {
                     line: site.line(),
                     category: site.category(),
                     callers: Vec::new(),
-                    current: 0,
+                    in_flight: 0,
                     highwater: 0,
                     success: 0,
                     errors: Vec::new(),
@@ -152,7 +152,7 @@ fn fill(f: &mut FunctionStats, state: &SiteState, name_of: &impl Fn(usize) -> &'
     f.errors = state.kinds.read();
     let c = state.read_counts();
     f.callers = state.read_callers(name_of);
-    f.current = c.current;
+    f.in_flight = c.current;
     f.highwater = c.highwater;
     f.success = c.success;
     f.panics = c.panics;

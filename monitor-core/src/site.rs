@@ -404,7 +404,7 @@ static HTTP_SERVER: SiteBudget = SiteBudget::new("http_server", 1024);
 static HTTP_CLIENT: SiteBudget = SiteBudget::new("http_client", 512);
 
 impl SiteBudget {
-    /// The sites [`Registry::site`] makes: 1,024.
+    /// The sites [`Registry::site`](crate::Registry::site) makes: 1,024.
     ///
     /// ```
     /// assert_eq!(monitor_core::SiteBudget::application().limit(), 1024);
@@ -460,7 +460,7 @@ impl SiteBudget {
     }
 }
 
-/// Why [`Registry::site`] made no call site.
+/// Why [`Registry::site`](crate::Registry::site) made no call site.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SiteError {

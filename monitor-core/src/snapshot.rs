@@ -80,16 +80,16 @@ impl Snapshot {
     /// #[monitor_core::monitored(category = "sql")]
     /// fn query() -> u64 {
     ///     let snap = monitor_core::registry().snapshot();
-    ///     snap.active_by_category().iter().find(|c| c.category == "sql").map_or(0, |c| c.current)
+    ///     snap.in_flight_by_category().iter().find(|c| c.category == "sql").map_or(0, |c| c.in_flight)
     /// }
     /// assert_eq!(query(), 1);
     /// ```
-    pub fn active_by_category(&self) -> Vec<CategoryActivity> {
-        let mut out: Vec<CategoryActivity> = CATEGORIES
+    pub fn in_flight_by_category(&self) -> Vec<CategoryInFlight> {
+        let mut out: Vec<CategoryInFlight> = CATEGORIES
             .iter()
-            .map(|c| CategoryActivity { category: c, current: 0, functions: 0 })
+            .map(|c| CategoryInFlight { category: c, in_flight: 0, functions: 0 })
             .collect();
-        let mut others: Vec<CategoryActivity> = Vec::new();
+        let mut others: Vec<CategoryInFlight> = Vec::new();
         for f in &self.functions {
             let cat = f.category.unwrap_or(CATEGORIES[0]);
             let entry = match out.iter_mut().position(|c| c.category == cat) {
@@ -97,13 +97,13 @@ impl Snapshot {
                 None => match others.iter().position(|c| c.category == cat) {
                     Some(i) => &mut others[i],
                     None => {
-                        others.push(CategoryActivity { category: cat, current: 0, functions: 0 });
+                        others.push(CategoryInFlight { category: cat, in_flight: 0, functions: 0 });
                         let last = others.len() - 1;
                         &mut others[last]
                     }
                 },
             };
-            entry.current += f.current;
+            entry.in_flight += f.in_flight;
             entry.functions += 1;
         }
         others.sort_by(|a, b| a.category.cmp(b.category));
@@ -117,18 +117,18 @@ impl Snapshot {
 /// acquisition, outgoing HTTP requests, and sockets.
 pub const CATEGORIES: [&str; 5] = ["function", "sql", "db_connection", "http_client", "socket"];
 
-/// Calls in flight in one category (see [`Snapshot::active_by_category`]).
+/// Calls in flight in one category (see [`Snapshot::in_flight_by_category`]).
 ///
 /// ```
-/// let c = monitor_core::CategoryActivity { category: "sql", current: 2, functions: 3 };
-/// assert_eq!(c.current, 2);
+/// let c = monitor_core::CategoryInFlight { category: "sql", in_flight: 2, functions: 3 };
+/// assert_eq!(c.in_flight, 2);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CategoryActivity {
+pub struct CategoryInFlight {
     /// The category's name.
     pub category: &'static str,
     /// Calls in flight now.
-    pub current: u64,
+    pub in_flight: u64,
     /// Monitored functions in the category.
     pub functions: usize,
 }
@@ -216,7 +216,7 @@ pub struct FunctionStats {
     /// Who called it, most calls first, then by name.
     pub callers: Vec<CallerCount>,
     /// Calls in flight now.
-    pub current: u64,
+    pub in_flight: u64,
     /// The most calls that were ever in flight at once.
     pub highwater: u64,
     /// Calls that returned a success.
@@ -267,7 +267,7 @@ impl FunctionStats {
     /// assert!(!called.iter().any(|n| n.ends_with("never")));
     /// ```
     pub fn is_called(&self) -> bool {
-        self.calls() > 0 || self.current > 0
+        self.calls() > 0 || self.in_flight > 0
     }
 
     /// Allocations per finished call, and bytes per finished call (0 when unknown).

@@ -1,7 +1,7 @@
 //! Traces: recording whole trees of spans on demand, keeping the failed ones, and handing
 //! finished spans to observers (exporters).
 //!
-//! Every monitored call is a span with ids (see [`Span`](crate::Span)), but a span's details —
+//! Every monitored call is a span with ids (see [`Span`]), but a span's details —
 //! start time, annotations, events, status — are kept only for **recorded** traces, so that the
 //! ordinary call pays one relaxed load for all of this. A trace is recorded from a call on when:
 //!

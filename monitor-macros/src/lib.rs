@@ -1,4 +1,4 @@
-//! Procedural macros of `monitor`: `#[monitored]` and `#[derive(ErrorName)]`.
+//! Procedural macros of `monitor`: `#[monitored]` and `#[derive(ErrorKind)]`.
 //!
 //! Use them through `monitor-core`, which re-exports both; the generated code refers to
 //! `::monitor_core` (or the path given with `crate = …`).
@@ -7,7 +7,7 @@
 
 use proc_macro::TokenStream;
 
-mod error_name;
+mod error_kind;
 mod metrics_derive;
 mod monitored;
 
@@ -51,27 +51,27 @@ pub fn monitored(args: TokenStream, item: TokenStream) -> TokenStream {
     monitored::expand(args.into(), item.into()).into()
 }
 
-/// Implements `ErrorName` so `#[monitored]` counts each error under its variant's name (or the
-/// type's name, for a struct). `#[monitor(name = "…")]` on a variant or the type overrides it.
+/// Implements `ErrorKind` so `#[monitored]` counts each error under its variant's name (or the
+/// type's name, for a struct). `#[monitor(kind = "…")]` on a variant or the type overrides it.
 ///
 /// # Examples
 ///
 /// ```
-/// use monitor_core::ErrorName;
+/// use monitor_core::ErrorKind;
 ///
-/// #[derive(Debug, ErrorName)]
+/// #[derive(Debug, ErrorKind)]
 /// enum PayError {
 ///     Declined,
-///     #[monitor(name = "gateway_timeout")]
+///     #[monitor(kind = "gateway_timeout")]
 ///     Timeout { after_ms: u64 },
 /// }
 ///
-/// assert_eq!(PayError::Declined.error_name(), "Declined");
-/// assert_eq!(PayError::Timeout { after_ms: 5 }.error_name(), "gateway_timeout");
+/// assert_eq!(PayError::Declined.error_kind(), "Declined");
+/// assert_eq!(PayError::Timeout { after_ms: 5 }.error_kind(), "gateway_timeout");
 /// ```
-#[proc_macro_derive(ErrorName, attributes(monitor))]
-pub fn derive_error_name(input: TokenStream) -> TokenStream {
-    error_name::expand(input.into()).into()
+#[proc_macro_derive(ErrorKind, attributes(monitor))]
+pub fn derive_error_kind(input: TokenStream) -> TokenStream {
+    error_kind::expand(input.into()).into()
 }
 
 /// Implements `monitor_core::Metrics` for a struct of instruments: each field is registered

@@ -44,23 +44,26 @@ fn calls_in_flight_are_counted_per_category() {
     // Wait until all four are inside their calls.
     let snap = loop {
         let snap = monitor_core::registry().snapshot();
-        let sql =
-            snap.active_by_category().iter().find(|c| c.category == "sql").map_or(0, |c| c.current);
+        let sql = snap
+            .in_flight_by_category()
+            .iter()
+            .find(|c| c.category == "sql")
+            .map_or(0, |c| c.in_flight);
         let queue = snap
-            .active_by_category()
+            .in_flight_by_category()
             .iter()
             .find(|c| c.category == "queue")
-            .map_or(0, |c| c.current);
+            .map_or(0, |c| c.in_flight);
         if sql == 3 && queue == 1 {
             break snap;
         }
         std::thread::yield_now();
     };
-    let cats = snap.active_by_category();
+    let cats = snap.in_flight_by_category();
     let names: Vec<&str> = cats.iter().map(|c| c.category).collect();
     assert_eq!(names[..5], monitor_core::CATEGORIES, "the standard categories first, always");
     assert!(names.contains(&"queue"));
-    let get = |name: &str| cats.iter().find(|c| c.category == name).unwrap().current;
+    let get = |name: &str| cats.iter().find(|c| c.category == name).unwrap().in_flight;
     // The test harness's own functions have no category: `plain` is the one in flight.
     assert_eq!((get("function"), get("sql"), get("queue"), get("http_client")), (2, 3, 1, 0));
 
@@ -88,6 +91,6 @@ fn calls_in_flight_are_counted_per_category() {
     for t in threads {
         t.join().unwrap();
     }
-    let after = monitor_core::registry().snapshot().active_by_category();
-    assert!(after.iter().all(|c| c.category == "function" || c.current == 0), "{after:?}");
+    let after = monitor_core::registry().snapshot().in_flight_by_category();
+    assert!(after.iter().all(|c| c.category == "function" || c.in_flight == 0), "{after:?}");
 }

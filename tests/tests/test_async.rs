@@ -44,7 +44,7 @@ fn dropped_futures_are_cancelled() {
         }
     });
     let f = stats("test_async::sleeps_forever");
-    assert_eq!((f.cancelled, f.success, f.panics, f.current), (3, 0, 0, 0));
+    assert_eq!((f.cancelled, f.success, f.panics, f.in_flight), (3, 0, 0, 0));
     assert_eq!(f.failure_times.count, 3);
     // The monitor times calls with the raw TSC scaled by a ratio calibrated against the OS clock
     // (to within a few ppm); 0.1% covers that calibration, and nothing in scheduling can shorten
@@ -140,7 +140,7 @@ fn panics_in_tasks_are_panics_not_cancellations() {
     assert!(results.0.unwrap_err().is_panic());
     assert_eq!(results.1.unwrap(), 0);
     let f = stats("test_async::async_panics");
-    assert_eq!((f.panics, f.success, f.cancelled, f.current), (1, 1, 0, 0));
+    assert_eq!((f.panics, f.success, f.cancelled, f.in_flight), (1, 1, 0, 0));
 }
 
 #[monitored]

@@ -66,7 +66,7 @@ fn recursion_counts_each_call() {
     assert_eq!(f.calls_from("entry"), 1);
     assert_eq!(f.calls_from("test_callgraph::recurse"), 9);
     assert_eq!(f.highwater, 10);
-    assert_eq!(f.current, 0);
+    assert_eq!(f.in_flight, 0);
 }
 
 #[monitored]

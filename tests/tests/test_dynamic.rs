@@ -107,7 +107,7 @@ fn run_time_sites() {
     assert!(made.is_err());
     assert!(monitor_core::Span::current().is_none());
     let f = registry().snapshot().function("GET /fragile").cloned().unwrap();
-    assert_eq!((f.panics, f.current, f.calls()), (1, 0, 1));
+    assert_eq!((f.panics, f.in_flight, f.calls()), (1, 0, 1));
     // The body is made under the call's span.
     let seen = block_on(fragile.instrument_with(
         |span| {

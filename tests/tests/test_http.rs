@@ -12,11 +12,11 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{check_with, parse, send, Reply};
-use monitor_core::{monitored, ErrorName};
+use monitor_core::{monitored, ErrorKind};
 use monitor_http::{Config, MonitorService, Routes, Server};
 use serde_json::Value;
 
-#[derive(Debug, ErrorName)]
+#[derive(Debug, ErrorKind)]
 enum LookupError {
     Missing,
     Forbidden,
@@ -177,8 +177,8 @@ fn stats_text_and_json_agree() {
         Some("function,name=test_http::lookup,scope=test_http successes 9")
     );
     assert_eq!(
-        line("function,error_name=Missing,name=test_http::lookup,scope=test_http count").as_deref(),
-        Some("function,error_name=Missing,name=test_http::lookup,scope=test_http count 3")
+        line("function,error_kind=Missing,name=test_http::lookup,scope=test_http count").as_deref(),
+        Some("function,error_kind=Missing,name=test_http::lookup,scope=test_http count 3")
     );
     assert!(text
         .body
@@ -219,7 +219,7 @@ fn metrics_are_valid_prometheus_and_openmetrics() {
     assert!(
         m.contains("function_successes_total{name=\"test_http::lookup\",scope=\"test_http\"} 9\n")
     );
-    assert!(m.contains("function_errors_total{error_name=\"Missing\",name=\"test_http::lookup\",scope=\"test_http\"} 3\n"));
+    assert!(m.contains("function_errors_total{error_kind=\"Missing\",name=\"test_http::lookup\",scope=\"test_http\"} 3\n"));
     assert!(m.contains("function_times_seconds_count{kind=\"failure\",name=\"test_http::lookup\",scope=\"test_http\"} 6\n"));
     assert!(m.contains("function_times_seconds_bucket{kind=\"success\",name=\"test_http::lookup\",scope=\"test_http\",le=\"+Inf\"} 9\n"));
     assert!(

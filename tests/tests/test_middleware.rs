@@ -19,7 +19,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use monitor_core::trace::{self, SpanObserver, SpanRecord, TraceParent};
-use monitor_core::{monitored, registry, ErrorName, TraceId, UniqueUsers};
+use monitor_core::{monitored, registry, ErrorKind, TraceId, UniqueUsers};
 use monitor_http::layer::{ClientLayer, ReqwestMiddleware, ServerLayer};
 use monitor_http::users::UserIdentity;
 use tower_layer::Layer;
@@ -27,7 +27,7 @@ use tower_service::Service;
 
 use common::{get_with, turn};
 
-#[derive(Debug, ErrorName)]
+#[derive(Debug, ErrorKind)]
 enum Declined {
     Card,
 }
@@ -340,9 +340,9 @@ fn statuses_routes_users_in_flight_and_the_monitor_routes() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let snap = registry().snapshot();
-        let active = snap.active_by_category();
-        let server = active.iter().find(|c| c.category == "http_server").map_or(0, |c| c.current);
-        if server >= 1 && snap.function("GET /slow").unwrap().current == 1 {
+        let active = snap.in_flight_by_category();
+        let server = active.iter().find(|c| c.category == "http_server").map_or(0, |c| c.in_flight);
+        if server >= 1 && snap.function("GET /slow").unwrap().in_flight == 1 {
             break;
         }
         assert!(Instant::now() < deadline, "GET /slow never showed in flight");
@@ -401,5 +401,5 @@ fn a_dropped_request_is_cancelled_and_routes_can_be_named() {
         assert!(waited.is_err(), "never answers");
     }
     let f = registry().snapshot().function("PUT /files/{path}").cloned().unwrap();
-    assert_eq!((f.cancelled, f.current, f.calls()), (2, 0, 2));
+    assert_eq!((f.cancelled, f.in_flight, f.calls()), (2, 0, 2));
 }

@@ -3,24 +3,24 @@
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use monitor_core::{monitored, registry, ErrorName, FunctionStats};
+use monitor_core::{monitored, registry, ErrorKind, FunctionStats};
 
 fn stats(name: &str) -> FunctionStats {
     registry().snapshot().function(name).cloned().unwrap_or_else(|| panic!("no function {name}"))
 }
 
-#[derive(Debug, ErrorName)]
+#[derive(Debug, ErrorKind)]
 enum DbError {
     NotFound,
     Conflict {
         id: u32,
     },
-    #[monitor(name = "pool_exhausted")]
+    #[monitor(kind = "pool_exhausted")]
     Pool(#[allow(dead_code)] String),
 }
 
-#[derive(Debug, ErrorName)]
-#[monitor(name = "quota")]
+#[derive(Debug, ErrorKind)]
+#[monitor(kind = "quota")]
 struct QuotaError;
 
 #[derive(Debug)]
@@ -101,7 +101,7 @@ fn error_kinds_from_types() {
     assert_eq!((a.success, a.errors.clone()), (1, vec![("ParseIntError", 1)]));
     assert_eq!(stats("test_outcomes::boxed").errors, vec![("TimedOut", 1)]);
     // A generic error type is named by the concrete type of each call. (Inside a generic
-    // function an `ErrorName` impl is not visible: the type's name is used.)
+    // function an `ErrorKind` impl is not visible: the type's name is used.)
     assert_eq!(
         stats("test_outcomes::generic_err").errors,
         vec![("PlainError", 1), ("std::io::error::Error", 1)]
@@ -128,7 +128,7 @@ fn return_inside_a_macro_counts_as_error() {
     assert!(hidden(false).is_ok());
     let f = stats("test_outcomes::hidden");
     assert_eq!((f.success, f.errors), (1, vec![("hidden_return", 1)]));
-    assert_eq!(f.current, 0);
+    assert_eq!(f.in_flight, 0);
 }
 
 #[monitored]
@@ -158,7 +158,7 @@ fn panics_cross_nested_calls_unchanged() {
     let inner = stats("test_outcomes::inner_panics");
     let outer = stats("test_outcomes::outer_calls");
     for f in [&inner, &outer] {
-        assert_eq!((f.success, f.panics, f.current), (4, 1, 0), "{}", f.name);
+        assert_eq!((f.success, f.panics, f.in_flight), (4, 1, 0), "{}", f.name);
         assert_eq!(f.failure_times.count, 1);
     }
     assert_eq!(inner.calls_from("test_outcomes::outer_calls"), 5);
@@ -187,8 +187,8 @@ static KINDS: [&str; 70] = {
 #[derive(Debug)]
 struct Dynamic(usize);
 
-impl ErrorName for Dynamic {
-    fn error_name(&self) -> &'static str {
+impl ErrorKind for Dynamic {
+    fn error_kind(&self) -> &'static str {
         KINDS[self.0]
     }
 }

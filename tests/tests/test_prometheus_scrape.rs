@@ -73,7 +73,7 @@ fn prometheus_scrapes_and_queries_the_series() {
         let ok =
             value("function_successes_total%7Bname%3D%22test_prometheus_scrape%3A%3Ascraped%22%7D");
         let errors = value(
-            "function_errors_total%7Bname%3D%22test_prometheus_scrape%3A%3Ascraped%22%2Cerror_name%3D%22TimedOut%22%7D",
+            "function_errors_total%7Bname%3D%22test_prometheus_scrape%3A%3Ascraped%22%2Cerror_kind%3D%22TimedOut%22%7D",
         );
         let up = value("up%7Bjob%3D%22monitor%22%7D");
         if let (Some(ok), Some(errors), Some(up)) = (&ok, &errors, &up) {

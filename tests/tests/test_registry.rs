@@ -25,7 +25,7 @@ fn sleeper(ms: u64) {
 fn never_called_functions_are_listed_with_zero_counts() {
     let snap = registry().snapshot();
     let f = snap.function("registry::never_called").unwrap();
-    assert_eq!((f.calls(), f.current, f.highwater), (0, 0, 0));
+    assert_eq!((f.calls(), f.in_flight, f.highwater), (0, 0, 0));
     assert_eq!(f.category, Some("socket"));
     assert!(f.callers.is_empty());
     assert_eq!(f.success_times.count, 0);

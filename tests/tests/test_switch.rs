@@ -58,7 +58,7 @@ fn switches_stop_and_resume_recording() {
     assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready(1));
     monitor_core::set_enabled(true);
     let f = registry().snapshot().function("test_switch::yields_once").cloned().unwrap();
-    assert_eq!((f.success, f.current), (1, 0));
+    assert_eq!((f.success, f.in_flight), (1, 0));
 }
 
 #[monitored]

@@ -65,7 +65,7 @@ fn counts_are_exact_mt() {
     assert_eq!(f.panics, panics);
     assert_eq!(f.success, total - timed_out - not_found - panics);
     assert_eq!(f.cancelled, 0);
-    assert_eq!(f.current, 0);
+    assert_eq!(f.in_flight, 0);
     assert_eq!(f.success_times.count, f.success);
     assert_eq!(f.failure_times.count, timed_out + not_found + panics);
     let hist: u64 = f.success_times.buckets.iter().map(|b| b.count).sum();
@@ -103,9 +103,9 @@ fn highwater_sees_true_concurrency() {
         t.join().unwrap();
     }
     let f = during.function("test_threads::hold").unwrap();
-    assert_eq!(f.current, n as u64);
+    assert_eq!(f.in_flight, n as u64);
     assert_eq!(f.highwater, n as u64);
     let after = registry().snapshot();
     let f = after.function("test_threads::hold").unwrap();
-    assert_eq!((f.current, f.highwater, f.success), (0, n as u64, n as u64));
+    assert_eq!((f.in_flight, f.highwater, f.success), (0, n as u64, n as u64));
 }

@@ -26,7 +26,7 @@ struct CounterInner {
 }
 
 impl Counter {
-    /// A counter at zero, not registered in any scope (see [`Scope::counter`]).
+    /// A counter at zero, not registered in any scope (see [`Scope::counter`](crate::Scope::counter)).
     ///
     /// ```
     /// assert_eq!(monitor_core::Counter::new().value(), 0);

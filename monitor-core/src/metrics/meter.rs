@@ -46,7 +46,7 @@ impl Default for Meter {
 }
 
 impl Meter {
-    /// A meter at zero, not registered in any scope (see [`Scope::meter`]).
+    /// A meter at zero, not registered in any scope (see [`Scope::meter`](crate::Scope::meter)).
     ///
     /// ```
     /// assert_eq!(monitor_core::Meter::new().total(), 0);
@@ -144,7 +144,7 @@ impl fmt::Debug for Meter {
 pub struct Event(pub(super) Meter);
 
 impl Event {
-    /// An event at zero, not registered in any scope (see [`Scope::event`]).
+    /// An event at zero, not registered in any scope (see [`Scope::event`](crate::Scope::event)).
     ///
     /// ```
     /// assert_eq!(monitor_core::Event::new().total(), 0);

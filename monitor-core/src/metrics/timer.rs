@@ -25,7 +25,7 @@ use crate::snapshot::Distribution;
 pub struct Timer(DurationVal);
 
 impl Timer {
-    /// A timer with nothing recorded, not registered in any scope (see [`Scope::timer`]).
+    /// A timer with nothing recorded, not registered in any scope (see [`Scope::timer`](crate::Scope::timer)).
     ///
     /// ```
     /// assert_eq!(monitor_core::Timer::new().stats().count, 0);

@@ -143,7 +143,7 @@ impl Default for IntVal {
 }
 
 impl IntVal {
-    /// An empty distribution, not registered in any scope (see [`Scope::int_val`]).
+    /// An empty distribution, not registered in any scope (see [`Scope::int_val`](crate::Scope::int_val)).
     ///
     /// ```
     /// assert_eq!(monitor_core::IntVal::new().stats().count, 0);
@@ -201,7 +201,7 @@ impl Default for FloatVal {
 }
 
 impl FloatVal {
-    /// An empty distribution, not registered in any scope (see [`Scope::float_val`]).
+    /// An empty distribution, not registered in any scope (see [`Scope::float_val`](crate::Scope::float_val)).
     ///
     /// ```
     /// assert_eq!(monitor_core::FloatVal::new().stats().count, 0);
@@ -272,7 +272,7 @@ struct BoolInner {
 }
 
 impl BoolVal {
-    /// An empty tally, not registered in any scope (see [`Scope::bool_val`]).
+    /// An empty tally, not registered in any scope (see [`Scope::bool_val`](crate::Scope::bool_val)).
     ///
     /// ```
     /// assert_eq!(monitor_core::BoolVal::new().recent(), None);
@@ -365,7 +365,7 @@ impl Default for DurationVal {
 }
 
 impl DurationVal {
-    /// An empty distribution, not registered in any scope (see [`Scope::duration_val`]).
+    /// An empty distribution, not registered in any scope (see [`Scope::duration_val`](crate::Scope::duration_val)).
     ///
     /// ```
     /// assert_eq!(monitor_core::DurationVal::new().stats().count, 0);

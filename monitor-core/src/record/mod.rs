@@ -331,7 +331,7 @@ pub struct SpanRecord {
     pub outcome: SpanOutcome,
     /// The status: set by the user, else derived from the outcome.
     pub status: Status,
-    /// Attributes added with [`annotate`].
+    /// Attributes added with [`annotate`](crate::trace::annotate).
     pub annotations: Vec<(Cow<'static, str>, AttributeValue)>,
     /// Events, in order.
     pub events: Vec<SpanEvent>,

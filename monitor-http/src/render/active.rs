@@ -16,11 +16,11 @@ use super::writer::Json;
 /// assert!(out.lines().nth(1).unwrap().starts_with("function "));
 /// ```
 pub fn write_active_text(snapshot: &Snapshot, out: &mut String) {
-    let cats = snapshot.active_by_category();
+    let cats = snapshot.in_flight_by_category();
     let width = cats.iter().map(|c| c.category.len()).max().unwrap_or(8).max(8);
     let _ = writeln!(out, "{:width$} {:>9} {:>9}", "category", "in flight", "functions");
     for c in cats {
-        let _ = writeln!(out, "{:width$} {:>9} {:>9}", c.category, c.current, c.functions);
+        let _ = writeln!(out, "{:width$} {:>9} {:>9}", c.category, c.in_flight, c.functions);
     }
 }
 
@@ -34,10 +34,10 @@ pub fn write_active_text(snapshot: &Snapshot, out: &mut String) {
 pub fn write_active_json(snapshot: &Snapshot, out: &mut String) {
     let mut j = Json::new(out);
     j.begin_array();
-    for c in snapshot.active_by_category() {
+    for c in snapshot.in_flight_by_category() {
         j.begin_object();
         j.key("category").str(c.category);
-        j.key("current").u64(c.current);
+        j.key("current").u64(c.in_flight);
         j.key("functions").u64(c.functions as u64);
         j.end_object();
     }
@@ -47,8 +47,8 @@ pub fn write_active_json(snapshot: &Snapshot, out: &mut String) {
 
 /// A horizontal bar chart of calls in flight per category, as inline SVG for the index page.
 pub(crate) fn write_active_svg(snapshot: &Snapshot, out: &mut String) {
-    let cats = snapshot.active_by_category();
-    let max = cats.iter().map(|c| c.current).max().unwrap_or(0).max(1);
+    let cats = snapshot.in_flight_by_category();
+    let max = cats.iter().map(|c| c.in_flight).max().unwrap_or(0).max(1);
     let row = 20.0;
     let (label_w, bar_w) = (130.0, 300.0);
     let height = row * cats.len() as f64 + 4.0;
@@ -59,10 +59,10 @@ pub(crate) fn write_active_svg(snapshot: &Snapshot, out: &mut String) {
     );
     for (i, c) in cats.iter().enumerate() {
         let y = row * i as f64 + 2.0;
-        let w = bar_w * c.current as f64 / max as f64;
+        let w = bar_w * c.in_flight as f64 / max as f64;
         out.push_str("<g><title>");
         let noun = if c.functions == 1 { "function" } else { "functions" };
-        html(&format!("{}: {} in flight ({} {noun})", c.category, c.current, c.functions), out);
+        html(&format!("{}: {} in flight ({} {noun})", c.category, c.in_flight, c.functions), out);
         let _ = write!(out, "</title><text x=\"0\" y=\"{:.0}\" font-size=\"12\">", y + 13.0);
         html(c.category, out);
         let _ = write!(
@@ -71,7 +71,7 @@ pub(crate) fn write_active_svg(snapshot: &Snapshot, out: &mut String) {
             row - 4.0,
             label_w + w + 4.0,
             y + 13.0,
-            c.current
+            c.in_flight
         );
     }
     out.push_str("</svg>\n");

@@ -65,7 +65,7 @@ pub fn write_html(snapshot: &Snapshot, out: &mut String) {
     }
     out.push_str("</tbody></table>\n");
     let idle: Vec<&FunctionStats> =
-        snapshot.functions.iter().filter(|f| f.calls() == 0 && f.current == 0).collect();
+        snapshot.functions.iter().filter(|f| f.calls() == 0 && f.in_flight == 0).collect();
     if !idle.is_empty() {
         let _ =
             write!(out, "<details><summary>{} functions never called</summary><ul>", idle.len());
@@ -167,7 +167,7 @@ fn row(f: &FunctionStats, out: &mut String) {
     let _ = write!(
         out,
         "</td><td>{}</td><td>{}</td><td>{}</td><td class=\"errors\" title=\"",
-        f.current, f.highwater, f.success
+        f.in_flight, f.highwater, f.success
     );
     let kinds: Vec<String> = f.errors.iter().map(|(k, n)| format!("{k}: {n}")).collect();
     html(&kinds.join(", "), out);

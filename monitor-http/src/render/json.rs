@@ -88,7 +88,7 @@ fn function(f: &FunctionStats, keys: &[String], out: &mut String) {
         j.begin_object().key("name").str(c.caller.name()).key("count").u64(c.count).end_object();
     }
     j.end_array();
-    j.key("current").u64(f.current).key("highwater").u64(f.highwater);
+    j.key("current").u64(f.in_flight).key("highwater").u64(f.highwater);
     j.key("success").u64(f.success);
     j.key("errors").begin_object();
     for (kind, n) in &f.errors {

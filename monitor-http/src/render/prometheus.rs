@@ -155,7 +155,7 @@ impl Family<'_> {
 
 /// `/metrics`: every called function's statistics as Prometheus metric families, with latency
 /// as histograms over `buckets` (cumulative `le` buckets, `_sum` in seconds, exact `_count`).
-/// Functions are labelled `name` and `scope` (module), errors `error_name`, times `kind`.
+/// Functions are labelled `name` and `scope` (module), errors `error_kind`, times `kind`.
 ///
 /// ```
 /// use monitor_http::{write_prometheus, Buckets, Format};
@@ -186,7 +186,7 @@ const VALUE_FAMILIES: [ValueFamily; 7] = [
         name: "function_current",
         kind: "gauge",
         help: "Calls in flight now.",
-        value: |f| f.current,
+        value: |f| f.in_flight,
         alloc: false,
     },
     ValueFamily {
@@ -351,11 +351,11 @@ impl<S: Borrow<Snapshot> + Send> Parts for MetricsWriter<S> {
                     (done, Part::Values(i + 1))
                 }
                 Part::Active => {
-                    for c in snapshot.active_by_category() {
+                    for c in snapshot.in_flight_by_category() {
                         out.push_str("active_calls");
                         labels(&[("category", c.category)], out);
                         out.push(' ');
-                        push_u64(c.current, out);
+                        push_u64(c.in_flight, out);
                         out.push('\n');
                     }
                     (true, Part::Errors)
@@ -363,8 +363,8 @@ impl<S: Borrow<Snapshot> + Send> Parts for MetricsWriter<S> {
                 Part::Errors => {
                     let done = funcs.each(&mut self.next, out, min, |f, set, out| {
                         for (kind, n) in &f.errors {
-                            // `error_name` sorts before `name` and `scope`.
-                            out.push_str("function_errors_total{error_name=\"");
+                            // `error_kind` sorts before `name` and `scope`.
+                            out.push_str("function_errors_total{error_kind=\"");
                             label_value(kind, out);
                             out.push_str("\",");
                             out.push_str(set);
@@ -726,7 +726,7 @@ mod tests {
         for format in [Format::Prometheus, Format::OpenMetrics] {
             let mut whole = String::new();
             write_prometheus(&snap, &Buckets::default(), format, &mut whole);
-            assert!(whole.contains("function_errors_total{error_name="));
+            assert!(whole.contains("function_errors_total{error_kind="));
             assert!(whole.contains("function_times_seconds_bucket{kind=\"failure\""));
             for min in [1, 60, 700, 5000, usize::MAX] {
                 let writer = MetricsWriter::new(&snap, &Buckets::default(), format);

@@ -52,7 +52,7 @@ pub(crate) fn series(snapshot: &Snapshot) -> Vec<Series> {
         ];
         let errors = f.errors_total();
         let counts = [
-            ("current", f.current),
+            ("current", f.in_flight),
             ("highwater", f.highwater),
             ("successes", f.success),
             ("errors", errors),
@@ -72,7 +72,7 @@ pub(crate) fn series(snapshot: &Snapshot) -> Vec<Series> {
             });
         }
         for (kind, n) in &f.errors {
-            let mut t = vec![("error_name".to_string(), kind.to_string())];
+            let mut t = vec![("error_kind".to_string(), kind.to_string())];
             t.extend(tags.iter().cloned());
             out.push(Series {
                 measurement: "function".to_string(),
@@ -87,12 +87,12 @@ pub(crate) fn series(snapshot: &Snapshot) -> Vec<Series> {
             times(&t, d, &mut out);
         }
     }
-    for c in snapshot.active_by_category() {
+    for c in snapshot.in_flight_by_category() {
         out.push(Series {
             measurement: "active".to_string(),
             tags: vec![("category".to_string(), c.category.to_string())],
             field: "current".to_string(),
-            value: c.current as f64,
+            value: c.in_flight as f64,
         });
     }
     for m in &snapshot.metrics {

@@ -372,9 +372,9 @@ pub fn write_ps_text(spans: &[ActiveSpan], functions: &[FunctionStats], out: &mu
     }
     out.push_str("\nin flight per function:\n");
     let mut any = false;
-    for f in functions.iter().filter(|f| f.current > 0) {
+    for f in functions.iter().filter(|f| f.in_flight > 0) {
         any = true;
-        let _ = writeln!(out, "  {} {}", f.name, f.current);
+        let _ = writeln!(out, "  {} {}", f.name, f.in_flight);
     }
     if !any {
         out.push_str("  none\n");

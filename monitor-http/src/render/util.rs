@@ -143,7 +143,7 @@ pub(crate) fn xml_char(c: char) -> bool {
 pub(crate) fn counts_line(f: &monitor_core::FunctionStats) -> String {
     format!(
         "current: {}, highwater: {}, success: {}, errors: {}, panics: {}, cancelled: {}",
-        f.current,
+        f.in_flight,
         f.highwater,
         f.success,
         f.errors_total(),

@@ -63,7 +63,7 @@ use std::error::Error;
 use std::hint::black_box;
 use std::{io, process, thread};
 
-use monitor_core::{monitored, ErrorName};
+use monitor_core::{monitored, ErrorKind};
 
 /// What a shape needs from outside so that the optimiser cannot see through it, and clippy
 /// cannot suggest `const fn`.
@@ -289,7 +289,7 @@ fn small_range_string(n: u32) -> Result<impl Iterator<Item = u32>, String> {
 // ---------------------------------------------------------------------------------------------
 // Results and options
 
-#[derive(Debug, ErrorName)]
+#[derive(Debug, ErrorKind)]
 enum ShapeError {
     Negative,
     Parse(ParseIntError),

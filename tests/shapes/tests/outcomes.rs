@@ -124,11 +124,11 @@ fn every_shape_records_its_outcomes() {
         let f = stats(&snap, name);
         let mut want: Vec<(&str, u64)> = errors.to_vec();
         want.sort_unstable();
-        if (f.success, &f.errors, f.panics, f.cancelled, f.current) != (success, &want, 0, 0, 0) {
+        if (f.success, &f.errors, f.panics, f.cancelled, f.in_flight) != (success, &want, 0, 0, 0) {
             wrong.push(format!(
                 "{name}: success {} errors {:?} panics {} cancelled {} in flight {}; want \
                  success {success} errors {want:?}",
-                f.success, f.errors, f.panics, f.cancelled, f.current
+                f.success, f.errors, f.panics, f.cancelled, f.in_flight
             ));
         }
     }

@@ -15,7 +15,7 @@ impl S {
     }
 }
 
-#[derive(Debug, mon::ErrorName)]
+#[derive(Debug, mon::ErrorKind)]
 #[monitor(crate = mon)]
 enum E {
     A,
@@ -23,6 +23,6 @@ enum E {
 
 fn main() {
     assert_eq!(work() + S.m(), 3);
-    assert_eq!(mon::ErrorName::error_name(&E::A), "A");
+    assert_eq!(mon::ErrorKind::error_kind(&E::A), "A");
     assert!(mon::registry().sites().any(|s| s.name().ends_with("::S::m") && s.category() == Some("db")));
 }

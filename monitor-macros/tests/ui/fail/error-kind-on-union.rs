@@ -1,6 +1,6 @@
-use monitor_core::ErrorName;
+use monitor_core::ErrorKind;
 
-#[derive(ErrorName)]
+#[derive(ErrorKind)]
 union Bits {
     a: u32,
     b: f32,

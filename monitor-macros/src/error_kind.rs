@@ -1,4 +1,4 @@
-//! `#[derive(ErrorName)]`.
+//! `#[derive(ErrorKind)]`.
 
 use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
@@ -11,7 +11,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     }
 }
 
-/// `#[monitor(name = "…")]` and (on the type) `#[monitor(crate = path)]`.
+/// `#[monitor(kind = "…")]` and (on the type) `#[monitor(crate = path)]`.
 #[derive(Default)]
 struct Opts {
     name: Option<LitStr>,
@@ -22,9 +22,9 @@ fn opts(attrs: &[Attribute], allow_crate: bool) -> syn::Result<Opts> {
     let mut out = Opts::default();
     for attr in attrs.iter().filter(|a| a.path().is_ident("monitor")) {
         attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("name") {
+            if meta.path.is_ident("kind") {
                 if out.name.is_some() {
-                    return Err(meta.error("duplicate option `name`"));
+                    return Err(meta.error("duplicate option `kind`"));
                 }
                 out.name = Some(meta.value()?.parse()?);
                 Ok(())
@@ -36,16 +36,16 @@ fn opts(attrs: &[Attribute], allow_crate: bool) -> syn::Result<Opts> {
                 Ok(())
             } else {
                 Err(meta.error(if allow_crate {
-                    "unknown option; expected `name = \"...\"` or `crate = path`"
+                    "unknown option; expected `kind = \"...\"` or `crate = path`"
                 } else {
-                    "unknown option; expected `name = \"...\"`"
+                    "unknown option; expected `kind = \"...\"`"
                 }))
             }
         })?;
     }
     if let Some(name) = &out.name {
         if name.value().is_empty() {
-            return Err(syn::Error::new_spanned(name, "expected a non-empty name"));
+            return Err(syn::Error::new_spanned(name, "expected a non-empty kind"));
         }
     }
     Ok(out)
@@ -65,7 +65,7 @@ fn try_expand(input: TokenStream) -> syn::Result<TokenStream> {
             if let Some(name) = &top.name {
                 return Err(syn::Error::new_spanned(
                     name,
-                    "on an enum, give `#[monitor(name = \"...\")]` per variant",
+                    "on an enum, give `#[monitor(kind = \"...\")]` per variant",
                 ));
             }
             let mut arms = Vec::new();
@@ -90,7 +90,7 @@ fn try_expand(input: TokenStream) -> syn::Result<TokenStream> {
         Data::Union(u) => {
             return Err(syn::Error::new_spanned(
                 u.union_token,
-                "#[derive(ErrorName)] supports enums and structs, not unions",
+                "#[derive(ErrorKind)] supports enums and structs, not unions",
             ))
         }
     };
@@ -98,8 +98,8 @@ fn try_expand(input: TokenStream) -> syn::Result<TokenStream> {
     Ok(quote! {
         #[automatically_derived]
         #[allow(unused_qualifications)]
-        impl #impl_g #krate::ErrorName for #ident #ty_g #where_g {
-            fn error_name(&self) -> &'static str {
+        impl #impl_g #krate::ErrorKind for #ident #ty_g #where_g {
+            fn error_kind(&self) -> &'static str {
                 #body
             }
         }
