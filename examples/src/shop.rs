@@ -20,8 +20,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use monitor_core::{monitored, ErrorKind, UniqueUsers};
-use monitor_http::layer::{Client, ClientLayer, ServerLayer};
-use monitor_http::users::UserIdentity;
+use monitor_http::identity::UserIdentity;
+use monitor_http::layer::{ClientLayer, ClientService, ServerLayer};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -64,7 +64,7 @@ pub enum OrderError {
 #[derive(Clone)]
 struct Storefront {
     inventory: SocketAddr,
-    client: Client<HttpClient>,
+    client: ClientService<HttpClient>,
 }
 
 /// Places order `id`: asks the inventory for its sku.

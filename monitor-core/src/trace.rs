@@ -49,7 +49,7 @@ use crate::span::Span;
 
 pub use crate::record::{
     add_observer, failed_traces, in_flight, keep_failed_traces, observers, record_all,
-    sample_ratio, set_sample_ratio, stats, ActiveSpan, AttributeValue, ObserverHandle,
+    sample_ratio, set_sample_ratio, stats, AttributeValue, InFlightSpan, ObserverHandle,
     ObserverStats, SpanAllocations, SpanEvent, SpanObserver, SpanOutcome, SpanRecord, Status,
     Trace, TraceContextError, TraceError, TraceParent, TraceState, TraceStats, Watch, WatchError,
     WatchFilter, WatchWait, MAX_KEPT, MAX_WATCHES, MAX_WATCH_SPANS,

@@ -99,10 +99,10 @@ fn render(c: &mut Criterion) {
     );
     g.bench_function("snapshot+funcs_json", |b| b.iter(|| get(&routes, "/funcs/json")));
     g.bench_function("snapshot+metrics", |b| b.iter(|| get(&routes, "/metrics")));
-    g.bench_function("funcs_json_only", |b| {
+    g.bench_function("functions_json_only", |b| {
         b.iter(|| {
             let mut out = String::new();
-            monitor_http::write_funcs_json(&snap, &mut out);
+            monitor_http::write_functions_json(&snap, &mut out);
             out
         })
     });

@@ -57,8 +57,8 @@ use monitor_core::{registry, CallSite, Instrumented, Outcome, SiteBudget, Span, 
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::identity::UserIdentity;
 use crate::propagation::{extract, TRACEPARENT};
-use crate::users::UserIdentity;
 
 /// Category of the calls [`ServerLayer`] makes (one per request).
 pub const HTTP_SERVER: &str = "http_server";
@@ -180,7 +180,7 @@ impl ServerLayer {
     /// ```
     /// use std::time::Duration;
     /// use monitor_core::UniqueUsers;
-    /// use monitor_http::{layer::ServerLayer, users::UserIdentity};
+    /// use monitor_http::{layer::ServerLayer, identity::UserIdentity};
     ///
     /// let users = UniqueUsers::new(Duration::from_secs(300));
     /// users.register("shop").unwrap();
@@ -205,10 +205,10 @@ impl fmt::Debug for ServerLayer {
 }
 
 impl<S> Layer<S> for ServerLayer {
-    type Service = Server<S>;
+    type Service = ServerService<S>;
 
-    fn layer(&self, inner: S) -> Server<S> {
-        Server { inner, config: Arc::clone(&self.config) }
+    fn layer(&self, inner: S) -> ServerService<S> {
+        ServerService { inner, config: Arc::clone(&self.config) }
     }
 }
 
@@ -216,18 +216,18 @@ impl<S> Layer<S> for ServerLayer {
 ///
 /// ```
 /// use tower_layer::Layer;
-/// let svc: monitor_http::layer::Server<()> = monitor_http::layer::ServerLayer::new().layer(());
+/// let svc: monitor_http::layer::ServerService<()> = monitor_http::layer::ServerLayer::new().layer(());
 /// # drop(svc);
 /// ```
 #[derive(Clone)]
-pub struct Server<S> {
+pub struct ServerService<S> {
     inner: S,
     config: Arc<ServerConfig>,
 }
 
-impl<S> fmt::Debug for Server<S> {
+impl<S> fmt::Debug for ServerService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Server").finish_non_exhaustive()
+        f.debug_struct("ServerService").finish_non_exhaustive()
     }
 }
 
@@ -376,7 +376,7 @@ fn outcome_of(status: Option<StatusCode>, failed: &'static str) -> Outcome {
 type Classify<T> = fn(&T) -> Outcome;
 
 pin_project_lite::pin_project! {
-    /// The response future of [`Server`] and [`Client`]: the inner service's, run as a monitored
+    /// The response future of [`ServerService`] and [`ClientService`]: the inner service's, run as a monitored
     /// call (or passed through when the call site could not be made).
     pub struct CallFuture<F: Future> {
         #[pin]
@@ -459,7 +459,7 @@ where
     }
 }
 
-impl<S, B, ResB> Service<Request<B>> for Server<S>
+impl<S, B, ResB> Service<Request<B>> for ServerService<S>
 where
     S: Service<Request<B>, Response = Response<ResB>>,
 {
@@ -563,10 +563,10 @@ impl ClientLayer {
 }
 
 impl<S> Layer<S> for ClientLayer {
-    type Service = Client<S>;
+    type Service = ClientService<S>;
 
-    fn layer(&self, inner: S) -> Client<S> {
-        Client { inner, sites: self.sites }
+    fn layer(&self, inner: S) -> ClientService<S> {
+        ClientService { inner, sites: self.sites }
     }
 }
 
@@ -574,11 +574,11 @@ impl<S> Layer<S> for ClientLayer {
 ///
 /// ```
 /// use tower_layer::Layer;
-/// let svc: monitor_http::layer::Client<()> = monitor_http::layer::ClientLayer::new().layer(());
+/// let svc: monitor_http::layer::ClientService<()> = monitor_http::layer::ClientLayer::new().layer(());
 /// # drop(svc);
 /// ```
 #[derive(Debug, Clone)]
-pub struct Client<S> {
+pub struct ClientService<S> {
     inner: S,
     sites: ClientSites,
 }
@@ -657,7 +657,7 @@ fn uri_without_secrets(uri: &http::Uri) -> String {
     url
 }
 
-impl<S, B, ResB> Service<Request<B>> for Client<S>
+impl<S, B, ResB> Service<Request<B>> for ClientService<S>
 where
     S: Service<Request<B>, Response = Response<ResB>>,
 {

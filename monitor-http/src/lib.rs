@@ -27,7 +27,7 @@
 //! | --- | --- | --- |
 //! | `/` | HTML index: links and a table of the functions | [`write_html`] |
 //! | `/funcs`, `/funcs/text` | per function: callers, counts, errors, latency quantiles | [`write_text`] |
-//! | `/funcs/json` | the same as JSON | [`write_funcs_json`] |
+//! | `/funcs/json` | the same as JSON | [`write_functions_json`] |
 //! | `/funcs/dot` | the call graph for Graphviz | [`write_dot`] |
 //! | `/stats`, `/stats/text` | every series, `measurement,tag=value field value` | [`write_stats_text`] |
 //! | `/stats/json` | `[measurement, {tags}, field, value]` | [`write_stats_json`] |
@@ -35,8 +35,8 @@
 //! | `/debug/vars` | expvar-style JSON (Go's `expvar`, for Datadog's go_expvar check) | [`write_expvar`] |
 //! | `/trace/svg`, `/trace/json`, `/trace/text` | the next matching call's tree of spans (`regex=`, `trace_id=`, `timeout=`) | [`write_trace_svg`], [`write_trace_json`], [`write_trace_text`] |
 //! | `/history/json` | the collector's history: calls/s, errors/s, p99, in flight, users | [`write_history_json`] |
-//! | `/active`, `/active/json` | calls in flight per category | [`write_active_text`], [`write_active_json`] |
-//! | `/ps`, `/ps/json`, `/ps/dot` | recorded calls in flight as trees | [`write_ps_text`], [`write_ps_json`], [`write_ps_dot`] |
+//! | `/active`, `/active/json` | calls in flight per category | [`write_in_flight_text`], [`write_in_flight_json`] |
+//! | `/ps`, `/ps/json`, `/ps/dot` | recorded calls in flight as trees | [`write_in_flight_trees_text`], [`write_in_flight_trees_json`], [`write_in_flight_trees_dot`] |
 //! | `/trace/errors`, `/trace/errors/svg`, `/trace/errors/text` | the kept failed traces | [`write_traces_json`], [`write_traces_svg`], [`write_traces_text`] |
 //!
 //! The function views take `?filter=<part of a name>`. Every renderer is a pure function of a
@@ -47,27 +47,28 @@
 mod body;
 #[cfg(any(feature = "otlp", feature = "zipkin"))]
 pub mod export;
+pub mod identity;
 pub mod layer;
 pub mod propagation;
 mod render;
 mod routes;
 mod server;
-pub mod users;
 mod views;
 
 pub use body::Body;
-pub use render::active::{write_active_json, write_active_text};
 pub use render::dot::write_dot;
 pub use render::expvar::write_expvar;
 pub use render::history::write_history_json;
 pub use render::html::write_html;
-pub use render::json::write_funcs_json;
-pub use render::prometheus::{write_prometheus, Buckets, BucketsError, Format};
+pub use render::in_flight::{write_in_flight_json, write_in_flight_text};
+pub use render::json::write_functions_json;
+pub use render::prometheus::{write_prometheus, Buckets, BucketsError, ExpositionFormat};
 pub use render::stats::{write_stats_json, write_stats_text};
 pub use render::text::write_text;
 pub use render::trace::{
-    write_ps_dot, write_ps_json, write_ps_text, write_trace_json, write_trace_svg,
-    write_trace_text, write_traces_json, write_traces_svg, write_traces_text,
+    write_in_flight_trees_dot, write_in_flight_trees_json, write_in_flight_trees_text,
+    write_trace_json, write_trace_svg, write_trace_text, write_traces_json, write_traces_svg,
+    write_traces_text,
 };
 pub use routes::{PrefixError, Routes};
 #[cfg(feature = "axum")]

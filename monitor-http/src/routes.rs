@@ -7,8 +7,8 @@ use http::{HeaderMap, Method, Response, StatusCode};
 
 use crate::body::Body;
 use crate::render;
-use crate::render::json::FuncsJsonWriter;
-use crate::render::prometheus::{Buckets, Format, MetricsWriter};
+use crate::render::json::FunctionsJsonWriter;
+use crate::render::prometheus::{Buckets, ExpositionFormat, MetricsWriter};
 use crate::render::Parts;
 use crate::views::{self, Draw, TraceFormat, PLAIN, SVG};
 use monitor_core::trace::{Trace, Watch, WatchError, WatchFilter};
@@ -517,15 +517,15 @@ impl Routes {
             Draw::Live(draw) => draw(&mut body),
             Draw::Snapshot(draw) => draw(&self.snapshot(&query), &mut body),
             // Written while they are sent.
-            Draw::FuncsJson => {
-                let writer = FuncsJsonWriter::new(self.snapshot(&query));
+            Draw::FunctionsJson => {
+                let writer = FunctionsJsonWriter::new(self.snapshot(&query));
                 return Prepared::Done(streamed(writer, view.content_type));
             }
             Draw::Metrics => {
                 let format = if wants_openmetrics(headers) {
-                    Format::OpenMetrics
+                    ExpositionFormat::OpenMetrics
                 } else {
-                    Format::Prometheus
+                    ExpositionFormat::Prometheus
                 };
                 let writer = MetricsWriter::new(self.snapshot(&query), &self.buckets, format);
                 return Prepared::Done(streamed(writer, format.content_type()));

@@ -27,7 +27,7 @@ pub(crate) enum Draw {
     /// From a snapshot of the registry (the function views take `?filter=`).
     Snapshot(fn(&Snapshot, &mut String)),
     /// `/funcs/json`, written while it is sent.
-    FuncsJson,
+    FunctionsJson,
     /// `/metrics`: Prometheus or OpenMetrics as the scraper asks, written while it is sent.
     Metrics,
     /// From live state, not a snapshot: recorded calls in flight, kept traces, the history.
@@ -58,15 +58,15 @@ const fn view(
 
 fn ps_text(out: &mut String) {
     let functions = monitor_core::registry().snapshot().functions;
-    render::trace::write_ps_text(&in_flight(), &functions, out);
+    render::trace::write_in_flight_trees_text(&in_flight(), &functions, out);
 }
 
 fn ps_json(out: &mut String) {
-    render::trace::write_ps_json(&in_flight(), out);
+    render::trace::write_in_flight_trees_json(&in_flight(), out);
 }
 
 fn ps_dot(out: &mut String) {
-    render::trace::write_ps_dot(&in_flight(), out);
+    render::trace::write_in_flight_trees_dot(&in_flight(), out);
 }
 
 fn errors_json(out: &mut String) {
@@ -95,7 +95,7 @@ pub(crate) const VIEWS: &[View] = &[
         true,
         Draw::Snapshot(render::text::write_text),
     ),
-    view(&["/funcs/json"], JSON, Some("functions (JSON)"), true, Draw::FuncsJson),
+    view(&["/funcs/json"], JSON, Some("functions (JSON)"), true, Draw::FunctionsJson),
     view(
         &["/funcs/dot"],
         DOT,
@@ -131,9 +131,15 @@ pub(crate) const VIEWS: &[View] = &[
         PLAIN,
         Some("in flight by category"),
         true,
-        Draw::Snapshot(render::active::write_active_text),
+        Draw::Snapshot(render::in_flight::write_in_flight_text),
     ),
-    view(&["/active/json"], JSON, None, true, Draw::Snapshot(render::active::write_active_json)),
+    view(
+        &["/active/json"],
+        JSON,
+        None,
+        true,
+        Draw::Snapshot(render::in_flight::write_in_flight_json),
+    ),
     // (`/history/json` has always let a `filter` pass; it is the whole process's.)
     view(&["/history/json"], JSON, Some("trends (JSON)"), true, Draw::Live(history_json)),
     view(

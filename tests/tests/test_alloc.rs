@@ -87,7 +87,7 @@ fn allocations_are_attributed_per_call() {
 
 /// Serves 100 requests through the server middleware (what it allocates is counted here).
 #[monitored]
-fn serve_100(svc: &mut monitor_http::layer::Server<ServiceFn<Answer>>) -> usize {
+fn serve_100(svc: &mut monitor_http::layer::ServerService<ServiceFn<Answer>>) -> usize {
     use std::future::Future;
     use tower_service::Service;
     let mut ok = 0;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use monitor_core::trace::{Watch, WatchFilter};
 use monitor_core::{registry, Outcome, Scope};
-use monitor_http::{Buckets, Format};
+use monitor_http::{Buckets, ExpositionFormat};
 
 /// A small, seeded generator (xorshift): the same strings every run, so a failure reproduces.
 struct Strings(u64);
@@ -112,7 +112,7 @@ fn every_view_is_valid_for_any_name_or_value() {
 
     let snap = registry().snapshot();
     let mut out = String::new();
-    monitor_http::write_funcs_json(&snap, &mut out);
+    monitor_http::write_functions_json(&snap, &mut out);
     parse_json("/funcs/json", &out);
     out.clear();
     monitor_http::write_stats_json(&snap, &mut out);
@@ -124,7 +124,7 @@ fn every_view_is_valid_for_any_name_or_value() {
     monitor_http::write_trace_json(&trace, &mut out);
     parse_json("/trace/json", &out);
     out.clear();
-    monitor_http::write_active_json(&snap, &mut out);
+    monitor_http::write_in_flight_json(&snap, &mut out);
     parse_json("/active/json", &out);
 
     out.clear();
@@ -144,7 +144,12 @@ fn every_view_is_valid_for_any_name_or_value() {
     // promtool reads the Prometheus text format (OpenMetrics is checked by a real Prometheus
     // scrape in test_prometheus_scrape).
     out.clear();
-    monitor_http::write_prometheus(&snap, &Buckets::default(), Format::Prometheus, &mut out);
+    monitor_http::write_prometheus(
+        &snap,
+        &Buckets::default(),
+        ExpositionFormat::Prometheus,
+        &mut out,
+    );
     common::check_with("promtool", &["check", "metrics"], &out);
 
     // The text views are for people at a terminal: no control character reaches it, and every

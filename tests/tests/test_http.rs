@@ -91,7 +91,7 @@ fn index_is_html_with_the_function_table() {
 }
 
 #[test]
-fn funcs_text_shows_callers_counts_and_quantiles() {
+fn functions_text_shows_callers_counts_and_quantiles() {
     let r = get("/funcs");
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), "text/plain; charset=utf-8");
@@ -111,7 +111,7 @@ fn funcs_text_shows_callers_counts_and_quantiles() {
 }
 
 #[test]
-fn funcs_json_has_every_field() {
+fn functions_json_has_every_field() {
     let r = get("/funcs/json");
     assert_eq!(r.header("content-type"), "application/json");
     // Written while it is sent, like `/metrics`.

@@ -266,7 +266,7 @@ fn instruments_render_in_every_view() {
     monitor_http::write_prometheus(
         &snap,
         &monitor_http::Buckets::default(),
-        monitor_http::Format::Prometheus,
+        monitor_http::ExpositionFormat::Prometheus,
         &mut prom,
     );
     assert!(

@@ -20,8 +20,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use monitor_core::trace::{self, SpanObserver, SpanRecord, TraceParent};
 use monitor_core::{monitored, registry, ErrorKind, TraceId, UniqueUsers};
+use monitor_http::identity::UserIdentity;
 use monitor_http::layer::{ClientLayer, ReqwestMiddleware, ServerLayer};
-use monitor_http::users::UserIdentity;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -50,8 +50,9 @@ async fn pay(Path(order): Path<u32>) -> (StatusCode, String) {
     }
 }
 
-type HyperClient =
-    monitor_http::layer::Client<hyper_util::client::legacy::Client<HttpConnector, Empty<Bytes>>>;
+type HyperClient = monitor_http::layer::ClientService<
+    hyper_util::client::legacy::Client<HttpConnector, Empty<Bytes>>,
+>;
 
 #[derive(Clone)]
 struct Shop {

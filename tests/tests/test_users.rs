@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use monitor_core::UniqueUsers;
-use monitor_http::users::UserIdentity;
+use monitor_http::identity::UserIdentity;
 
 #[test]
 fn unique_users_from_requests_show_in_every_view() {

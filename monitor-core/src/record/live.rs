@@ -221,7 +221,7 @@ pub(crate) fn set_status_span(span: SpanId, status: Status) {
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct ActiveSpan {
+pub struct InFlightSpan {
     /// The trace.
     pub trace_id: TraceId,
     /// The span.
@@ -245,12 +245,12 @@ pub struct ActiveSpan {
 /// ```
 /// assert!(monitor_core::trace::in_flight().iter().all(|s| s.elapsed_ns < u64::MAX));
 /// ```
-pub fn in_flight() -> Vec<ActiveSpan> {
+pub fn in_flight() -> Vec<InFlightSpan> {
     let now = clock::now();
     let mut out = Vec::new();
     for m in TABLE.iter() {
         let table = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        out.extend(table.iter().map(|(&id, live)| ActiveSpan {
+        out.extend(table.iter().map(|(&id, live)| InFlightSpan {
             trace_id: live.trace_id,
             span_id: SpanId::from_u64(id),
             parent_id: live.parent_id,

@@ -18,7 +18,7 @@ use crate::context::SpanCtx;
 use crate::ids::{SpanId, TraceId};
 use crate::site::CallSite;
 
-pub use live::{in_flight, ActiveSpan};
+pub use live::{in_flight, InFlightSpan};
 pub use observer::{add_observer, observers, ObserverHandle, ObserverStats, SpanObserver};
 pub use tail::{failed_traces, keep_failed_traces, record_all, MAX_KEPT};
 pub use w3c::{TraceContextError, TraceParent, TraceState};

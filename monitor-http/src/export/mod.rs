@@ -48,10 +48,10 @@ pub enum ExportError {
     BadHeader(String),
 }
 
-/// Where spans go and in which format.
+/// The protocol spans are sent in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Format {
+pub enum Protocol {
     /// OTLP/HTTP with protobuf bodies (`application/x-protobuf`).
     #[cfg(feature = "otlp")]
     OtlpProtobuf,
@@ -63,26 +63,26 @@ pub enum Format {
     ZipkinJson,
 }
 
-impl Format {
+impl Protocol {
     fn content_type(self) -> &'static str {
         match self {
             #[cfg(feature = "otlp")]
-            Format::OtlpProtobuf => "application/x-protobuf",
+            Protocol::OtlpProtobuf => "application/x-protobuf",
             #[cfg(feature = "otlp")]
-            Format::OtlpJson => "application/json",
+            Protocol::OtlpJson => "application/json",
             #[cfg(feature = "zipkin")]
-            Format::ZipkinJson => "application/json",
+            Protocol::ZipkinJson => "application/json",
         }
     }
 
     fn encode(self, service: &Service, spans: &[Arc<SpanRecord>], out: &mut Vec<u8>) {
         match self {
             #[cfg(feature = "otlp")]
-            Format::OtlpProtobuf => otlp::encode_protobuf(service, spans, out),
+            Protocol::OtlpProtobuf => otlp::encode_protobuf(service, spans, out),
             #[cfg(feature = "otlp")]
-            Format::OtlpJson => otlp::encode_json(service, spans, out),
+            Protocol::OtlpJson => otlp::encode_json(service, spans, out),
             #[cfg(feature = "zipkin")]
-            Format::ZipkinJson => zipkin::encode(service, spans, out),
+            Protocol::ZipkinJson => zipkin::encode(service, spans, out),
         }
     }
 }
@@ -106,7 +106,7 @@ pub(crate) struct Service {
     pub(crate) name: String,
 }
 
-/// How to export: endpoint, format, service name, queue, retries. Made by
+/// How to export: endpoint, protocol, service name, queue, retries. Made by
 /// [`ExportConfig::otlp`] or [`ExportConfig::zipkin`]; [`ExportConfig::start`] starts it.
 ///
 /// ```
@@ -124,7 +124,7 @@ pub(crate) struct Service {
 #[derive(Clone)]
 pub struct ExportConfig {
     endpoint: Endpoint,
-    format: Format,
+    protocol: Protocol,
     service: Service,
     headers: Vec<(String, String)>,
     queue: usize,
@@ -138,7 +138,7 @@ impl fmt::Debug for ExportConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExportConfig")
             .field("endpoint", &self.endpoint.to_string())
-            .field("format", &self.format)
+            .field("protocol", &self.protocol)
             .field("service", &self.service.name)
             .field("headers", &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>())
             .field("queue", &self.queue)
@@ -155,10 +155,10 @@ fn default_service_name() -> String {
 }
 
 impl ExportConfig {
-    fn new(url: &str, format: Format) -> Result<ExportConfig, ExportError> {
+    fn new(url: &str, protocol: Protocol) -> Result<ExportConfig, ExportError> {
         Ok(ExportConfig {
             endpoint: Endpoint::parse(url)?,
-            format,
+            protocol,
             service: Service { name: default_service_name() },
             headers: Vec::new(),
             queue: 10_000,
@@ -180,7 +180,7 @@ impl ExportConfig {
     /// ```
     #[cfg(feature = "otlp")]
     pub fn otlp(url: &str) -> Result<ExportConfig, ExportError> {
-        ExportConfig::new(url, Format::OtlpProtobuf)
+        ExportConfig::new(url, Protocol::OtlpProtobuf)
     }
 
     /// Sends OTLP as JSON instead of protobuf.
@@ -193,7 +193,7 @@ impl ExportConfig {
     /// ```
     #[cfg(feature = "otlp")]
     pub fn json(mut self) -> ExportConfig {
-        self.format = Format::OtlpJson;
+        self.protocol = Protocol::OtlpJson;
         self
     }
 
@@ -206,7 +206,7 @@ impl ExportConfig {
     /// ```
     #[cfg(feature = "zipkin")]
     pub fn zipkin(url: &str) -> Result<ExportConfig, ExportError> {
-        ExportConfig::new(url, Format::ZipkinJson)
+        ExportConfig::new(url, Protocol::ZipkinJson)
     }
 
     /// The service name spans carry (default: the executable's name).
@@ -289,7 +289,7 @@ impl ExportConfig {
     /// ```
     pub fn start(self) -> Exporter {
         let stats = Arc::new(Counts::default());
-        let name = format!("{:?}:{}", self.format, self.endpoint);
+        let name = format!("{:?}:{}", self.protocol, self.endpoint);
         let (queue, shutdown_timeout) = (self.queue, self.shutdown_timeout);
         let worker = Worker { config: self, stats: Arc::clone(&stats), body: Vec::new() };
         let handle = trace::add_observer(name, worker, queue);
@@ -419,7 +419,7 @@ impl SpanObserver for Worker {
             return;
         }
         self.body.clear();
-        c.format.encode(&c.service, spans, &mut self.body);
+        c.protocol.encode(&c.service, spans, &mut self.body);
         let mut wait = c.backoff.0;
         for attempt in 1..=c.max_attempts {
             // Shutting down: one attempt, in the time left.
@@ -433,7 +433,7 @@ impl SpanObserver for Worker {
             }
             match client::post(
                 &c.endpoint,
-                c.format.content_type(),
+                c.protocol.content_type(),
                 &c.headers,
                 &self.body,
                 timeout,

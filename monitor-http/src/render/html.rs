@@ -45,7 +45,7 @@ pub fn write_html(snapshot: &Snapshot, out: &mut String) {
     ));
     super::history::write_history_charts(&monitor_core::history(), out);
     out.push_str("<h2>In flight by category</h2>\n");
-    super::active::write_active_svg(snapshot, out);
+    super::in_flight::write_in_flight_svg(snapshot, out);
     let called: Vec<&FunctionStats> = snapshot.iter_called().collect();
     let _ = writeln!(
         out,

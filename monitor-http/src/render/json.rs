@@ -17,17 +17,17 @@ use super::Parts;
 ///
 /// ```
 /// let mut out = String::new();
-/// monitor_http::write_funcs_json(&monitor_core::registry().snapshot(), &mut out);
+/// monitor_http::write_functions_json(&monitor_core::registry().snapshot(), &mut out);
 /// assert!(out.starts_with('['));
 /// ```
-pub fn write_funcs_json(snapshot: &Snapshot, out: &mut String) {
-    let mut writer = FuncsJsonWriter::new(snapshot);
+pub fn write_functions_json(snapshot: &Snapshot, out: &mut String) {
+    let mut writer = FunctionsJsonWriter::new(snapshot);
     while writer.write(out, usize::MAX) {}
 }
 
 /// `/funcs/json` written a function at a time, for a response that sends it as it is written
 /// (see [`Parts`]). `S` is the snapshot, owned or borrowed.
-pub(crate) struct FuncsJsonWriter<S> {
+pub(crate) struct FunctionsJsonWriter<S> {
     snapshot: S,
     /// `"0.00":` … `"1.00":`, the quantile keys with their colon.
     keys: [String; QUANTILES.len()],
@@ -38,14 +38,14 @@ pub(crate) struct FuncsJsonWriter<S> {
     done: bool,
 }
 
-impl<S: Borrow<Snapshot>> FuncsJsonWriter<S> {
+impl<S: Borrow<Snapshot>> FunctionsJsonWriter<S> {
     pub(crate) fn new(snapshot: S) -> Self {
         let keys = QUANTILES.map(|q| format!("\"{}\":", Quantile(q)));
-        FuncsJsonWriter { snapshot, keys, next: 0, written: 0, done: false }
+        FunctionsJsonWriter { snapshot, keys, next: 0, written: 0, done: false }
     }
 }
 
-impl<S: Borrow<Snapshot> + Send> Parts for FuncsJsonWriter<S> {
+impl<S: Borrow<Snapshot> + Send> Parts for FunctionsJsonWriter<S> {
     fn write(&mut self, out: &mut String, min: usize) -> bool {
         if self.done {
             return false;
@@ -120,14 +120,14 @@ fn times(d: &Distribution, keys: &[String], j: &mut Json<'_>) {
 
 #[cfg(test)]
 mod tests {
-    use super::{write_funcs_json, FuncsJsonWriter};
+    use super::{write_functions_json, FunctionsJsonWriter};
     use crate::render::{in_parts, traffic};
 
     #[test]
     fn written_in_parts_it_is_the_same_json() {
         let snap = traffic();
         let mut whole = String::new();
-        write_funcs_json(&snap, &mut whole);
+        write_functions_json(&snap, &mut whole);
         let v: serde_json::Value = serde_json::from_str(&whole).expect("valid JSON");
         let list = v.as_array().expect("a list");
         assert_eq!(list.len(), snap.iter_called().count());
@@ -136,7 +136,7 @@ mod tests {
         assert_eq!(fail["failure_times"]["count"], 20);
         assert_eq!(fail["failure_times"]["quantiles"].as_object().map(|q| q.len()), Some(9));
         for min in [1, 60, 700, 5000, usize::MAX] {
-            let parts = in_parts(FuncsJsonWriter::new(&snap), min);
+            let parts = in_parts(FunctionsJsonWriter::new(&snap), min);
             assert_eq!(parts.concat(), whole, "in parts of {min} bytes or more");
             if min == 1 {
                 // `[`, each function, then `]`.
@@ -146,7 +146,7 @@ mod tests {
         let mut empty = snap.clone();
         empty.functions.clear();
         let mut out = String::new();
-        write_funcs_json(&empty, &mut out);
+        write_functions_json(&empty, &mut out);
         assert_eq!(out, "[\n]\n");
     }
 }

@@ -1,10 +1,10 @@
 //! Renderers: pure functions from a [`Snapshot`](monitor_core::Snapshot) to text in each format.
 
-pub(crate) mod active;
 pub(crate) mod dot;
 pub(crate) mod expvar;
 pub(crate) mod history;
 pub(crate) mod html;
+pub(crate) mod in_flight;
 pub(crate) mod json;
 pub(crate) mod prometheus;
 pub(crate) mod series;

@@ -79,11 +79,11 @@ impl Default for Buckets {
 /// Which exposition format to write.
 ///
 /// ```
-/// assert_eq!(monitor_http::Format::default(), monitor_http::Format::Prometheus);
+/// assert_eq!(monitor_http::ExpositionFormat::default(), monitor_http::ExpositionFormat::Prometheus);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
-pub enum Format {
+pub enum ExpositionFormat {
     /// Prometheus text format 0.0.4 (`text/plain; version=0.0.4`).
     #[default]
     Prometheus,
@@ -91,16 +91,18 @@ pub enum Format {
     OpenMetrics,
 }
 
-impl Format {
+impl ExpositionFormat {
     /// The Content-Type of a response in this format.
     ///
     /// ```
-    /// assert!(monitor_http::Format::OpenMetrics.content_type().starts_with("application/openmetrics-text"));
+    /// assert!(monitor_http::ExpositionFormat::OpenMetrics.content_type().starts_with("application/openmetrics-text"));
     /// ```
     pub fn content_type(self) -> &'static str {
         match self {
-            Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
-            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ExpositionFormat::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+            ExpositionFormat::OpenMetrics => {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8"
+            }
         }
     }
 }
@@ -142,10 +144,10 @@ struct Family<'a> {
 }
 
 impl Family<'_> {
-    fn header(&self, format: Format, out: &mut String) {
+    fn header(&self, format: ExpositionFormat, out: &mut String) {
         // OpenMetrics names a counter family without its `_total` suffix.
         let name = match (format, self.kind) {
-            (Format::OpenMetrics, "counter") => self.name.trim_end_matches("_total"),
+            (ExpositionFormat::OpenMetrics, "counter") => self.name.trim_end_matches("_total"),
             _ => self.name,
         };
         let _ = writeln!(out, "# HELP {name} {}", self.help);
@@ -158,12 +160,17 @@ impl Family<'_> {
 /// Functions are labelled `name` and `scope` (module), errors `error_kind`, times `kind`.
 ///
 /// ```
-/// use monitor_http::{write_prometheus, Buckets, Format};
+/// use monitor_http::{write_prometheus, Buckets, ExpositionFormat};
 /// let mut out = String::new();
-/// write_prometheus(&monitor_core::registry().snapshot(), &Buckets::default(), Format::Prometheus, &mut out);
+/// write_prometheus(&monitor_core::registry().snapshot(), &Buckets::default(), ExpositionFormat::Prometheus, &mut out);
 /// assert!(out.contains("# TYPE function_current gauge"));
 /// ```
-pub fn write_prometheus(snapshot: &Snapshot, buckets: &Buckets, format: Format, out: &mut String) {
+pub fn write_prometheus(
+    snapshot: &Snapshot,
+    buckets: &Buckets,
+    format: ExpositionFormat,
+    out: &mut String,
+) {
     let mut writer = MetricsWriter::new(snapshot, buckets, format);
     // Growing a string of many megabytes by doubling copies it and faults its pages in again
     // at every step.
@@ -252,7 +259,7 @@ enum Part {
 /// `S` is the snapshot, owned (a response body) or borrowed ([`write_prometheus`]).
 pub(crate) struct MetricsWriter<S> {
     snapshot: S,
-    format: Format,
+    format: ExpositionFormat,
     /// The called functions: index in `snapshot.functions`, and where its labels end in `sets`.
     funcs: Vec<(usize, usize)>,
     /// Each called function's labels, `name="…",scope="…"`, escaped once and reused by every
@@ -266,7 +273,7 @@ pub(crate) struct MetricsWriter<S> {
 }
 
 impl<S: Borrow<Snapshot>> MetricsWriter<S> {
-    pub(crate) fn new(snapshot: S, buckets: &Buckets, format: Format) -> Self {
+    pub(crate) fn new(snapshot: S, buckets: &Buckets, format: ExpositionFormat) -> Self {
         let names = unique_names(snapshot.borrow());
         let mut sets = String::new();
         let funcs = names
@@ -392,7 +399,7 @@ impl<S: Borrow<Snapshot> + Send> Parts for MetricsWriter<S> {
                 }
                 Part::Instruments => {
                     write_instruments(snapshot, format, out);
-                    if format == Format::OpenMetrics {
+                    if format == ExpositionFormat::OpenMetrics {
                         out.push_str("# EOF\n");
                     }
                     (true, Part::Done)
@@ -572,7 +579,7 @@ fn sample(
 /// counters with a `_rate` gauge, distributions as summaries (quantiles, `_sum`, `_count`;
 /// durations in seconds), boolean tallies as `_true_total`/`_false_total` counters with a
 /// `_disposition` gauge. A family name already taken by another kind is left out.
-fn write_instruments(snapshot: &Snapshot, format: Format, out: &mut String) {
+fn write_instruments(snapshot: &Snapshot, format: ExpositionFormat, out: &mut String) {
     let mut families: BTreeMap<String, Samples> = BTreeMap::new();
     // Every name a family announces or writes series under.
     let mut taken: std::collections::HashSet<String> = std::collections::HashSet::new();
@@ -719,11 +726,11 @@ fn histogram(kind: &str, set: &str, d: &Distribution, les: &[(f64, String)], out
 mod tests {
     #[test]
     fn written_in_parts_it_is_the_same_text() {
-        use super::{write_prometheus, Buckets, Format, MetricsWriter};
+        use super::{write_prometheus, Buckets, ExpositionFormat, MetricsWriter};
         use crate::render::{in_parts, traffic};
 
         let snap = traffic();
-        for format in [Format::Prometheus, Format::OpenMetrics] {
+        for format in [ExpositionFormat::Prometheus, ExpositionFormat::OpenMetrics] {
             let mut whole = String::new();
             write_prometheus(&snap, &Buckets::default(), format, &mut whole);
             assert!(whole.contains("function_errors_total{error_kind="));

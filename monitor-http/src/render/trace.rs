@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 use monitor_core::trace::{
-    ActiveSpan, AttributeValue, SpanAllocations, SpanOutcome, SpanRecord, Status, Trace,
+    AttributeValue, InFlightSpan, SpanAllocations, SpanOutcome, SpanRecord, Status, Trace,
 };
 use monitor_core::{FunctionStats, SpanId};
 
@@ -317,10 +317,10 @@ pub fn write_traces_svg<T: std::borrow::Borrow<Trace>>(traces: &[T], out: &mut S
 }
 
 /// Trees of in-flight spans, per trace: (depth, span).
-fn ps_trees(spans: &[ActiveSpan]) -> Vec<Vec<(usize, &ActiveSpan)>> {
+fn ps_trees(spans: &[InFlightSpan]) -> Vec<Vec<(usize, &InFlightSpan)>> {
     // Traces in the order their first span appears (oldest first).
     let mut index: HashMap<monitor_core::TraceId, usize> = HashMap::new();
-    let mut by_trace: Vec<Vec<&ActiveSpan>> = Vec::new();
+    let mut by_trace: Vec<Vec<&InFlightSpan>> = Vec::new();
     for s in spans {
         let i = *index.entry(s.trace_id).or_insert_with(|| {
             by_trace.push(Vec::new());
@@ -343,9 +343,13 @@ fn ps_trees(spans: &[ActiveSpan]) -> Vec<Vec<(usize, &ActiveSpan)>> {
 ///
 /// ```
 /// let mut out = String::new();
-/// monitor_http::write_ps_text(&monitor_core::trace::in_flight(), &monitor_core::registry().snapshot().functions, &mut out);
+/// monitor_http::write_in_flight_trees_text(&monitor_core::trace::in_flight(), &monitor_core::registry().snapshot().functions, &mut out);
 /// ```
-pub fn write_ps_text(spans: &[ActiveSpan], functions: &[FunctionStats], out: &mut String) {
+pub fn write_in_flight_trees_text(
+    spans: &[InFlightSpan],
+    functions: &[FunctionStats],
+    out: &mut String,
+) {
     let trees = ps_trees(spans);
     if trees.is_empty() {
         out.push_str("no recorded spans in flight (monitor_core::trace::record_all(true) records every call)\n");
@@ -386,10 +390,10 @@ pub fn write_ps_text(spans: &[ActiveSpan], functions: &[FunctionStats], out: &mu
 ///
 /// ```
 /// let mut out = String::new();
-/// monitor_http::write_ps_json(&[], &mut out);
+/// monitor_http::write_in_flight_trees_json(&[], &mut out);
 /// assert_eq!(out.trim(), "[]");
 /// ```
-pub fn write_ps_json(spans: &[ActiveSpan], out: &mut String) {
+pub fn write_in_flight_trees_json(spans: &[InFlightSpan], out: &mut String) {
     let mut j = Json::new(out);
     j.one_per_line().begin_array();
     for s in spans {
@@ -413,10 +417,10 @@ pub fn write_ps_json(spans: &[ActiveSpan], out: &mut String) {
 ///
 /// ```
 /// let mut out = String::new();
-/// monitor_http::write_ps_dot(&[], &mut out);
+/// monitor_http::write_in_flight_trees_dot(&[], &mut out);
 /// assert!(out.starts_with("digraph"));
 /// ```
-pub fn write_ps_dot(spans: &[ActiveSpan], out: &mut String) {
+pub fn write_in_flight_trees_dot(spans: &[InFlightSpan], out: &mut String) {
     out.push_str("digraph ps {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
     for (n, tree) in ps_trees(spans).into_iter().enumerate() {
         let _ = writeln!(out, "  subgraph cluster_{n} {{");

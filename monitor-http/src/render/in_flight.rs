@@ -12,10 +12,10 @@ use super::writer::Json;
 ///
 /// ```
 /// let mut out = String::new();
-/// monitor_http::write_active_text(&monitor_core::registry().snapshot(), &mut out);
+/// monitor_http::write_in_flight_text(&monitor_core::registry().snapshot(), &mut out);
 /// assert!(out.lines().nth(1).unwrap().starts_with("function "));
 /// ```
-pub fn write_active_text(snapshot: &Snapshot, out: &mut String) {
+pub fn write_in_flight_text(snapshot: &Snapshot, out: &mut String) {
     let cats = snapshot.in_flight_by_category();
     let width = cats.iter().map(|c| c.category.len()).max().unwrap_or(8).max(8);
     let _ = writeln!(out, "{:width$} {:>9} {:>9}", "category", "in flight", "functions");
@@ -28,10 +28,10 @@ pub fn write_active_text(snapshot: &Snapshot, out: &mut String) {
 ///
 /// ```
 /// let mut out = String::new();
-/// monitor_http::write_active_json(&monitor_core::registry().snapshot(), &mut out);
+/// monitor_http::write_in_flight_json(&monitor_core::registry().snapshot(), &mut out);
 /// assert!(out.starts_with("[{\"category\":\"function\""));
 /// ```
-pub fn write_active_json(snapshot: &Snapshot, out: &mut String) {
+pub fn write_in_flight_json(snapshot: &Snapshot, out: &mut String) {
     let mut j = Json::new(out);
     j.begin_array();
     for c in snapshot.in_flight_by_category() {
@@ -46,7 +46,7 @@ pub fn write_active_json(snapshot: &Snapshot, out: &mut String) {
 }
 
 /// A horizontal bar chart of calls in flight per category, as inline SVG for the index page.
-pub(crate) fn write_active_svg(snapshot: &Snapshot, out: &mut String) {
+pub(crate) fn write_in_flight_svg(snapshot: &Snapshot, out: &mut String) {
     let cats = snapshot.in_flight_by_category();
     let max = cats.iter().map(|c| c.in_flight).max().unwrap_or(0).max(1);
     let row = 20.0;

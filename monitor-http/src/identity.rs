@@ -19,7 +19,7 @@ pub enum IdentityError {
 /// cookies (searched in the order given), else the client IP.
 ///
 /// ```
-/// use monitor_http::users::UserIdentity;
+/// use monitor_http::identity::UserIdentity;
 /// let who = UserIdentity::new()
 ///     .header("x-user-id").unwrap()
 ///     .cookies(&["session", "visitor"])
@@ -69,7 +69,7 @@ impl UserIdentity {
     ///
     /// ```
     /// use std::net::{IpAddr, Ipv4Addr};
-    /// let who = monitor_http::users::UserIdentity::new();
+    /// let who = monitor_http::identity::UserIdentity::new();
     /// let peer = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7));
     /// assert_eq!(who.identify(&http::HeaderMap::new(), Some(peer)).as_deref(), Some("10.0.0.7"));
     /// ```
