@@ -2,6 +2,9 @@
 //! TSC, the OS monotonic clock elsewhere. Two raw reads cost about half of two
 //! `std::time::Instant::now()`.
 
+use std::sync::atomic::{
+    fence, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::OnceLock;
 
 static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
@@ -38,7 +41,45 @@ struct Anchor {
     unix_ns: u64,
 }
 
-static ANCHOR: std::sync::RwLock<Option<Anchor>> = std::sync::RwLock::new(None);
+/// An anchor shared by every thread, as a sequence lock over atomics: `seq` is odd while a
+/// writer stores the pair and zero before the first. Readers never wait: one that meets a
+/// write in progress measures an anchor of its own. (Recorded spans read it at their start and
+/// end, on every thread: a lock's shared counter would be written by all of them.)
+struct AnchorCell {
+    seq: AtomicU64,
+    tick: AtomicU64,
+    unix_ns: AtomicU64,
+}
+
+impl AnchorCell {
+    const fn new() -> AnchorCell {
+        AnchorCell { seq: AtomicU64::new(0), tick: AtomicU64::new(0), unix_ns: AtomicU64::new(0) }
+    }
+
+    /// The stored anchor; none before the first, or while one is being stored.
+    fn load(&self) -> Option<Anchor> {
+        let before = self.seq.load(Acquire);
+        let tick = self.tick.load(Relaxed);
+        let unix_ns = self.unix_ns.load(Relaxed);
+        fence(Acquire);
+        let after = self.seq.load(Relaxed);
+        (before != 0 && before % 2 == 0 && before == after).then_some(Anchor { tick, unix_ns })
+    }
+
+    /// Stores `anchor` unless another thread is storing one now (theirs is as good).
+    fn store(&self, anchor: Anchor) {
+        let seq = self.seq.load(Relaxed);
+        if seq % 2 == 1 || self.seq.compare_exchange(seq, seq + 1, Relaxed, Relaxed).is_err() {
+            return;
+        }
+        fence(Release);
+        self.tick.store(anchor.tick, Relaxed);
+        self.unix_ns.store(anchor.unix_ns, Relaxed);
+        self.seq.store(seq + 2, Release);
+    }
+}
+
+static ANCHOR: AnchorCell = AnchorCell::new();
 
 /// How long an anchor serves before it is measured again (the wall clock may be slewed).
 const ANCHOR_LIFE_NS: u64 = 60_000_000_000;
@@ -66,12 +107,11 @@ fn measure_anchor() -> Anchor {
 /// wall-clock reads would not: a thread preempted between its raw and wall reads shifts its
 /// time by the preemption).
 pub(crate) fn unix_ns_at(tick: u64) -> u64 {
-    let current = *ANCHOR.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let anchor = match current {
+    let anchor = match ANCHOR.load() {
         Some(a) if tick < a.tick || nanos_between(a.tick, tick) < ANCHOR_LIFE_NS => a,
         _ => {
             let fresh = measure_anchor();
-            *ANCHOR.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fresh);
+            ANCHOR.store(fresh);
             fresh
         }
     };
@@ -102,5 +142,38 @@ mod tests {
         assert!(times[0] + 1_000_000 >= before && times[999] <= after + 1_000_000);
         // A reading older than the anchor maps back in time.
         assert!(unix_ns_at(ticks[0]) == times[0]);
+    }
+
+    #[test]
+    fn the_anchor_is_read_whole_while_threads_store_it() {
+        let cell = AnchorCell::new();
+        assert!(cell.load().is_none(), "nothing stored yet");
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let (whole, torn) = std::thread::scope(|s| {
+            for w in 0..2u64 {
+                let (stop, cell) = (&stop, &cell);
+                s.spawn(move || {
+                    let mut k = w + 1;
+                    while !stop.load(Relaxed) {
+                        cell.store(Anchor { tick: k, unix_ns: k.wrapping_mul(3) });
+                        k += 2;
+                        std::thread::yield_now();
+                    }
+                });
+            }
+            let (mut whole, mut torn) = (0u32, 0u32);
+            for _ in 0..100_000 {
+                match cell.load() {
+                    Some(a) if a.unix_ns == a.tick.wrapping_mul(3) => whole += 1,
+                    Some(_) => torn += 1,
+                    None => {}
+                }
+            }
+            stop.store(true, Relaxed);
+            (whole, torn)
+        });
+        assert_eq!(torn, 0, "torn anchors ({whole} whole)");
+        assert!(whole > 0, "no read saw a stored anchor");
+        assert_eq!(cell.load().map(|a| a.unix_ns % 3), Some(0));
     }
 }

@@ -142,3 +142,34 @@ fn no_import_runs_back_up() {
         "imports that run back up (file: modules of a higher layer it uses): {wrong:#?}"
     );
 }
+
+/// The modules a monitored call runs through after its site's first call.
+const HOT_PATH: &[&str] =
+    &["call", "state", "span", "context", "counters", "histogram", "clock", "outcome", "error"];
+
+/// What would make a call wait on another thread.
+const LOCKS: &[&str] = &["Mutex", "RwLock", "Condvar", ".lock()", "Barrier", "park("];
+
+/// The hot path takes no lock: none of its modules names a lock type (outside tests). Their
+/// `OnceLock`s are initialized on a site's first call, or a kind's first error, and only read
+/// after; allocation is held by `tests/tests/test_hot_path.rs` in the workspace.
+#[test]
+fn the_hot_path_names_no_lock() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    for module in HOT_PATH {
+        let file = src.join(format!("{module}.rs"));
+        let text = fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or(&text);
+        for lock in LOCKS {
+            let hits = code
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//") && l.contains(lock))
+                .count();
+            if hits > 0 {
+                found.push(format!("{module}.rs names `{lock}` {hits} times"));
+            }
+        }
+    }
+    assert!(found.is_empty(), "locks on the hot path: {found:#?}");
+}

@@ -160,7 +160,8 @@ impl Config {
     }
 
     /// Starts the server on its own thread with its own small runtime, so a program without
-    /// an async runtime gets it with one call. Returns once it is listening.
+    /// an async runtime gets it with one call. Returns once it is listening. Registers the
+    /// process statistics too ([`monitor_core::process::register`]): the page shows them.
     ///
     /// ```
     /// let server = monitor_http::Config::default().addr("127.0.0.1:0").serve().unwrap();
@@ -185,6 +186,7 @@ impl Config {
             .name("monitor-http".into())
             .spawn(move || runtime.block_on(run(self, std_listener, stop_rx)))
             .map_err(ServeError::Start)?;
+        monitor_core::process::register();
         Ok(Server { local_addr, stop: Some(stop_tx), thread: Some(thread) })
     }
 }
@@ -401,13 +403,15 @@ pub struct MonitorService {
 }
 
 impl MonitorService {
-    /// A service answering with `routes`.
+    /// A service answering with `routes`. Registers the process statistics too
+    /// ([`monitor_core::process::register`]), as [`Config::serve`] does.
     ///
     /// ```
     /// let svc = monitor_http::MonitorService::new(monitor_http::Routes::new("").unwrap());
     /// # drop(svc);
     /// ```
     pub fn new(routes: Routes) -> Self {
+        monitor_core::process::register();
         MonitorService { routes: Arc::new(routes) }
     }
 }

@@ -321,6 +321,11 @@ fn expvar_has_memstats_and_our_stats() {
         assert!(mem[f].is_u64(), "memstats.{f}");
     }
     assert_eq!(mem["PauseNs"].as_array().unwrap().len(), 256);
+    // The server registers the process statistics; Sys is their resident set size.
+    if cfg!(target_os = "linux") {
+        assert!(mem["Sys"].as_u64().unwrap() > 1_000_000, "{mem}");
+        assert_eq!(mem["Sys"], mem["HeapSys"]);
+    }
     assert_eq!(v["function,name=test_http::lookup,scope=test_http"]["successes"], 9);
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use monitor_core::Snapshot;
+use monitor_core::{MetricValue, Snapshot};
 
 use super::series::{key, series};
 use super::writer::Json;
@@ -10,7 +10,7 @@ use super::writer::Json;
 /// Go `runtime.MemStats` fields the Datadog agent's `go_expvar` check reads. A Rust process has
 /// no garbage collector: the GC fields are zero. The allocation fields come from the counting
 /// allocator when it is installed (zero otherwise); `Sys` and `HeapSys` carry the resident set
-/// size on Linux.
+/// size of the `process` gauges (Linux, once `process::register` ran; zero otherwise).
 const MEMSTATS: [&str; 13] = [
     "Alloc",
     "TotalAlloc",
@@ -27,13 +27,15 @@ const MEMSTATS: [&str; 13] = [
     "PauseTotalNs",
 ];
 
-fn resident_bytes() -> u64 {
-    // statm's second field: resident pages.
-    let pages = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
-        .unwrap_or(0);
-    pages * 4096
+/// The resident set size from the snapshot's process gauges (read by the collector, so that
+/// rendering stays a pure function of the snapshot); zero where they are not registered.
+fn resident_bytes(snapshot: &Snapshot) -> u64 {
+    match snapshot.metric("process", "resident_bytes").map(|m| &m.value) {
+        // A byte count: whole, non-negative and far below 2^53, so the cast is exact.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        Some(MetricValue::Gauge(v)) if v.is_finite() && *v >= 0.0 => *v as u64,
+        _ => 0,
+    }
 }
 
 /// `/debug/vars`: `cmdline` (the program's arguments), `memstats` (with `PauseNs` as a
@@ -54,7 +56,7 @@ pub fn write_expvar(snapshot: &Snapshot, out: &mut String) {
     }
     j.end_array();
     j.key("memstats").begin_object();
-    let rss = resident_bytes();
+    let rss = resident_bytes(snapshot);
     let a = snapshot.alloc.unwrap_or_default();
     for field in MEMSTATS {
         let value = match field {
