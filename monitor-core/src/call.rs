@@ -210,6 +210,97 @@ impl CallSite {
     }
 }
 
+/// A call started and ended by hand, for code that sees a call's start and its end as separate
+/// events: a bridge from another instrumentation library (`monitor-tracing` makes each
+/// `tracing` span one), a callback API, a state machine. It is not current anywhere until its
+/// [`span`](OpenCall::span) is entered; [`OpenCall::finish`] records its outcome, and dropping
+/// it unfinished counts it as cancelled. It may end on another thread than it started on.
+///
+/// ```
+/// use monitor_core::{registry, Outcome, Span};
+///
+/// let site = registry().site("open_call_doc::job", None).unwrap();
+/// let call = site.open_call(Span::current());
+/// call.span().in_scope(|| { /* monitored calls here are the job's callees */ });
+/// call.finish(Outcome::Error("timeout"));
+///
+/// let snap = registry().snapshot();
+/// assert_eq!(snap.function("open_call_doc::job").unwrap().errors, vec![("timeout", 1)]);
+/// ```
+#[must_use = "an open call dropped unfinished counts as cancelled"]
+pub struct OpenCall {
+    call: Option<Call>,
+    span: Span,
+}
+
+impl CallSite {
+    /// Starts a call of this site now, as a child of `parent` (the empty span: an entry
+    /// point), without making it current. A switched-off site records nothing and the call's
+    /// span is `parent`.
+    ///
+    /// ```
+    /// let site = monitor_core::registry().site("open_call_start_doc", None).unwrap();
+    /// let call = site.open_call(monitor_core::Span::none());
+    /// assert!(call.span().parent_id().is_none());
+    /// call.finish(monitor_core::Outcome::Success);
+    /// ```
+    pub fn open_call(&'static self, parent: Span) -> OpenCall {
+        if !self.active() {
+            return OpenCall { call: None, span: parent };
+        }
+        let prev = replace_current(parent.ctx());
+        let (entry, call) = Call::start(self, false);
+        replace_current(prev);
+        OpenCall { call: Some(call), span: Span::from_ctx(entry.ctx) }
+    }
+}
+
+impl OpenCall {
+    /// The call's span: enter it ([`Span::in_scope`], [`Span::enter`]) to make the calls it
+    /// makes its callees, annotate it while it is recorded.
+    ///
+    /// ```
+    /// let site = monitor_core::registry().site("open_call_span_doc", None).unwrap();
+    /// let call = site.open_call(monitor_core::Span::none());
+    /// assert!(call.span().span_id().is_some());
+    /// call.finish(monitor_core::Outcome::Success);
+    /// ```
+    pub fn span(&self) -> Span {
+        self.span
+    }
+
+    /// Ends the call with `outcome`.
+    ///
+    /// ```
+    /// let site = monitor_core::registry().site("open_call_finish_doc", None).unwrap();
+    /// site.open_call(monitor_core::Span::none()).finish(monitor_core::Outcome::Success);
+    /// let snap = monitor_core::registry().snapshot();
+    /// assert_eq!(snap.function("open_call_finish_doc").unwrap().success, 1);
+    /// ```
+    pub fn finish(mut self, outcome: Outcome) {
+        if let Some(call) = self.call.as_mut() {
+            call.finish(outcome, None);
+        }
+    }
+}
+
+impl Drop for OpenCall {
+    fn drop(&mut self) {
+        if let Some(call) = self.call.as_mut() {
+            call.finish(Outcome::Cancelled, None);
+        }
+    }
+}
+
+impl fmt::Debug for OpenCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenCall")
+            .field("recording", &self.call.is_some())
+            .field("span", &self.span)
+            .finish()
+    }
+}
+
 /// Counts an async call whose future was dropped before it finished.
 #[inline(never)]
 fn cancel(call: &mut Call) {

@@ -76,7 +76,7 @@ mod users;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use call::Instrumented;
+pub use call::{Instrumented, OpenCall};
 pub use collector::set_collect_interval;
 pub use error::ErrorKind;
 pub use gauges::{gauge_time_limit, set_gauge_time_limit, stale_gauge_reads};
@@ -94,7 +94,7 @@ pub use snapshot::{
     Bucket, Caller, CallerCount, CategoryInFlight, Distribution, FunctionStats, MetricStats,
     MetricValue, Snapshot, Values, CATEGORIES, QUANTILES,
 };
-pub use span::{FutureExt, Span, WithSpan};
+pub use span::{EnteredSpan, FutureExt, Span, WithSpan};
 pub use users::{UniqueUsers, UsersError};
 
 #[cfg(feature = "macros")]

@@ -5,6 +5,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -170,6 +171,10 @@ impl Span {
 
     pub(crate) fn from_ctx(ctx: SpanCtx) -> Span {
         Span { ctx: Some(ctx) }
+    }
+
+    pub(crate) fn ctx(self) -> Option<SpanCtx> {
+        self.ctx
     }
 
     /// The empty span: entering it makes calls entry points.
@@ -358,6 +363,25 @@ impl Span {
         f()
     }
 
+    /// Makes this span the current one on this thread until the returned guard drops, which
+    /// restores the one before. For code whose enter and exit are separate callbacks (a
+    /// bridge); elsewhere [`Span::in_scope`] says the same with less to get wrong. Guards must
+    /// drop in the reverse order of their making, on the thread that made them.
+    ///
+    /// ```
+    /// use monitor_core::Span;
+    /// let site = monitor_core::registry().site("span_enter_doc", None).unwrap();
+    /// let call = site.open_call(Span::none());
+    /// let entered = call.span().enter();
+    /// assert_eq!(Span::current().span_id(), call.span().span_id());
+    /// drop(entered);
+    /// assert!(Span::current().is_none());
+    /// call.finish(monitor_core::Outcome::Success);
+    /// ```
+    pub fn enter(self) -> EnteredSpan {
+        EnteredSpan { prev: replace_current(self.ctx), _not_send: PhantomData }
+    }
+
     /// Wraps `f` so that it runs under this span wherever it is called, e.g. on a new thread.
     ///
     /// ```
@@ -381,6 +405,27 @@ impl Span {
     /// ```
     pub fn wrap_future<F: Future>(self, fut: F) -> WithSpan<F> {
         WithSpan { span: self, inner: fut }
+    }
+}
+
+/// A span made current by [`Span::enter`]; dropping it restores the span current before. It
+/// stays on the thread that made it.
+#[must_use = "the span is current only until this guard drops"]
+pub struct EnteredSpan {
+    prev: Option<SpanCtx>,
+    /// The span to restore is this thread's.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for EnteredSpan {
+    fn drop(&mut self) {
+        replace_current(self.prev);
+    }
+}
+
+impl fmt::Debug for EnteredSpan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnteredSpan").finish_non_exhaustive()
     }
 }
 
