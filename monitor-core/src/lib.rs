@@ -99,3 +99,8 @@ pub use users::{UniqueUsers, UsersError};
 
 #[cfg(feature = "macros")]
 pub use monitor_macros::{monitored, ErrorKind, Metrics};
+
+/// The crate README's example, run as a doctest so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

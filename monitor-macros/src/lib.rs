@@ -1,6 +1,7 @@
-//! Procedural macros of `monitor`: `#[monitored]` and `#[derive(ErrorKind)]`.
+//! Procedural macros of `monitor`: `#[monitored]`, `#[derive(ErrorKind)]` and
+//! `#[derive(Metrics)]`.
 //!
-//! Use them through `monitor-core`, which re-exports both; the generated code refers to
+//! Use them through `monitor-core`, which re-exports all three; the generated code refers to
 //! `::monitor_core` (or the path given with `crate = …`).
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

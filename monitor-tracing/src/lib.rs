@@ -368,3 +368,8 @@ mod tests {
         assert!(std::ptr::eq(a, intern("timeout")), "kept kinds stay");
     }
 }
+
+/// The crate README's example, run as a doctest so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;
