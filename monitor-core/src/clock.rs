@@ -161,12 +161,15 @@ mod tests {
                     }
                 });
             }
-            let (mut whole, mut torn) = (0u32, 0u32);
-            for _ in 0..100_000 {
+            // 100,000 reads, and on until one saw a store: under load the writers may start
+            // late (a wait bounded by the test's own timeout; it asserts nothing about speed).
+            let (mut whole, mut torn, mut reads) = (0u32, 0u32, 0u32);
+            while reads < 100_000 || whole + torn == 0 {
+                reads = reads.saturating_add(1);
                 match cell.load() {
                     Some(a) if a.unix_ns == a.tick.wrapping_mul(3) => whole += 1,
                     Some(_) => torn += 1,
-                    None => {}
+                    None => std::thread::yield_now(),
                 }
             }
             stop.store(true, Relaxed);
