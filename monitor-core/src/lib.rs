@@ -64,6 +64,8 @@ mod metrics;
 mod outcome;
 pub mod process;
 mod record;
+#[cfg(feature = "metrics")]
+pub mod recorder;
 mod registry;
 mod site;
 mod snapshot;

@@ -31,7 +31,7 @@ const LAYERS: &[&[&str]] = &[
     // The public faces.
     &["trace"],
     &["registry"],
-    &["history", "process"],
+    &["history", "process", "recorder"],
     &["private", "lib"],
 ];
 
