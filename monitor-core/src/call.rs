@@ -199,7 +199,7 @@ impl CallSite {
     /// ```
     pub fn instrument_with<F, C>(
         &'static self,
-        make: impl FnOnce(crate::Span) -> F,
+        make: impl FnOnce(Span) -> F,
         classify: C,
     ) -> Instrumented<F, C>
     where

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use crate::Scope;
+use crate::metrics::Scope;
 
 /// The statistics, in the order of [`FIELDS`].
 const N: usize = 11;

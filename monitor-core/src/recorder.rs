@@ -35,7 +35,7 @@ use ::metrics::{
     SetRecorderError, SharedString, Unit,
 };
 
-use crate::{Event, FloatVal, Meter, Scope};
+use crate::metrics::{Event, FloatVal, Meter, Scope};
 
 /// The most series the recorder makes.
 pub const MAX_SERIES: usize = 4096;

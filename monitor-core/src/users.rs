@@ -266,9 +266,9 @@ impl UniqueUsers {
     /// let u = monitor_core::UniqueUsers::new(std::time::Duration::from_secs(300));
     /// u.register("users_doc").unwrap();
     /// ```
-    pub fn register(&self, scope: &str) -> Result<(), crate::MetricError> {
+    pub fn register(&self, scope: &str) -> Result<(), crate::metrics::MetricError> {
         let me = self.clone();
-        crate::Scope::new(scope).gauge_described(
+        crate::metrics::Scope::new(scope).gauge_described(
             "unique_users",
             Some(&format!(
                 "Distinct users seen in the last {:?} (HyperLogLog estimate).",

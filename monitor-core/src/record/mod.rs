@@ -300,7 +300,7 @@ impl Status {
 /// assert!(SpanOutcome::Panic.is_failure());
 /// assert_eq!(SpanOutcome::Error("NotFound").to_string(), "error");
 /// ```
-pub type SpanOutcome = crate::Outcome;
+pub type SpanOutcome = crate::outcome::Outcome;
 
 /// A finished span of a recorded trace.
 ///
@@ -472,7 +472,7 @@ pub fn stats() -> TraceStats {
 pub(crate) fn register_stats() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let scope = crate::Scope::new("trace");
+        let scope = crate::metrics::Scope::new("trace");
         type Read = fn() -> f64;
         let gauges: [(&str, &str, Read); 5] = [
             ("recorded_spans", "Spans recorded since start.", || live::recorded() as f64),

@@ -116,7 +116,7 @@ pub fn add_observer(
     super::register_stats();
     // Its counts as gauges of the `trace` scope, tagged with its name; they stay (frozen) after
     // it is shut down, so what it delivered and dropped remains visible.
-    let scope = crate::Scope::new("trace").with_tags(&[("observer", &slot.name)]);
+    let scope = crate::metrics::Scope::new("trace").with_tags(&[("observer", &slot.name)]);
     let (d, x) = (Arc::clone(&slot.counts), Arc::clone(&slot.counts));
     let _ = scope.gauge_described(
         "observer_delivered",
