@@ -71,6 +71,8 @@ mod site;
 mod snapshot;
 mod span;
 mod state;
+#[cfg(feature = "tokio")]
+pub mod tokio_runtime;
 pub mod trace;
 mod users;
 

@@ -31,7 +31,7 @@ const LAYERS: &[&[&str]] = &[
     // The public faces.
     &["trace"],
     &["registry"],
-    &["history", "process", "recorder"],
+    &["history", "process", "recorder", "tokio_runtime"],
     &["private", "lib"],
 ];
 
