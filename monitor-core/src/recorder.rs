@@ -160,25 +160,17 @@ impl MonitorRecorder {
             _ => description.to_string(),
         };
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.descriptions.entry(key.as_str().to_string()).or_insert(help.clone());
-        // Series made before their description get it now (the first given is kept).
+        // The first description given is kept, also for series made before it.
+        let help = state.descriptions.entry(key.as_str().to_string()).or_insert(help).clone();
         for ((target, name, labels), handle) in &state.series {
             if name == key.as_str() {
-                let scope = scope_of(target, labels);
-                let name = instrument_name(name, handle_kind(handle));
-                let _ = match handle {
-                    Handle::Counter(_) => scope.try_meter_described(&name, Some(&help)).map(drop),
-                    Handle::Histogram(_) => {
-                        scope.try_float_val_described(&name, Some(&help)).map(drop)
-                    }
-                    // A gauge's description is given with its callback.
-                    Handle::Gauge(cell) => {
-                        let cell = Arc::clone(cell);
-                        scope.gauge_described(&name, Some(&help), move || {
-                            f64::from_bits(cell.0.load(Relaxed))
-                        })
-                    }
+                let kind = handle_kind(handle);
+                let cell = match handle {
+                    Handle::Gauge(cell) => Some(cell),
+                    _ => None,
                 };
+                let name = instrument_name(name, kind);
+                let _ = register(&scope_of(target, labels), &name, kind, Some(&help), cell);
             }
         }
     }
@@ -202,25 +194,36 @@ impl MonitorRecorder {
         let help = state.descriptions.get(key.name()).cloned();
         let help = help.as_deref();
         let name = instrument_name(key.name(), kind);
-        let handle = match kind {
-            Kind::Counter => {
-                Handle::Counter(Arc::new(MeterFn(scope.try_meter_described(&name, help).ok()?)))
-            }
-            Kind::Histogram => Handle::Histogram(Arc::new(FloatFn(
-                scope.try_float_val_described(&name, help).ok()?,
-            ))),
-            Kind::Gauge => {
-                let cell = Arc::new(GaugeCell::default());
-                let read = Arc::clone(&cell);
-                scope
-                    .gauge_described(&name, help, move || f64::from_bits(read.0.load(Relaxed)))
-                    .ok()?;
-                Handle::Gauge(cell)
-            }
-        };
+        let handle = register(&scope, &name, kind, help, None)?;
         state.series.insert(id, handle.clone());
         Some(handle)
     }
+}
+
+/// Registers a series' instrument in `scope` — or finds it, giving it `help` if it had none —
+/// and returns its handle; a gauge reads `cell` when given one (its value so far), else a
+/// new one.
+fn register(
+    scope: &Scope,
+    name: &str,
+    kind: Kind,
+    help: Option<&str>,
+    cell: Option<&Arc<GaugeCell>>,
+) -> Option<Handle> {
+    Some(match kind {
+        Kind::Counter => {
+            Handle::Counter(Arc::new(MeterFn(scope.try_meter_described(name, help).ok()?)))
+        }
+        Kind::Histogram => {
+            Handle::Histogram(Arc::new(FloatFn(scope.try_float_val_described(name, help).ok()?)))
+        }
+        Kind::Gauge => {
+            let cell = cell.map_or_else(|| Arc::new(GaugeCell::default()), Arc::clone);
+            let read = Arc::clone(&cell);
+            scope.gauge_described(name, help, move || f64::from_bits(read.0.load(Relaxed))).ok()?;
+            Handle::Gauge(cell)
+        }
+    })
 }
 
 fn handle_kind(handle: &Handle) -> Kind {

@@ -182,12 +182,7 @@ where
         let call = site.open_call(parent);
         let mut fields = Fields::default();
         attrs.record(&mut fields);
-        let recorded = call.span();
-        if recorded.is_recorded() {
-            for (key, value) in fields.attributes.drain(..) {
-                recorded.annotate(key, value);
-            }
-        }
+        fields.annotate(call.span());
         let bridged = Bridged { call: Some(call), error: fields.error, kind: fields.kind };
         span.extensions_mut().insert(bridged);
     }
@@ -205,12 +200,7 @@ where
             bridged.error = fields.error;
         }
         if let Some(call) = &bridged.call {
-            let recorded = call.span();
-            if recorded.is_recorded() {
-                for (key, value) in fields.attributes.drain(..) {
-                    recorded.annotate(key, value);
-                }
-            }
+            fields.annotate(call.span());
         }
     }
 
@@ -276,6 +266,17 @@ struct Fields {
     message: Option<String>,
     /// Every other field, as attributes for a recorded span.
     attributes: Vec<(&'static str, AttributeValue)>,
+}
+
+impl Fields {
+    /// Gives the fields to `span` as its annotations, if its trace is recorded.
+    fn annotate(&mut self, span: Span) {
+        if span.is_recorded() {
+            for (key, value) in self.attributes.drain(..) {
+                span.annotate(key, value);
+            }
+        }
+    }
 }
 
 impl Visit for Fields {
