@@ -116,6 +116,11 @@ fn hot_path(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("baseline/plain_async_fn", |b| b.iter(|| run(plain_async(black_box(7)))));
     g.bench_function("monitored/async_fn", |b| b.iter(|| run(monitored_async(black_box(7)))));
+    monitor_core::polls::set_enabled(true);
+    g.bench_function("monitored/async_fn_polls_timed", |b| {
+        b.iter(|| run(monitored_async(black_box(7))));
+    });
+    monitor_core::polls::set_enabled(false);
     g.finish();
 
     // What a call costs while its trace is recorded: every call with `record_all`, every call

@@ -592,7 +592,12 @@ where
         };
         let alloc_base = Call::resume();
         let mut guard = PollGuard { call: this.call, prev, alloc_base };
-        match this.inner.poll(cx) {
+        let polled = if crate::polls::is_enabled() {
+            timed_poll(this.inner, cx, guard.call.as_ref())
+        } else {
+            this.inner.poll(cx)
+        };
+        match polled {
             Poll::Ready(out) => {
                 if let Some(mut call) = guard.call.take() {
                     call.finish((this.classify)(&out), guard.alloc_base.take());
@@ -602,6 +607,22 @@ where
             Poll::Pending => Poll::Pending,
         }
     }
+}
+
+/// Polls `inner` and counts the poll's time at `call`'s site (see `crate::polls`).
+#[inline(never)]
+fn timed_poll<F: Future>(
+    inner: Pin<&mut F>,
+    cx: &mut Context<'_>,
+    call: Option<&Call>,
+) -> Poll<F::Output> {
+    let start = clock::now();
+    let polled = inner.poll(cx);
+    if let Some(call) = call {
+        let ns = clock::nanos_between(start, clock::now());
+        call.state.record_poll(call.stripe as usize, ns);
+    }
+    polled
 }
 
 impl<F, C> fmt::Debug for Instrumented<F, C> {

@@ -62,6 +62,7 @@ mod history;
 mod ids;
 mod metrics;
 mod outcome;
+pub mod polls;
 pub mod process;
 mod record;
 #[cfg(feature = "metrics")]
@@ -96,7 +97,7 @@ pub use site::{is_enabled, set_enabled, CallSite};
 pub use site::{SiteBudget, SiteError, MAX_DYNAMIC_SITES};
 pub use snapshot::{
     Bucket, Caller, CallerCount, CategoryInFlight, Distribution, FunctionStats, MetricStats,
-    MetricValue, Snapshot, Values, CATEGORIES, QUANTILES,
+    MetricValue, PollStats, Snapshot, Values, CATEGORIES, QUANTILES,
 };
 pub use span::{EnteredSpan, FutureExt, Span, WithSpan};
 pub use users::{UniqueUsers, UsersError};

@@ -135,6 +135,7 @@ impl Registry {
                     allocated_bytes: 0,
                     success_times: Distribution::default(),
                     failure_times: Distribution::default(),
+                    polls: None,
                 };
                 if let Some(state) = site.state_if_called() {
                     fill(&mut f, state, &name_of);
@@ -159,6 +160,7 @@ fn fill(f: &mut FunctionStats, state: &SiteState, name_of: &impl Fn(usize) -> &'
     f.cancelled = c.cancelled;
     f.allocations = c.allocations;
     f.allocated_bytes = c.allocated_bytes;
+    f.polls = state.read_polls();
     let failures = f.failures();
     f.success_times = state.success_times.distribution(
         &state.pool,

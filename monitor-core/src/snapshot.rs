@@ -236,6 +236,27 @@ pub struct FunctionStats {
     pub success_times: Distribution,
     /// Durations of failed calls: errors, panics and cancellations.
     pub failure_times: Distribution,
+    /// Its polls, for an async function polled while [poll timing](crate::polls) was on.
+    pub polls: Option<PollStats>,
+}
+
+/// The polls of a monitored async function timed while [poll timing](crate::polls) was on.
+///
+/// ```
+/// let p = monitor_core::PollStats::default();
+/// assert_eq!((p.polls, p.slow_polls, p.longest), (0, 0, std::time::Duration::ZERO));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PollStats {
+    /// Polls timed.
+    pub polls: u64,
+    /// Polls that took [`SLOW_POLL`](crate::polls::SLOW_POLL) or longer.
+    pub slow_polls: u64,
+    /// The time the polls took in all: how long the function ran on executor threads.
+    pub busy: std::time::Duration,
+    /// The longest single poll.
+    pub longest: std::time::Duration,
 }
 
 impl FunctionStats {

@@ -6,12 +6,17 @@ use std::sync::atomic::{
     Ordering::{Relaxed, SeqCst},
 };
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
 use crate::counters::{Recent, Times, WideSum, SITE_POOL};
 use crate::histogram::{ChunkPool, Lane, Lanes};
-use crate::snapshot::{Caller, CallerCount};
+use crate::polls::SLOW_POLL;
+use crate::snapshot::{Caller, CallerCount, PollStats};
+
+/// [`SLOW_POLL`] in nanoseconds.
+const SLOW_POLL_NS: u64 = SLOW_POLL.as_nanos() as u64;
 
 /// Stripes of per-site counters. Each thread writes the stripe its index picks, so threads
 /// calling the same function do not fight over one cache line; a snapshot sums the stripes.
@@ -136,6 +141,17 @@ pub(crate) struct SiteState {
     pub(crate) kinds: ErrorKinds,
     /// Caller keys: 0 is an empty slot, [`ENTRY_KEY`] is entry, else the caller's id + 1.
     caller_keys: [AtomicU32; CALLER_SLOTS],
+    /// Poll counts, one per stripe, made at the site's first poll timed (see `crate::polls`).
+    polls: OnceLock<Box<[CachePadded<PollStripe>]>>,
+}
+
+/// What one stripe counts of the polls timed.
+#[derive(Default)]
+struct PollStripe {
+    polls: AtomicU64,
+    slow: AtomicU64,
+    busy_ns: AtomicU64,
+    longest_ns: AtomicU64,
 }
 
 /// The in-flight highwater, kept exact without a counter every call writes.
@@ -179,7 +195,42 @@ impl SiteState {
             failure_times: Times::new(),
             kinds: ErrorKinds::new(),
             caller_keys: std::array::from_fn(|_| AtomicU32::new(0)),
+            polls: OnceLock::new(),
         }
+    }
+
+    /// Counts a poll of `ns` timed on stripe `i`.
+    #[inline]
+    pub(crate) fn record_poll(&self, i: usize, ns: u64) {
+        let stripes = self.polls.get_or_init(|| {
+            (0..self.stripes.len()).map(|_| CachePadded::new(PollStripe::default())).collect()
+        });
+        let s = &stripes[i & (stripes.len() - 1)];
+        s.polls.fetch_add(1, Relaxed);
+        if ns >= SLOW_POLL_NS {
+            s.slow.fetch_add(1, Relaxed);
+        }
+        s.busy_ns.fetch_add(ns, Relaxed);
+        if ns > s.longest_ns.load(Relaxed) {
+            s.longest_ns.fetch_max(ns, Relaxed);
+        }
+    }
+
+    /// The polls timed, if any was.
+    pub(crate) fn read_polls(&self) -> Option<PollStats> {
+        let stripes = self.polls.get()?;
+        let mut p = PollStats::default();
+        let mut busy = 0u64;
+        let mut longest = 0u64;
+        for s in stripes.iter() {
+            p.polls += s.polls.load(Relaxed);
+            p.slow_polls += s.slow.load(Relaxed);
+            busy = busy.saturating_add(s.busy_ns.load(Relaxed));
+            longest = longest.max(s.longest_ns.load(Relaxed));
+        }
+        p.busy = Duration::from_nanos(busy);
+        p.longest = Duration::from_nanos(longest);
+        Some(p)
     }
 
     #[inline(always)]

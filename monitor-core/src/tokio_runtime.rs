@@ -9,8 +9,9 @@
 //! | `busy_seconds` | time the workers spent running tasks, summed (64-bit targets) |
 //! | `parks` | times the workers went to sleep for lack of work, summed (64-bit targets) |
 //!
-//! Polls, steals and per-task poll times need tokio built with `--cfg tokio_unstable`; they
-//! are not read here.
+//! Steals and the runtime's own poll counts need tokio built with `--cfg tokio_unstable`; they
+//! are not read here. The polls of monitored async functions, slow ones and the longest
+//! among them, are counted on any executor by [poll timing](crate::polls).
 //!
 //! ```
 //! let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();

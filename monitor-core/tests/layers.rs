@@ -10,7 +10,7 @@ use std::path::Path;
 /// the pair is listed in [`SIDEWAYS`].
 const LAYERS: &[&[&str]] = &[
     // Base: depends on nothing in the crate.
-    &["ids", "clock", "histogram", "error", "alloc", "outcome", "gauges", "collector"],
+    &["ids", "clock", "histogram", "error", "alloc", "outcome", "gauges", "collector", "polls"],
     // The plain data model every view reads.
     &["snapshot"],
     // General counters over the histogram.

@@ -13,7 +13,9 @@ use super::Parts;
 /// `success`, `errors` (kind → count), `panics`, `cancelled`, `allocations` and
 /// `allocated_bytes` (while its calls ran; 0 without the counting allocator), and `success_times` /
 /// `failure_times` (`count`, `sum_ns`, `min_ns`, `max_ns`, `avg_ns`, `recent_ns` and
-/// `quantiles` keyed `"0.00"` … `"1.00"`, all integer nanoseconds).
+/// `quantiles` keyed `"0.00"` … `"1.00"`, all integer nanoseconds); and for an async function
+/// polled while [poll timing](monitor_core::polls) was on, `polls` (`count`, `slow`, `busy_ns`,
+/// `longest_ns`).
 ///
 /// ```
 /// let mut out = String::new();
@@ -101,6 +103,13 @@ fn function(f: &FunctionStats, keys: &[String], out: &mut String) {
     times(&f.success_times, keys, &mut j);
     j.key("failure_times");
     times(&f.failure_times, keys, &mut j);
+    if let Some(p) = &f.polls {
+        j.key("polls").begin_object();
+        j.key("count").u64(p.polls).key("slow").u64(p.slow_polls);
+        j.key("busy_ns").raw(|out| push_u128(p.busy.as_nanos(), out));
+        j.key("longest_ns").raw(|out| push_u128(p.longest.as_nanos(), out));
+        j.end_object();
+    }
     j.end_object();
 }
 

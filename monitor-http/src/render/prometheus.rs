@@ -183,60 +183,109 @@ struct ValueFamily {
     name: &'static str,
     kind: &'static str,
     help: &'static str,
-    value: fn(&FunctionStats) -> u64,
-    /// Written only when the snapshot counts allocations.
-    alloc: bool,
+    /// The function's sample, if it has one.
+    value: fn(&FunctionStats) -> Option<Sample>,
+    /// Whether the snapshot has the family at all.
+    shown: fn(&Snapshot) -> bool,
 }
 
-const VALUE_FAMILIES: [ValueFamily; 7] = [
+/// One sample's value.
+enum Sample {
+    Count(u64),
+    Seconds(std::time::Duration),
+}
+
+fn always(_: &Snapshot) -> bool {
+    true
+}
+
+/// Allocation families are written when the snapshot counts allocations.
+fn counts_allocations(s: &Snapshot) -> bool {
+    s.alloc.is_some()
+}
+
+/// Poll families are written when a function's polls were timed.
+fn has_polls(s: &Snapshot) -> bool {
+    s.functions.iter().any(|f| f.polls.is_some())
+}
+
+const VALUE_FAMILIES: [ValueFamily; 11] = [
     ValueFamily {
         name: "function_current",
         kind: "gauge",
         help: "Calls in flight now.",
-        value: |f| f.in_flight,
-        alloc: false,
+        value: |f| Some(Sample::Count(f.in_flight)),
+        shown: always,
     },
     ValueFamily {
         name: "function_highwater",
         kind: "gauge",
         help: "Most calls ever in flight at once.",
-        value: |f| f.highwater,
-        alloc: false,
+        value: |f| Some(Sample::Count(f.highwater)),
+        shown: always,
     },
     ValueFamily {
         name: "function_successes_total",
         kind: "counter",
         help: "Calls that returned a success.",
-        value: |f| f.success,
-        alloc: false,
+        value: |f| Some(Sample::Count(f.success)),
+        shown: always,
     },
     ValueFamily {
         name: "function_panics_total",
         kind: "counter",
         help: "Calls that panicked.",
-        value: |f| f.panics,
-        alloc: false,
+        value: |f| Some(Sample::Count(f.panics)),
+        shown: always,
     },
     ValueFamily {
         name: "function_cancelled_total",
         kind: "counter",
         help: "Async calls dropped before they finished.",
-        value: |f| f.cancelled,
-        alloc: false,
+        value: |f| Some(Sample::Count(f.cancelled)),
+        shown: always,
     },
     ValueFamily {
         name: "function_allocations_total",
         kind: "counter",
         help: "Allocations made while its calls ran, nested calls included.",
-        value: |f| f.allocations,
-        alloc: true,
+        value: |f| Some(Sample::Count(f.allocations)),
+        shown: counts_allocations,
     },
     ValueFamily {
         name: "function_allocated_bytes_total",
         kind: "counter",
         help: "Bytes allocated while its calls ran, nested calls included.",
-        value: |f| f.allocated_bytes,
-        alloc: true,
+        value: |f| Some(Sample::Count(f.allocated_bytes)),
+        shown: counts_allocations,
+    },
+    ValueFamily {
+        name: "function_polls_total",
+        kind: "counter",
+        help: "Polls of an async function, while poll timing is on.",
+        value: |f| f.polls.map(|p| Sample::Count(p.polls)),
+        shown: has_polls,
+    },
+    ValueFamily {
+        name: "function_slow_polls_total",
+        kind: "counter",
+        help: "Polls of an async function that took 50 us or longer, while poll timing is on.",
+        value: |f| f.polls.map(|p| Sample::Count(p.slow_polls)),
+        shown: has_polls,
+    },
+    ValueFamily {
+        name: "function_poll_busy_seconds_total",
+        kind: "counter",
+        help: "Time the polls of an async function took, while poll timing is on.",
+        value: |f| f.polls.map(|p| Sample::Seconds(p.busy)),
+        shown: has_polls,
+    },
+    ValueFamily {
+        name: "function_longest_poll_seconds",
+        kind: "gauge",
+        help: "The longest single poll of an async function, while poll timing is on.",
+        value: |f| f.polls.map(|p| Sample::Seconds(p.longest)),
+        shown: has_polls,
     },
 ];
 
@@ -329,7 +378,7 @@ impl<S: Borrow<Snapshot> + Send> Parts for MetricsWriter<S> {
             if let Part::Values(i) = self.part {
                 match VALUE_FAMILIES.get(i) {
                     None => self.part = Part::Active,
-                    Some(f) if f.alloc && snapshot.alloc.is_none() => {
+                    Some(f) if self.next == 0 && !(f.shown)(snapshot) => {
                         self.part = Part::Values(i + 1)
                     }
                     Some(_) => {}
@@ -348,11 +397,17 @@ impl<S: Borrow<Snapshot> + Send> Parts for MetricsWriter<S> {
                 Part::Values(i) => {
                     let family = &VALUE_FAMILIES[i];
                     let done = funcs.each(&mut self.next, out, min, |f, set, out| {
+                        let Some(value) = (family.value)(f) else { return };
                         out.push_str(family.name);
                         out.push('{');
                         out.push_str(set);
                         out.push_str("} ");
-                        push_u64((family.value)(f), out);
+                        match value {
+                            Sample::Count(n) => push_u64(n, out),
+                            Sample::Seconds(d) => {
+                                let _ = write!(out, "{}", d.as_secs_f64());
+                            }
+                        }
                         out.push('\n');
                     });
                     (done, Part::Values(i + 1))

@@ -71,6 +71,22 @@ pub(crate) fn series(snapshot: &Snapshot) -> Vec<Series> {
                 value: v as f64,
             });
         }
+        if let Some(p) = &f.polls {
+            let polls = [
+                ("polls", p.polls as f64),
+                ("slow_polls", p.slow_polls as f64),
+                ("poll_busy_seconds", p.busy.as_secs_f64()),
+                ("longest_poll_seconds", p.longest.as_secs_f64()),
+            ];
+            for (field, value) in polls {
+                out.push(Series {
+                    measurement: "function".to_string(),
+                    tags: tags.clone(),
+                    field: field.to_string(),
+                    value,
+                });
+            }
+        }
         for (kind, n) in &f.errors {
             let mut t = vec![("error_kind".to_string(), kind.to_string())];
             t.extend(tags.iter().cloned());

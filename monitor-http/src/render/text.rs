@@ -6,8 +6,8 @@ use monitor_core::{Distribution, FunctionStats, Snapshot};
 
 use super::util::{counts_line, printable, Nanos, Quantile};
 
-/// Writes every called function of `snapshot` as text: its callers, counts, errors by kind and
-/// both latency distributions with quantiles. Functions never called are left out.
+/// Writes every called function of `snapshot` as text: its callers, counts, errors by kind,
+/// allocations and polls when they are counted, and both latency distributions with quantiles. Functions never called are left out.
 ///
 /// ```
 /// let mut out = String::new();
@@ -32,6 +32,16 @@ fn write_function(f: &FunctionStats, out: &mut String) {
     if f.allocations > 0 {
         let (n, bytes) = f.allocations_per_call();
         let _ = writeln!(out, "  allocates: {n:.1} times, {bytes:.0} bytes per call");
+    }
+    if let Some(p) = &f.polls {
+        let _ = writeln!(
+            out,
+            "  polls: {}, slow: {}, busy: {}, longest: {}",
+            p.polls,
+            p.slow_polls,
+            Nanos(p.busy.as_nanos()),
+            Nanos(p.longest.as_nanos())
+        );
     }
     write_times("success times", &f.success_times, out);
     write_times("failure times", &f.failure_times, out);
