@@ -3,8 +3,10 @@
 //! installed as the process's, and the values read back over HTTP from the monitor's own
 //! server in `/stats/json`, `/metrics` (checked with promtool) and `/debug/vars`.
 //!
-//! Ports: the monitor listens on a free loopback port. One test in this binary: the recorder
-//! is the process's global one.
+//! Also: the monitor's recorder beside another (metrics-util's debugging recorder) in a fanout.
+//!
+//! Ports: the monitor listens on a free loopback port. The first test installs the process's
+//! global recorder; the fanout test uses a recorder local to its thread, and names of its own.
 
 mod common;
 
@@ -82,4 +84,55 @@ fn metrics_facade_values_show_in_every_view() {
     let vars: Value = serde_json::from_str(&r.body).unwrap();
     let key = "mails_sent,queue=urgent,scope=test_metrics_rs::mailer";
     assert_eq!(vars[key]["total"], 2, "{}", r.body);
+}
+
+/// Beside another recorder, through metrics-util's fanout (a team that keeps the exporter it
+/// runs): both receive every value, and the monitor's are exact.
+#[test]
+fn beside_another_recorder_in_a_fanout() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let other = DebuggingRecorder::new();
+    let snapshotter = other.snapshotter();
+    let fanout = metrics_util::layers::FanoutBuilder::default()
+        .add_recorder(monitor_core::recorder::MonitorRecorder::new())
+        .add_recorder(other)
+        .build();
+    metrics::with_local_recorder(&fanout, || {
+        for i in 0..9u32 {
+            metrics::counter!("fanout_jobs_total", "queue" => "a").increment(u64::from(i % 2) + 1);
+            metrics::histogram!("fanout_job_seconds").record(f64::from(i));
+        }
+        metrics::gauge!("fanout_depth").set(4.0);
+    });
+
+    let theirs = snapshotter.snapshot().into_vec();
+    let find = |name: &str| {
+        theirs
+            .iter()
+            .find(|(k, ..)| k.key().name() == name)
+            .map(|(.., v)| v)
+            .unwrap_or_else(|| panic!("{name} not seen by the other recorder"))
+    };
+    assert_eq!(find("fanout_jobs_total"), &DebugValue::Counter(13));
+    assert!(matches!(find("fanout_job_seconds"), DebugValue::Histogram(v) if v.len() == 9));
+
+    let snap = monitor_core::registry().snapshot();
+    let ours = |name: &str| {
+        snap.metrics
+            .iter()
+            .find(|m| m.name == name && m.scope == "test_metrics_rs")
+            .unwrap_or_else(|| panic!("{name} not in the snapshot"))
+            .value
+            .clone()
+    };
+    match ours("fanout_jobs") {
+        monitor_core::MetricValue::Meter { total, .. } => assert_eq!(total, 13),
+        other => panic!("{other:?}"),
+    }
+    match ours("fanout_job_seconds") {
+        monitor_core::MetricValue::FloatVal(v) => assert_eq!((v.count, v.max), (9, 8.0)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ours("fanout_depth"), monitor_core::MetricValue::Gauge(4.0));
 }
