@@ -48,6 +48,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError, RwLock};
 
 use monitor_core::trace::AttributeValue;
@@ -83,6 +85,42 @@ pub struct MonitorLayer {
     /// budget refused.
     sites: RwLock<HashMap<usize, Option<&'static CallSite>>>,
     category: Option<&'static str>,
+    /// This layer among the layers of the process, to key the threads' copies of `sites`.
+    id: u64,
+}
+
+/// A map keyed by addresses: they need no SipHash, a multiply spreads them.
+type ByAddress<V> = HashMap<(u64, usize), V, BuildHasherDefault<AddressHasher>>;
+
+/// Hashes the words of a key by multiplication (Fibonacci hashing).
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+thread_local! {
+    /// Each thread's copy of the sites its layers found: a span's site without the shared lock
+    /// (a read of the shared map costs two atomic writes on one cache line every thread shares).
+    static SITES: RefCell<ByAddress<Option<&'static CallSite>>> =
+        RefCell::new(HashMap::default());
 }
 
 impl fmt::Debug for MonitorLayer {
@@ -109,7 +147,9 @@ impl MonitorLayer {
     /// # drop(layer);
     /// ```
     pub fn new() -> MonitorLayer {
-        MonitorLayer { sites: RwLock::new(HashMap::new()), category: None }
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        let id = NEXT_ID.fetch_add(1, Relaxed);
+        MonitorLayer { sites: RwLock::new(HashMap::new()), category: None, id }
     }
 
     /// The category the spans' sites are shown under (`#[monitored(category = …)]`'s).
@@ -127,6 +167,20 @@ impl MonitorLayer {
     /// The site of a span callsite, made on its first span.
     fn site(&self, meta: &'static Metadata<'static>) -> Option<&'static CallSite> {
         let key = std::ptr::from_ref(meta) as usize;
+        if let Some(site) = SITES.with(|s| s.borrow().get(&(self.id, key)).copied()) {
+            return site;
+        }
+        let site = self.shared_site(meta, key);
+        SITES.with(|s| s.borrow_mut().insert((self.id, key), site));
+        site
+    }
+
+    /// The site of a span callsite from the map every thread shares, made on its first span.
+    fn shared_site(
+        &self,
+        meta: &'static Metadata<'static>,
+        key: usize,
+    ) -> Option<&'static CallSite> {
         if let Some(site) = self.sites.read().unwrap_or_else(PoisonError::into_inner).get(&key) {
             return *site;
         }

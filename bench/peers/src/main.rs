@@ -13,7 +13,8 @@
 //! library pays at least once); `#[monitored]` (everything it records: outcome by kind, panics,
 //! in flight, highwater, latency histogram, caller edge, span ids), and the same switched off at
 //! run time; tracing `#[instrument(skip_all)]` under a registry subscriber with a level filter
-//! (no output); fastrace `#[trace]` under a root span renewed every 1,024 calls per thread,
+//! (no output), and the same with the monitor's `MonitorLayer` added (what bridging a span
+//! costs); fastrace `#[trace]` under a root span renewed every 1,024 calls per thread,
 //! with its collector and a reporter that discards; metrics-rs with handles created once (a counter and a histogram,
 //! Prometheus recorder); autometrics `#[autometrics]` (prometheus-client backend).
 
@@ -112,26 +113,69 @@ impl fastrace::collector::Reporter for Discard {
     }
 }
 
-type Variant = (&'static str, fn(u64) -> Result<u64, std::io::Error>);
+/// The tracing subscriber a variant's threads run under.
+#[derive(Clone, Copy)]
+enum Subscriber {
+    None,
+    /// A registry with a level filter.
+    Registry,
+    /// The same with `MonitorLayer`.
+    Bridged,
+}
 
-const VARIANTS: [Variant; 8] = [
-    ("no instrumentation", plain),
-    ("two Instant::now() (floor)", instant_floor),
-    ("monitor #[monitored]", monitored),
-    ("monitor, site switched off", monitored_off),
-    ("tracing #[instrument]", traced),
-    ("fastrace #[trace], shared root", fastrace_root),
-    ("metrics-rs cached handles", metrics_rs),
-    ("autometrics #[autometrics]", autometriced),
+type Variant = (&'static str, fn(u64) -> Result<u64, std::io::Error>, Subscriber);
+
+const VARIANTS: [Variant; 9] = [
+    ("no instrumentation", plain, Subscriber::None),
+    ("two Instant::now() (floor)", instant_floor, Subscriber::None),
+    ("monitor #[monitored]", monitored, Subscriber::None),
+    ("monitor, site switched off", monitored_off, Subscriber::None),
+    ("tracing #[instrument]", traced, Subscriber::Registry),
+    ("tracing #[instrument] + MonitorLayer", traced, Subscriber::Bridged),
+    ("fastrace #[trace], shared root", fastrace_root, Subscriber::None),
+    ("metrics-rs cached handles", metrics_rs, Subscriber::None),
+    ("autometrics #[autometrics]", autometriced, Subscriber::None),
 ];
 
+/// The subscribers, made once: each variant's threads set theirs as their default, so that
+/// both tracing variants dispatch the same way.
+fn dispatch(which: Subscriber) -> Option<tracing::Dispatch> {
+    use tracing_subscriber::layer::SubscriberExt;
+    static REGISTRY: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    static BRIDGED: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    let level = tracing_subscriber::filter::LevelFilter::INFO;
+    match which {
+        Subscriber::None => None,
+        Subscriber::Registry => Some(
+            REGISTRY
+                .get_or_init(|| tracing::Dispatch::new(tracing_subscriber::registry().with(level)))
+                .clone(),
+        ),
+        Subscriber::Bridged => Some(
+            BRIDGED
+                .get_or_init(|| {
+                    let layer = monitor_tracing::MonitorLayer::new();
+                    tracing::Dispatch::new(tracing_subscriber::registry().with(level).with(layer))
+                })
+                .clone(),
+        ),
+    }
+}
+
 /// ns per call on each of `threads` threads started together (the slowest thread's time).
-fn measure(f: fn(u64) -> Result<u64, std::io::Error>, threads: usize, calls: u64) -> f64 {
+fn measure(
+    f: fn(u64) -> Result<u64, std::io::Error>,
+    subscriber: Subscriber,
+    threads: usize,
+    calls: u64,
+) -> f64 {
     let barrier = Arc::new(Barrier::new(threads));
     let handles: Vec<_> = (0..threads)
         .map(|_| {
             let barrier = Arc::clone(&barrier);
+            let dispatch = dispatch(subscriber);
             std::thread::spawn(move || {
+                let _default = dispatch.as_ref().map(tracing::dispatcher::set_default);
                 // Warm up: first calls allocate per-site state, thread-locals and buffers.
                 for i in 0..1_000 {
                     let _ = black_box(f(i));
@@ -161,13 +205,8 @@ fn main() {
     let rounds = number(0, 11).max(1) as usize;
     let calls = number(1, 300_000).max(1_000);
 
-    let subscriber = tracing_subscriber::layer::SubscriberExt::with(
-        tracing_subscriber::registry(),
-        tracing_subscriber::filter::LevelFilter::INFO,
-    );
-    if tracing::subscriber::set_global_default(subscriber).is_err() {
-        eprintln!("monitor-peers: could not install the tracing subscriber");
-    }
+    // Both made before any call, so that the callsites' interest is settled.
+    let _ = (dispatch(Subscriber::Registry), dispatch(Subscriber::Bridged));
     fastrace::set_reporter(Discard, fastrace::collector::Config::default());
     if let Err(e) = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
         eprintln!("monitor-peers: could not install the metrics recorder: {e}");
@@ -184,9 +223,9 @@ fn main() {
     );
     let mut results = vec![[Vec::new(), Vec::new()]; VARIANTS.len()];
     for _ in 0..rounds {
-        for (i, (_, f)) in VARIANTS.iter().enumerate() {
+        for (i, (_, f, subscriber)) in VARIANTS.iter().enumerate() {
             for (t, threads) in [1, 2].into_iter().enumerate() {
-                results[i][t].push(measure(*f, threads, calls));
+                results[i][t].push(measure(*f, *subscriber, threads, calls));
             }
         }
     }
@@ -203,7 +242,7 @@ fn main() {
         "\n| variant | 1 thread: median (min..max) | ×base | ×floor | 2 threads: median (min..max) | ×base | ×floor |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    for (i, (name, _)) in VARIANTS.iter().enumerate() {
+    for (i, (name, ..)) in VARIANTS.iter().enumerate() {
         let mut row = format!("| {name} |");
         for t in 0..2 {
             let (med, min, max) = stats(&results[i][t]);
@@ -220,5 +259,11 @@ fn main() {
         "\n#[monitored] overhead over the un-instrumented call: {:.1} ns (1 thread), {:.1} ns per call per thread (2 threads).",
         overhead(0),
         overhead(1)
+    );
+    let bridge = |t: usize| stats(&results[5][t]).0 - stats(&results[4][t]).0;
+    println!(
+        "MonitorLayer per span, over the registry alone: {:.1} ns (1 thread), {:.1} ns per span per thread (2 threads).",
+        bridge(0),
+        bridge(1)
     );
 }
