@@ -157,6 +157,40 @@ fn hot_path(c: &mut Criterion) {
         })
     });
     g.finish();
+    #[cfg(feature = "tracing")]
+    tracing_spans(c);
+}
+
+#[cfg(feature = "tracing")]
+#[tracing::instrument(skip_all)]
+#[inline(never)]
+fn instrumented(x: u64) -> Result<u64, std::io::Error> {
+    Ok(black_box(x).wrapping_mul(3))
+}
+
+/// With feature `tracing` (`cargo bench -p monitor-core --bench hot_path --features tracing --
+/// tracing_spans`): a monitored call with no subscriber, then under tracing-subscriber's
+/// registry, where it is also a span, beside `#[tracing::instrument]` under the same registry.
+#[cfg(feature = "tracing")]
+fn tracing_spans(c: &mut Criterion) {
+    use tracing_subscriber::layer::SubscriberExt;
+    let mut g = c.benchmark_group("tracing_spans");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("monitored/no_subscriber", |b| b.iter(|| monitored_fn(black_box(7))));
+    let registry = tracing::Dispatch::new(
+        tracing_subscriber::registry().with(tracing_subscriber::filter::LevelFilter::INFO),
+    );
+    tracing::dispatcher::with_default(&registry, || {
+        g.bench_function("monitored/under_registry", |b| b.iter(|| monitored_fn(black_box(7))));
+        g.bench_function("instrument/under_registry", |b| b.iter(|| instrumented(black_box(7))));
+    });
+    let warn = tracing::Dispatch::new(
+        tracing_subscriber::registry().with(tracing_subscriber::filter::LevelFilter::WARN),
+    );
+    tracing::dispatcher::with_default(&warn, || {
+        g.bench_function("monitored/filtered_out", |b| b.iter(|| monitored_fn(black_box(7))));
+    });
+    g.finish();
 }
 
 criterion_group!(benches, hot_path);

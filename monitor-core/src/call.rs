@@ -14,6 +14,62 @@ use crate::site::CallSite;
 use crate::span::{self, replace_current, Span};
 use crate::state::SiteState;
 
+/// A call's `tracing` span (feature `tracing`): made when the call starts, entered while it
+/// runs. Without the feature, nothing.
+mod traced {
+    use crate::context::SpanCtx;
+    use crate::site::CallSite;
+    use crate::state::SiteState;
+
+    #[cfg(feature = "tracing")]
+    pub(super) type Traced = Option<tracing::Span>;
+    /// Nothing: without the feature a call has no `tracing` span.
+    #[cfg(not(feature = "tracing"))]
+    #[derive(Default)]
+    pub(super) struct Traced;
+
+    #[cfg(feature = "tracing")]
+    #[inline]
+    pub(super) fn open(state: &SiteState, site: &'static CallSite, ctx: &SpanCtx) -> Traced {
+        let place = || (site.name(), site.module(), site.file(), site.line());
+        crate::tracing_spans::open(&state.tracing, place, (ctx.trace_id, ctx.span_id))
+    }
+
+    #[cfg(feature = "tracing")]
+    #[inline]
+    pub(super) fn enter(t: &Traced) {
+        if let Some(span) = t {
+            crate::tracing_spans::enter(span);
+        }
+    }
+
+    /// Exits the span; with `close`, also lets it go (the call is over).
+    #[cfg(feature = "tracing")]
+    #[inline]
+    pub(super) fn exit(t: &mut Traced, close: bool) {
+        if let Some(span) = t {
+            crate::tracing_spans::exit(span);
+        }
+        if close {
+            *t = None;
+        }
+    }
+
+    #[cfg(not(feature = "tracing"))]
+    #[inline(always)]
+    pub(super) fn open(_: &SiteState, _: &'static CallSite, _: &SpanCtx) -> Traced {
+        Traced
+    }
+
+    #[cfg(not(feature = "tracing"))]
+    #[inline(always)]
+    pub(super) fn enter(_: &Traced) {}
+
+    #[cfg(not(feature = "tracing"))]
+    #[inline(always)]
+    pub(super) fn exit(_: &mut Traced, _: bool) {}
+}
+
 /// Error kind of a sync call that left through a `return` the macro could not see (one inside
 /// another macro's expansion, such as `anyhow::bail!`): such exits are almost always errors.
 pub(crate) const HIDDEN_RETURN: &str = "hidden_return";
@@ -320,6 +376,7 @@ struct Running {
     /// Whether the call ends as a success if the guard drops unfinished without a panic (its
     /// value tells nothing, [`Guard::enter_valueless`]); else that is an unseen early return.
     valueless: bool,
+    traced: traced::Traced,
 }
 
 impl Guard {
@@ -356,8 +413,15 @@ impl Guard {
     #[inline(never)]
     fn start(&mut self, site: &'static CallSite, valueless: bool) {
         let (entry, call) = Call::start(site, true);
-        self.0 =
-            Some(Running { call, parent: entry.parent, alloc_base: Call::resume(), valueless });
+        let traced = traced::open(call.state, site, &entry.ctx);
+        traced::enter(&traced);
+        self.0 = Some(Running {
+            call,
+            parent: entry.parent,
+            alloc_base: Call::resume(),
+            valueless,
+            traced,
+        });
     }
 
     /// Ends the call with the outcome of its returned value.
@@ -376,6 +440,7 @@ impl Running {
         if !self.call.done {
             self.call.finish(end, self.alloc_base);
             replace_current(self.parent);
+            traced::exit(&mut self.traced, true);
         }
     }
 }
@@ -434,6 +499,8 @@ pin_project_lite::pin_project! {
         call: Option<Call>,
         // The site of a call to start at the first poll (`Instrumented::deferred`).
         deferred: Option<&'static CallSite>,
+        // The call's `tracing` span (feature `tracing`).
+        traced: traced::Traced,
     }
 
     impl<F, C> PinnedDrop for Instrumented<F, C> {
@@ -456,10 +523,18 @@ where
     #[inline]
     pub fn new(site: &'static CallSite, inner: F, classify: C) -> Self {
         if !site.active() {
-            return Instrumented { inner, classify, ctx: None, call: None, deferred: None };
+            return Instrumented {
+                inner,
+                classify,
+                ctx: None,
+                call: None,
+                deferred: None,
+                traced: Default::default(),
+            };
         }
         let (ctx, call) = start_async(site);
-        Instrumented { inner, classify, ctx: Some(ctx), call: Some(call), deferred: None }
+        let traced = traced::open(call.state, site, &ctx);
+        Instrumented { inner, classify, ctx: Some(ctx), call: Some(call), deferred: None, traced }
     }
 
     /// Like [`Instrumented::new`], with the call starting at the first poll: what an `async fn`
@@ -468,7 +543,14 @@ where
     #[doc(hidden)]
     #[inline]
     pub fn deferred(site: &'static CallSite, inner: F, classify: C) -> Self {
-        Instrumented { inner, classify, ctx: None, call: None, deferred: Some(site) }
+        Instrumented {
+            inner,
+            classify,
+            ctx: None,
+            call: None,
+            deferred: Some(site),
+            traced: Default::default(),
+        }
     }
 }
 
@@ -486,14 +568,25 @@ where
     ) -> Self {
         if !site.active() {
             let inner = make(Span::current());
-            return Instrumented { inner, classify, ctx: None, call: None, deferred: None };
+            return Instrumented {
+                inner,
+                classify,
+                ctx: None,
+                call: None,
+                deferred: None,
+                traced: Default::default(),
+            };
         }
         let (ctx, call) = start_async(site);
         let mut starting = Starting { call: Some(call), prev: replace_current(Some(ctx)) };
         let inner = make(Span::from_ctx(ctx));
         let call = starting.call.take();
         drop(starting);
-        Instrumented { inner, classify, ctx: Some(ctx), call, deferred: None }
+        let traced = match &call {
+            Some(c) => traced::open(c.state, site, &ctx),
+            None => Default::default(),
+        };
+        Instrumented { inner, classify, ctx: Some(ctx), call, deferred: None, traced }
     }
 }
 
@@ -527,11 +620,13 @@ fn start_in_place(
     site: &'static CallSite,
     ctx: &mut Option<SpanCtx>,
     call: &mut Option<Call>,
+    traced: &mut traced::Traced,
 ) -> Result<Option<SpanCtx>, ()> {
     if !site.active() {
         return Err(());
     }
     let (entry, started) = Call::start(site, true);
+    *traced = traced::open(started.state, site, &entry.ctx);
     *call = Some(started);
     *ctx = Some(entry.ctx);
     Ok(entry.parent)
@@ -543,6 +638,7 @@ struct PollGuard<'a> {
     call: &'a mut Option<Call>,
     prev: Option<SpanCtx>,
     alloc_base: AllocBase,
+    traced: &'a mut traced::Traced,
 }
 
 impl Drop for PollGuard<'_> {
@@ -557,6 +653,8 @@ impl Drop for PollGuard<'_> {
                 call.finish(Outcome::Panic, None);
             }
         }
+        // Closed with the call: once it finished, or panicked.
+        traced::exit(self.traced, self.call.is_none());
     }
 }
 
@@ -571,7 +669,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let prev = match this.deferred.take() {
-            Some(site) => match start_in_place(site, this.ctx, this.call) {
+            Some(site) => match start_in_place(site, this.ctx, this.call, this.traced) {
                 Ok(prev) => prev,
                 Err(()) => return this.inner.poll(cx),
             },
@@ -591,7 +689,8 @@ where
             },
         };
         let alloc_base = Call::resume();
-        let mut guard = PollGuard { call: this.call, prev, alloc_base };
+        traced::enter(this.traced);
+        let mut guard = PollGuard { call: this.call, prev, alloc_base, traced: this.traced };
         let polled = if crate::polls::is_enabled() {
             timed_poll(this.inner, cx, guard.call.as_ref())
         } else {
@@ -649,8 +748,11 @@ mod tests {
             ctx: None,
             call: None,
             deferred: None,
+            traced: Default::default(),
         };
-        // 104 bytes, the future's 2 and padding to the context's 16-byte alignment.
-        assert_eq!(std::mem::size_of_val(&fut), 112);
+        // 104 bytes, the future's 2 and padding to the context's 16-byte alignment; with
+        // `tracing`'s span (feature `tracing`), 48 more.
+        let traced = if cfg!(feature = "tracing") { 48 } else { 0 };
+        assert_eq!(std::mem::size_of_val(&fut), 112 + traced);
     }
 }

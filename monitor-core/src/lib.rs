@@ -75,6 +75,8 @@ mod state;
 #[cfg(feature = "tokio")]
 pub mod tokio_runtime;
 pub mod trace;
+#[cfg(feature = "tracing")]
+pub mod tracing_spans;
 mod users;
 
 #[doc(hidden)]

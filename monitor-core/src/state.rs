@@ -143,6 +143,9 @@ pub(crate) struct SiteState {
     caller_keys: [AtomicU32; CALLER_SLOTS],
     /// Poll counts, one per stripe, made at the site's first poll timed (see `crate::polls`).
     polls: OnceLock<Box<[CachePadded<PollStripe>]>>,
+    /// The site's `tracing` callsite, made at its first call a subscriber may want.
+    #[cfg(feature = "tracing")]
+    pub(crate) tracing: crate::tracing_spans::Slot,
 }
 
 /// What one stripe counts of the polls timed.
@@ -196,6 +199,8 @@ impl SiteState {
             kinds: ErrorKinds::new(),
             caller_keys: std::array::from_fn(|_| AtomicU32::new(0)),
             polls: OnceLock::new(),
+            #[cfg(feature = "tracing")]
+            tracing: crate::tracing_spans::Slot::default(),
         }
     }
 

@@ -13,6 +13,8 @@ const LAYERS: &[&[&str]] = &[
     &["ids", "clock", "histogram", "error", "alloc", "outcome", "gauges", "collector", "polls"],
     // The plain data model every view reads.
     &["snapshot"],
+    // Monitored calls as `tracing` spans (feature `tracing`), over the ids.
+    &["tracing_spans"],
     // General counters over the histogram.
     &["counters"],
     // Instruments.

@@ -30,7 +30,11 @@
 //! ```
 //!
 //! A span's outcome is an error when it recorded an `error` field, or an ERROR-level event
-//! happened inside it (what `#[instrument(err)]` emits); else a success. The error's kind is
+//! happened inside it (what `#[instrument(err)]` emits); a panic when a panic unwinding
+//! closed it; cancelled when it closed without its return reported, at a callsite whose
+//! spans report their returns (`#[instrument(ret)]`: tracing tells a layer no more than that
+//! a span closed, so only such spans can tell a future dropped unfinished from one that
+//! finished); else a success. The error's kind is
 //! the value of a `kind` field (of the span or the event), else the `ErrorKind` of an
 //! `std::io::Error` recorded as a field, else `error`. Kinds are interned, at most
 //! [`MAX_KINDS`] of them; further ones count as `other`.
@@ -49,7 +53,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError, RwLock};
 
 use monitor_core::trace::AttributeValue;
@@ -68,6 +72,12 @@ pub static SPAN_SITES: SiteBudget = SiteBudget::new("tracing", 1024);
 /// The most distinct error kinds the layer names; further kinds count as `other`.
 pub const MAX_KINDS: usize = 256;
 
+/// The field that marks the span of a `#[monitored]` call (`monitor_core::tracing_spans`).
+const MONITORED_MARK: &str = "monitor.trace_id";
+
+/// The field of the event `#[instrument(ret)]` emits as its function returns.
+const RETURN_FIELD: &str = "return";
+
 /// The kind of an error whose kind nothing tells.
 const PLAIN_ERROR: &str = "error";
 
@@ -83,7 +93,7 @@ const PLAIN_ERROR: &str = "error";
 pub struct MonitorLayer {
     /// The site of each span callsite (keyed by its metadata's address), `None` for one the
     /// budget refused.
-    sites: RwLock<HashMap<usize, Option<&'static CallSite>>>,
+    sites: RwLock<HashMap<usize, Option<&'static SpanSite>>>,
     category: Option<&'static str>,
     /// This layer among the layers of the process, to key the threads' copies of `sites`.
     id: u64,
@@ -119,7 +129,7 @@ impl Hasher for AddressHasher {
 thread_local! {
     /// Each thread's copy of the sites its layers found: a span's site without the shared lock
     /// (a read of the shared map costs two atomic writes on one cache line every thread shares).
-    static SITES: RefCell<ByAddress<Option<&'static CallSite>>> =
+    static SITES: RefCell<ByAddress<Option<&'static SpanSite>>> =
         RefCell::new(HashMap::default());
 }
 
@@ -165,7 +175,7 @@ impl MonitorLayer {
     }
 
     /// The site of a span callsite, made on its first span.
-    fn site(&self, meta: &'static Metadata<'static>) -> Option<&'static CallSite> {
+    fn site(&self, meta: &'static Metadata<'static>) -> Option<&'static SpanSite> {
         let key = std::ptr::from_ref(meta) as usize;
         if let Some(site) = SITES.with(|s| s.borrow().get(&(self.id, key)).copied()) {
             return site;
@@ -180,14 +190,40 @@ impl MonitorLayer {
         &self,
         meta: &'static Metadata<'static>,
         key: usize,
-    ) -> Option<&'static CallSite> {
+    ) -> Option<&'static SpanSite> {
         if let Some(site) = self.sites.read().unwrap_or_else(PoisonError::into_inner).get(&key) {
             return *site;
         }
         let mut sites = self.sites.write().unwrap_or_else(PoisonError::into_inner);
         *sites.entry(key).or_insert_with(|| {
+            // A `#[monitored]` call's own span (monitor-core's feature `tracing`): counted
+            // already.
+            if meta.fields().field(MONITORED_MARK).is_some() {
+                return None;
+            }
             let name = format!("{}::{}", meta.target(), meta.name());
-            registry().site_in(&SPAN_SITES, &name, self.category).ok()
+            let site = registry().site_in(&SPAN_SITES, &name, self.category).ok()?;
+            Some(SpanSite::of(site))
+        })
+    }
+}
+
+/// A bridged span callsite's site, and what the layer learned of its spans.
+struct SpanSite {
+    site: &'static CallSite,
+    /// A span of it reported its return (`#[instrument(ret)]`'s event): from then on, one
+    /// that closes without reporting one, or an error, was dropped unfinished.
+    reports_returns: AtomicBool,
+}
+
+impl SpanSite {
+    /// The one of `site`, for the life of the process (there are at most as many as sites).
+    fn of(site: &'static CallSite) -> &'static SpanSite {
+        static ALL: Mutex<Option<HashMap<usize, &'static SpanSite>>> = Mutex::new(None);
+        let mut all = ALL.lock().unwrap_or_else(PoisonError::into_inner);
+        let all = all.get_or_insert_with(HashMap::new);
+        all.entry(std::ptr::from_ref(site) as usize).or_insert_with(|| {
+            Box::leak(Box::new(SpanSite { site, reports_returns: AtomicBool::new(false) }))
         })
     }
 }
@@ -199,6 +235,9 @@ struct Bridged {
     error: Option<&'static str>,
     /// A `kind` field of the span, naming its error should it fail.
     kind: Option<&'static str>,
+    site: &'static SpanSite,
+    /// It reported its return.
+    returned: bool,
 }
 
 thread_local! {
@@ -233,11 +272,17 @@ where
                 })
                 .unwrap_or_else(Span::current)
         };
-        let call = site.open_call(parent);
+        let call = site.site.open_call(parent);
         let mut fields = Fields::default();
         attrs.record(&mut fields);
         fields.annotate(call.span());
-        let bridged = Bridged { call: Some(call), error: fields.error, kind: fields.kind };
+        let bridged = Bridged {
+            call: Some(call),
+            error: fields.error,
+            kind: fields.kind,
+            site,
+            returned: false,
+        };
         span.extensions_mut().insert(bridged);
     }
 
@@ -262,6 +307,12 @@ where
         let Some(span) = ctx.event_span(event) else { return };
         let mut ext = span.extensions_mut();
         let Some(bridged) = ext.get_mut::<Bridged>() else { return };
+        if event.metadata().fields().field(RETURN_FIELD).is_some() {
+            bridged.returned = true;
+            if !bridged.site.reports_returns.load(Relaxed) {
+                bridged.site.reports_returns.store(true, Relaxed);
+            }
+        }
         let is_error = *event.metadata().level() == Level::ERROR;
         let recorded = bridged.call.as_ref().map(OpenCall::span).filter(Span::is_recorded);
         if !is_error && recorded.is_none() {
@@ -303,6 +354,11 @@ where
         let Some(call) = bridged.call.take() else { return };
         let outcome = match bridged.error {
             Some(kind) => Outcome::Error(bridged.kind.unwrap_or(kind)),
+            // Closed by a panic unwinding through it (a sync span's guard).
+            None if std::thread::panicking() => Outcome::Panic,
+            None if !bridged.returned && bridged.site.reports_returns.load(Relaxed) => {
+                Outcome::Cancelled
+            }
             None => Outcome::Success,
         };
         call.finish(outcome);

@@ -4,8 +4,16 @@
 //! monitor's own server shows every span with exact counts and the caller edges across both
 //! kinds; a capture returns one tree of both; the `fmt` layer still prints.
 //!
-//! Ports: the service and the monitor listen on free loopback ports. One test in this binary:
-//! the subscriber is the process's global default.
+//! The other way round (monitor-core's feature `tracing`): `#[monitored]` calls are spans
+//! `tracing` subscribers see, parents of the spans and events inside them, with the monitor's
+//! trace and span ids as fields, and the bridge does not count them twice.
+//!
+//! Outcomes only the layer can tell: a span dropped unfinished is cancelled (where its
+//! callsite reports returns), a span a panic closed a panic.
+//!
+//! Ports: the service and the monitor listen on free loopback ports. The first test sets the
+//! process's global subscriber; the others use one of their own on their thread, and functions
+//! of their own.
 
 mod common;
 
@@ -166,9 +174,105 @@ fn tracing_spans_and_monitored_calls_share_one_graph_and_one_trace() {
     assert_eq!(spans[0]["annotations"]["key"], "8", "{:#?}", spans[0]);
     assert_eq!(spans[2]["events"][0]["name"], "checking", "{:#?}", spans[2]);
 
-    // The fmt layer printed, with the spans it always shows.
+    // The fmt layer printed, with the spans it always shows; the monitored call among them,
+    // with the ids of the captured trace.
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(text.contains("checking"), "{text}");
     assert!(text.contains("answer{key=\"x\"}"), "{text}");
     assert!(text.contains("ERROR"), "{text}");
+    let ids = format!(
+        "answer{{key=\"8\"}}:test_tracing::parse{{monitor.trace_id={} monitor.span_id={}}}:checked{{key=\"8\"}}",
+        spans[1]["trace_id"].as_str().unwrap(),
+        spans[1]["span_id"].as_str().unwrap()
+    );
+    assert!(text.contains(&ids), "{ids} not in {text}");
+    // The monitored call's own tracing span is not bridged a second time.
+    let named = |n: &str| functions.iter().filter(|f| f["name"] == n).count();
+    assert_eq!(named("test_tracing::parse"), 1);
+}
+
+#[monitored(name = "tracing_spans::outer")]
+async fn outer(rounds: u32) -> Result<(monitor_core::TraceId, monitor_core::SpanId), String> {
+    for i in 0..rounds {
+        tokio::task::yield_now().await;
+        // After a yield: the call's tracing span is entered again at every poll.
+        tracing::info!(i, "round");
+    }
+    let span = monitor_core::Span::current();
+    // A tracing span inside the call: bridged, it is the current monitored span in there.
+    let _inner = tracing::info_span!("inner").entered();
+    tracing::info!("done");
+    span.trace_id().zip(span.span_id()).ok_or_else(|| "no span".to_string())
+}
+
+#[monitored(name = "tracing_spans::job")]
+fn job() -> Result<(), std::io::Error> {
+    tracing::warn!("sync inside");
+    Ok(())
+}
+
+/// Reports its return, so that a span of it dropped unfinished is known as cancelled.
+#[tracing::instrument(ret)]
+async fn waits(ms: u64) -> u64 {
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    ms
+}
+
+#[tracing::instrument]
+fn explodes() {
+    panic!("explodes on purpose");
+}
+
+#[test]
+fn spans_dropped_unfinished_are_cancelled_and_panics_are_panics() {
+    let subscriber = tracing_subscriber::registry().with(monitor_tracing::MonitorLayer::new());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        rt.block_on(async {
+            assert_eq!(waits(1).await, 1);
+            // Dropped by the timeout long before it would finish.
+            let slow = tokio::time::timeout(std::time::Duration::from_millis(5), waits(60_000));
+            assert!(slow.await.is_err());
+            assert_eq!(waits(2).await, 2);
+        });
+        assert!(std::panic::catch_unwind(explodes).is_err());
+    });
+    let snap = monitor_core::registry().snapshot();
+    let waits = snap.function("test_tracing::waits").unwrap();
+    assert_eq!((waits.success, waits.cancelled, waits.in_flight), (2, 1, 0));
+    let explodes = snap.function("test_tracing::explodes").unwrap();
+    assert_eq!((explodes.success, explodes.panics), (0, 1));
+}
+
+#[test]
+fn monitored_calls_are_tracing_spans() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(move || writer.clone()))
+        .with(monitor_tracing::MonitorLayer::new());
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let (trace_id, span_id) = tracing::subscriber::with_default(subscriber, || {
+        job().unwrap();
+        rt.block_on(outer(3)).unwrap()
+    });
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let outer =
+        format!("tracing_spans::outer{{monitor.trace_id={trace_id} monitor.span_id={span_id}}}");
+    for line in ["round i=0", "round i=2", "inner: done"] {
+        let want = format!("{outer}: test_tracing: {line}");
+        let want = want.replace("}: test_tracing: inner: done", "}:inner: test_tracing: done");
+        assert!(text.contains(&want), "{want} not in {text}");
+    }
+    assert!(text.contains("tracing_spans::job{monitor.trace_id="), "{text}");
+
+    let snap = monitor_core::registry().snapshot();
+    let count = |n: &str| snap.functions.iter().filter(|f| f.name == n && f.is_called()).count();
+    assert_eq!((count("tracing_spans::outer"), count("tracing_spans::job")), (1, 1));
+    let outer = snap.function("tracing_spans::outer").unwrap();
+    assert_eq!(outer.success, 1);
+    // The tracing span inside the monitored call is bridged as its callee.
+    let inner = snap.functions.iter().find(|f| f.name == "test_tracing::inner").unwrap();
+    assert_eq!(inner.calls_from("tracing_spans::outer"), 1);
 }
