@@ -130,6 +130,21 @@ fn read_proc() -> Option<[Option<f64>; N]> {
     ])
 }
 
+/// When the process started: from `/proc` on Linux, elsewhere the first time this was asked.
+/// Cumulative metrics count from it.
+///
+/// ```
+/// let started = monitor_core::process::started_at();
+/// assert!(started <= std::time::SystemTime::now());
+/// ```
+pub fn started_at() -> std::time::SystemTime {
+    static AT: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
+    *AT.get_or_init(|| {
+        let now = std::time::SystemTime::now();
+        process_start().map_or(now, |start| now - start.elapsed())
+    })
+}
+
 /// When the process started, from its start time in `/proc` (ticks after boot) and the
 /// system's uptime.
 fn process_start() -> Option<Instant> {

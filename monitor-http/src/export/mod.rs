@@ -19,17 +19,18 @@
 
 mod client;
 #[cfg(feature = "otlp")]
+mod metrics;
+#[cfg(feature = "otlp")]
 mod otlp;
 #[cfg(feature = "zipkin")]
 mod zipkin;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
-use monitor_core::trace::{self, ObserverHandle, SpanObserver, SpanRecord};
+use monitor_core::trace::{self, AttributeValue, ObserverHandle, SpanObserver, SpanRecord};
 
 pub use client::Endpoint;
 
@@ -104,6 +105,51 @@ fn allocation_attributes(s: &SpanRecord) -> Vec<(&'static str, u64)> {
 #[derive(Debug, Clone)]
 pub(crate) struct Service {
     pub(crate) name: String,
+    /// Resource attributes the user added.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    pub(crate) attributes: Vec<(String, AttributeValue)>,
+}
+
+/// This process's `service.instance.id`: random, the same for every exporter of the process.
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+fn instance_id() -> String {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let word = |salt: u64| {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(salt);
+            h.write_u32(std::process::id());
+            h.write_u128(
+                SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            h.finish()
+        };
+        format!("{:016x}{:016x}", word(1), word(2))
+    })
+    .clone()
+}
+
+/// The machine's name, for `host.name`.
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+fn host_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+/// What an exporter sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    /// Finished spans, as they come.
+    Traces,
+    /// A snapshot's metrics, at this interval.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    Metrics(Duration),
 }
 
 /// How to export: endpoint, protocol, service name, queue, retries. Made by
@@ -125,6 +171,7 @@ pub(crate) struct Service {
 pub struct ExportConfig {
     endpoint: Endpoint,
     protocol: Protocol,
+    signal: Signal,
     service: Service,
     headers: Vec<(String, String)>,
     queue: usize,
@@ -139,6 +186,7 @@ impl fmt::Debug for ExportConfig {
         f.debug_struct("ExportConfig")
             .field("endpoint", &self.endpoint.to_string())
             .field("protocol", &self.protocol)
+            .field("signal", &self.signal)
             .field("service", &self.service.name)
             .field("headers", &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>())
             .field("queue", &self.queue)
@@ -159,7 +207,8 @@ impl ExportConfig {
         Ok(ExportConfig {
             endpoint: Endpoint::parse(url)?,
             protocol,
-            service: Service { name: default_service_name() },
+            signal: Signal::Traces,
+            service: Service { name: default_service_name(), attributes: Vec::new() },
             headers: Vec::new(),
             queue: 10_000,
             max_attempts: 4,
@@ -181,6 +230,79 @@ impl ExportConfig {
     #[cfg(feature = "otlp")]
     pub fn otlp(url: &str) -> Result<ExportConfig, ExportError> {
         ExportConfig::new(url, Protocol::OtlpProtobuf)
+    }
+
+    /// OTLP metrics over HTTP with protobuf bodies to `url` (a collector's `…:4318/v1/metrics`):
+    /// every function's statistics and every instrument, from a snapshot taken every interval
+    /// ([`ExportConfig::interval`], 60 s by default), cumulative since the process started, on
+    /// a thread of the exporter's own. [`Exporter::shutdown`] sends a last snapshot.
+    ///
+    /// Functions go out in the instrumentation scope `monitor`, with `code.function` and
+    /// `code.namespace` attributes: `monitor.function.calls` (a monotonic Sum by `outcome`,
+    /// errors by `error.type`), `monitor.function.in_flight` (a non-monotonic Sum),
+    /// `monitor.function.highwater` (a Gauge), `monitor.function.duration` (an
+    /// ExponentialHistogram in seconds by `outcome`, at scale 6: within 0.55% of every value),
+    /// and allocations and polls where they are counted. Instruments go out in a scope named
+    /// as theirs, tags as attributes: counters as non-monotonic Sums, meters and events as
+    /// monotonic Sums, number distributions as Summaries, durations and timers as
+    /// ExponentialHistograms, boolean tallies as a Sum by `value`, gauges as Gauges.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "otlp")] {
+    /// use std::time::Duration;
+    /// let metrics = monitor_http::export::ExportConfig::otlp_metrics("http://127.0.0.1:4318/v1/metrics")
+    ///     .unwrap()
+    ///     .service_name("checkout")
+    ///     .interval(Duration::from_secs(15))
+    ///     .start();
+    /// // ... at exit: one last snapshot.
+    /// metrics.shutdown();
+    /// # }
+    /// ```
+    #[cfg(feature = "otlp")]
+    pub fn otlp_metrics(url: &str) -> Result<ExportConfig, ExportError> {
+        let mut config = ExportConfig::new(url, Protocol::OtlpProtobuf)?;
+        config.signal = Signal::Metrics(Duration::from_secs(60));
+        Ok(config)
+    }
+
+    /// How often a metrics exporter sends a snapshot (default 60 s, at least 100 ms). Spans
+    /// go out as they come; for a span exporter this does nothing.
+    ///
+    /// ```
+    /// # #[cfg(feature = "otlp")] {
+    /// let c = monitor_http::export::ExportConfig::otlp_metrics("http://localhost:4318/v1/metrics")
+    ///     .unwrap()
+    ///     .interval(std::time::Duration::from_secs(10));
+    /// # drop(c);
+    /// # }
+    /// ```
+    pub fn interval(mut self, every: Duration) -> ExportConfig {
+        if let Signal::Metrics(_) = self.signal {
+            self.signal = Signal::Metrics(every.max(Duration::from_millis(100)));
+        }
+        self
+    }
+
+    /// Adds a resource attribute (OTLP), e.g. `deployment.environment.name`; it replaces one
+    /// the monitor sets (`service.instance.id`, `host.name`…) of the same key.
+    ///
+    /// ```
+    /// # #[cfg(feature = "otlp")] {
+    /// let c = monitor_http::export::ExportConfig::otlp("http://localhost:4318/v1/traces")
+    ///     .unwrap()
+    ///     .resource_attribute("deployment.environment.name", "staging");
+    /// # drop(c);
+    /// # }
+    /// ```
+    pub fn resource_attribute(
+        mut self,
+        key: &str,
+        value: impl Into<AttributeValue>,
+    ) -> ExportConfig {
+        self.service.attributes.retain(|(k, _)| k != key);
+        self.service.attributes.push((key.to_string(), value.into()));
+        self
     }
 
     /// Sends OTLP as JSON instead of protobuf.
@@ -291,9 +413,14 @@ impl ExportConfig {
         let stats = Arc::new(Counts::default());
         let name = format!("{:?}:{}", self.protocol, self.endpoint);
         let (queue, shutdown_timeout) = (self.queue, self.shutdown_timeout);
-        let worker = Worker { config: self, stats: Arc::clone(&stats), body: Vec::new() };
-        let handle = trace::add_observer(name, worker, queue);
-        Exporter { handle: Some(handle), stats, shutdown_timeout }
+        let running = match self.signal {
+            Signal::Traces => {
+                let worker = Worker { config: self, stats: Arc::clone(&stats), body: Vec::new() };
+                Running::Spans(trace::add_observer(name, worker, queue))
+            }
+            Signal::Metrics(every) => Running::Metrics(MetricsThread::start(self, every, &stats)),
+        };
+        Exporter { running: Some(running), stats, shutdown_timeout }
     }
 }
 
@@ -303,6 +430,10 @@ struct Counts {
     given_up: AtomicU64,
     retries: AtomicU64,
     rejected: AtomicU64,
+    /// Metrics data points of a last snapshot the shutdown's deadline did not leave time for.
+    late: AtomicU64,
+    /// Metrics data points being sent now.
+    sending: AtomicU64,
     /// Set by [`Exporter::shutdown`]: the deadline, in ns after [`epoch`], for all sending.
     closing_at: AtomicU64,
 }
@@ -326,9 +457,15 @@ impl Counts {
 /// A running exporter. [`Exporter::shutdown`] sends what is queued and stops it; dropping it
 /// stops it without waiting.
 pub struct Exporter {
-    handle: Option<ObserverHandle>,
+    running: Option<Running>,
     stats: Arc<Counts>,
     shutdown_timeout: Duration,
+}
+
+/// What an exporter runs: a span observer, or the thread that sends snapshots.
+enum Running {
+    Spans(ObserverHandle),
+    Metrics(MetricsThread),
 }
 
 /// What an exporter has done so far.
@@ -336,34 +473,41 @@ pub struct Exporter {
 /// ```
 /// fn healthy(s: &monitor_http::export::ExportStats) -> bool { s.given_up == 0 && s.dropped == 0 }
 /// ```
+/// A metrics exporter counts data points where a span exporter counts spans.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ExportStats {
-    /// Spans the collector accepted.
+    /// Spans (data points) the collector accepted.
     pub exported: u64,
-    /// Spans given up after every attempt failed.
+    /// Spans (data points) given up after every attempt failed.
     pub given_up: u64,
-    /// Spans the collector refused outright (a 4xx other than 408/429: fix the configuration).
+    /// Spans (data points) the collector refused outright (a 4xx other than 408/429: fix the
+    /// configuration).
     pub rejected: u64,
-    /// Spans dropped because the queue was full.
+    /// Spans dropped because the queue was full (a metrics exporter drops none: it sends a
+    /// snapshot, and the next one holds all the last did).
     pub dropped: u64,
     /// Retried requests.
     pub retries: u64,
-    /// Spans still queued, or being sent, when [`Exporter::shutdown`]'s deadline passed.
+    /// Spans (data points) still queued, or being sent, when [`Exporter::shutdown`]'s deadline
+    /// passed.
     pub unsent: u64,
 }
 
 impl Exporter {
     /// Counts so far.
     pub fn stats(&self) -> ExportStats {
-        let dropped = self.handle.as_ref().and_then(ObserverHandle::stats).map_or(0, |o| o.dropped);
+        let dropped = match &self.running {
+            Some(Running::Spans(h)) => h.stats().map_or(0, |o| o.dropped),
+            _ => 0,
+        };
         ExportStats {
             exported: self.stats.exported.load(Relaxed),
             given_up: self.stats.given_up.load(Relaxed),
             rejected: self.stats.rejected.load(Relaxed),
             retries: self.stats.retries.load(Relaxed),
             dropped,
-            unsent: 0,
+            unsent: self.stats.late.load(Relaxed),
         }
     }
 
@@ -382,10 +526,22 @@ impl Exporter {
     /// ```
     pub fn shutdown(mut self) -> ExportStats {
         let mut stats = self.stats();
-        let Some(handle) = self.handle.take() else { return stats };
+        let Some(running) = self.running.take() else { return stats };
         let deadline = Instant::now() + self.shutdown_timeout;
         let ns = deadline.saturating_duration_since(epoch()).as_nanos();
         self.stats.closing_at.store(u64::try_from(ns).unwrap_or(u64::MAX).max(1), Relaxed);
+        let handle = match running {
+            Running::Spans(handle) => handle,
+            Running::Metrics(thread) => {
+                let finished = thread.stop(deadline);
+                let mut stats = self.stats();
+                if !finished {
+                    // Still sending at the deadline: that snapshot did not go out in time.
+                    stats.unsent += self.stats.sending.load(Relaxed);
+                }
+                return stats;
+            }
+        };
         let queued = handle.stats().map_or(0, |o| o.delivered);
         handle.shutdown_within(self.shutdown_timeout);
         let done = self.stats();
@@ -398,7 +554,11 @@ impl Exporter {
 
 impl fmt::Debug for Exporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = self.handle.as_ref().and_then(ObserverHandle::stats).map(|o| o.name);
+        let name = match &self.running {
+            Some(Running::Spans(h)) => h.stats().map(|o| o.name),
+            Some(Running::Metrics(_)) => Some("metrics".to_string()),
+            None => None,
+        };
         f.debug_struct("Exporter").field("name", &name).field("stats", &self.stats()).finish()
     }
 }
@@ -412,7 +572,6 @@ struct Worker {
 impl SpanObserver for Worker {
     fn observe(&mut self, spans: &[Arc<SpanRecord>]) {
         let c = &self.config;
-        let n = spans.len() as u64;
         let closing = self.stats.closing();
         if closing.is_some_and(|d| Instant::now() >= d) {
             // Past the shutdown's deadline: what is left is unsent, and counted so.
@@ -420,55 +579,165 @@ impl SpanObserver for Worker {
         }
         self.body.clear();
         c.protocol.encode(&c.service, spans, &mut self.body);
-        let mut wait = c.backoff.0;
-        for attempt in 1..=c.max_attempts {
-            // Shutting down: one attempt, in the time left.
-            let closing = self.stats.closing();
-            let timeout = match closing {
-                Some(d) => c.timeout.min(d.saturating_duration_since(Instant::now())),
-                None => c.timeout,
-            };
-            if timeout.is_zero() {
-                return;
-            }
-            match client::post(
-                &c.endpoint,
-                c.protocol.content_type(),
-                &c.headers,
-                &self.body,
-                timeout,
-            ) {
-                Ok(status) if (200..300).contains(&status) => {
-                    self.stats.exported.fetch_add(n, Relaxed);
-                    return;
-                }
-                Ok(status) if status != 408 && status != 429 && (400..500).contains(&status) => {
-                    self.stats.rejected.fetch_add(n, Relaxed);
-                    return;
-                }
-                // 5xx, 408, 429 or no answer: the collector may come back, unless shutting down.
-                _ if attempt < c.max_attempts && closing.is_none() => {
-                    self.stats.retries.fetch_add(1, Relaxed);
-                    self.pause(wait);
-                    wait = (wait * 2).min(c.backoff.1);
-                }
-                _ => break,
-            }
-        }
-        self.stats.given_up.fetch_add(n, Relaxed);
+        send(c, &self.stats, &self.body, spans.len() as u64);
     }
 }
 
-impl Worker {
-    /// Waits `wait` before a retry, cut short when a shutdown begins.
-    fn pause(&self, wait: Duration) {
-        let until = Instant::now() + wait;
-        while self.stats.closing().is_none() {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
+/// What became of a request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Accepted,
+    Rejected,
+    GivenUp,
+    /// The shutdown's deadline passed before it could be sent.
+    Late,
+}
+
+/// Sends `body` (holding `n` spans or data points) with `c`'s retries and timeouts, and counts
+/// the outcome in `stats`.
+fn send(c: &ExportConfig, stats: &Counts, body: &[u8], n: u64) -> Sent {
+    let mut wait = c.backoff.0;
+    for attempt in 1..=c.max_attempts {
+        // Shutting down: one attempt, in the time left.
+        let closing = stats.closing();
+        let timeout = match closing {
+            Some(d) => c.timeout.min(d.saturating_duration_since(Instant::now())),
+            None => c.timeout,
+        };
+        if timeout.is_zero() {
+            return Sent::Late;
+        }
+        match client::post(&c.endpoint, c.protocol.content_type(), &c.headers, body, timeout) {
+            Ok(status) if (200..300).contains(&status) => {
+                stats.exported.fetch_add(n, Relaxed);
+                return Sent::Accepted;
             }
-            std::thread::sleep(left.min(Duration::from_millis(50)));
+            Ok(status) if status != 408 && status != 429 && (400..500).contains(&status) => {
+                stats.rejected.fetch_add(n, Relaxed);
+                return Sent::Rejected;
+            }
+            // 5xx, 408, 429 or no answer: the collector may come back, unless shutting down.
+            _ if attempt < c.max_attempts && closing.is_none() => {
+                stats.retries.fetch_add(1, Relaxed);
+                pause(stats, wait);
+                wait = (wait * 2).min(c.backoff.1);
+            }
+            _ => break,
+        }
+    }
+    stats.given_up.fetch_add(n, Relaxed);
+    Sent::GivenUp
+}
+
+/// Waits `wait` before a retry, cut short when a shutdown begins.
+fn pause(stats: &Counts, wait: Duration) {
+    let until = Instant::now() + wait;
+    while stats.closing().is_none() {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}
+
+/// The thread of a metrics exporter: a snapshot every interval, and a last one at shutdown.
+/// Dropped without [`MetricsThread::stop`], it ends without sending.
+struct MetricsThread {
+    stop: Arc<(Mutex<Stop>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What the metrics thread is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Running,
+    /// Send a last snapshot, then end.
+    AfterLast,
+    /// End now.
+    Now,
+}
+
+impl MetricsThread {
+    fn start(config: ExportConfig, every: Duration, stats: &Arc<Counts>) -> MetricsThread {
+        let stop = Arc::new((Mutex::new(Stop::Running), Condvar::new()));
+        let (stop2, stats) = (Arc::clone(&stop), Arc::clone(stats));
+        let thread = std::thread::Builder::new()
+            .name("monitor-metrics-export".into())
+            .spawn(move || metrics_loop(&config, every, &stats, &stop2))
+            .ok();
+        MetricsThread { stop, thread }
+    }
+
+    fn ask(&self, what: Stop) {
+        let (lock, wake) = &*self.stop;
+        let mut state = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if *state != Stop::Now {
+            *state = what;
+        }
+        wake.notify_all();
+    }
+
+    /// Asks for the last snapshot and waits for it until `deadline`, no longer; whether the
+    /// thread is done.
+    fn stop(mut self, deadline: Instant) -> bool {
+        self.ask(Stop::AfterLast);
+        let Some(thread) = self.thread.take() else { return true };
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let finished = thread.is_finished();
+        if finished {
+            let _ = thread.join();
+        }
+        finished
+    }
+}
+
+impl Drop for MetricsThread {
+    fn drop(&mut self) {
+        self.ask(Stop::Now);
+    }
+}
+
+#[cfg_attr(not(feature = "otlp"), allow(unused_variables, unused_mut))]
+fn metrics_loop(
+    config: &ExportConfig,
+    every: Duration,
+    stats: &Counts,
+    stop: &(Mutex<Stop>, Condvar),
+) {
+    let start = monitor_core::process::started_at();
+    let mut body: Vec<u8> = Vec::new();
+    loop {
+        let asked = {
+            let (lock, wake) = stop;
+            let guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+            let (guard, _) = wake
+                .wait_timeout_while(guard, every, |s| *s == Stop::Running)
+                .unwrap_or_else(PoisonError::into_inner);
+            *guard
+        };
+        if asked == Stop::Now {
+            return;
+        }
+        #[cfg(feature = "otlp")]
+        {
+            let batch = metrics::batch(&monitor_core::registry().snapshot(), start);
+            body.clear();
+            match config.protocol {
+                Protocol::OtlpJson => metrics::encode_json(&config.service, &batch, &mut body),
+                _ => metrics::encode_protobuf(&config.service, &batch, &mut body),
+            }
+            let points = batch.points();
+            stats.sending.store(points, Relaxed);
+            if send(config, stats, &body, points) == Sent::Late {
+                stats.late.fetch_add(points, Relaxed);
+            }
+            stats.sending.store(0, Relaxed);
+        }
+        if asked == Stop::AfterLast {
+            return;
         }
     }
 }

@@ -10,7 +10,7 @@ use super::Service;
 use crate::render::writer::Json;
 
 /// An attribute list: key and value.
-type Attrs<'a> = Vec<(&'a str, AttributeValue)>;
+pub(super) type Attrs<'a> = Vec<(&'a str, AttributeValue)>;
 
 fn span_attributes(s: &SpanRecord) -> Attrs<'_> {
     let mut a: Attrs<'_> = vec![
@@ -32,13 +32,25 @@ fn span_attributes(s: &SpanRecord) -> Attrs<'_> {
     a
 }
 
-fn resource_attributes(service: &Service) -> Attrs<'_> {
-    vec![
+/// The resource: the service, this process's instance of it, its pid and host, the SDK, and
+/// what the user added.
+pub(super) fn resource_attributes(service: &Service) -> Attrs<'_> {
+    let mut a = vec![
         ("service.name", AttributeValue::Str(service.name.clone().into())),
+        ("service.instance.id", AttributeValue::Str(super::instance_id().into())),
+        ("process.pid", AttributeValue::I64(i64::from(std::process::id()))),
         ("telemetry.sdk.name", AttributeValue::Str("monitor".into())),
         ("telemetry.sdk.language", AttributeValue::Str("rust".into())),
         ("telemetry.sdk.version", AttributeValue::Str(env!("CARGO_PKG_VERSION").into())),
-    ]
+    ];
+    if let Some(host) = super::host_name() {
+        a.push(("host.name", AttributeValue::Str(host.into())));
+    }
+    for (k, v) in &service.attributes {
+        a.retain(|(key, _)| key != k);
+        a.push((k.as_str(), v.clone()));
+    }
+    a
 }
 
 /// SPAN_KIND_SERVER for a call with a remote parent, else SPAN_KIND_INTERNAL.
@@ -65,7 +77,7 @@ fn status(s: &SpanRecord) -> (u64, &str) {
 
 // --- protobuf -------------------------------------------------------------------------------
 
-fn varint(mut v: u64, out: &mut Vec<u8>) {
+pub(super) fn varint(mut v: u64, out: &mut Vec<u8>) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -73,35 +85,35 @@ fn varint(mut v: u64, out: &mut Vec<u8>) {
     out.push(v as u8);
 }
 
-fn tag(field: u32, wire: u8, out: &mut Vec<u8>) {
+pub(super) fn tag(field: u32, wire: u8, out: &mut Vec<u8>) {
     varint((u64::from(field) << 3) | u64::from(wire), out);
 }
 
-fn len_field(field: u32, bytes: &[u8], out: &mut Vec<u8>) {
+pub(super) fn len_field(field: u32, bytes: &[u8], out: &mut Vec<u8>) {
     tag(field, 2, out);
     varint(bytes.len() as u64, out);
     out.extend_from_slice(bytes);
 }
 
-fn message(field: u32, out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
+pub(super) fn message(field: u32, out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
     let mut m = Vec::new();
     body(&mut m);
     len_field(field, &m, out);
 }
 
-fn varint_field(field: u32, v: u64, out: &mut Vec<u8>) {
+pub(super) fn varint_field(field: u32, v: u64, out: &mut Vec<u8>) {
     if v != 0 {
         tag(field, 0, out);
         varint(v, out);
     }
 }
 
-fn fixed64_field(field: u32, v: u64, out: &mut Vec<u8>) {
+pub(super) fn fixed64_field(field: u32, v: u64, out: &mut Vec<u8>) {
     tag(field, 1, out);
     out.extend_from_slice(&v.to_le_bytes());
 }
 
-fn key_values(field: u32, attrs: &Attrs<'_>, out: &mut Vec<u8>) {
+pub(super) fn key_values(field: u32, attrs: &Attrs<'_>, out: &mut Vec<u8>) {
     for (k, v) in attrs {
         message(field, out, |kv| {
             len_field(1, k.as_bytes(), kv);
@@ -177,7 +189,7 @@ fn encode_span(s: &SpanRecord, out: &mut Vec<u8>) {
 
 // --- JSON -----------------------------------------------------------------------------------
 
-fn json_key_values(attrs: &Attrs<'_>, j: &mut Json<'_>) {
+pub(super) fn json_key_values(attrs: &Attrs<'_>, j: &mut Json<'_>) {
     j.begin_array();
     for (k, v) in attrs {
         j.begin_object().key("key").str(k).key("value").begin_object();

@@ -210,3 +210,86 @@ impl<F: Fn(http::Request<()>) -> http::Response<()>> tower_service::Service<http
         std::future::ready(Ok((self.0)(req)))
     }
 }
+
+/// One request as the receiver got it.
+pub struct Posted {
+    pub path: String,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// A loopback HTTP receiver answering each POST with the next status of `script` (then 200).
+pub struct Receiver {
+    pub addr: SocketAddr,
+    posted: std::sync::Arc<std::sync::Mutex<Vec<Posted>>>,
+}
+
+impl Receiver {
+    pub fn start(script: Vec<u16>) -> Receiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let posted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = std::sync::Arc::clone(&posted);
+        std::thread::spawn(move || {
+            let mut script = script.into_iter();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let Some(p) = read_request(&mut stream) else { continue };
+                let status = script.next().unwrap_or(200);
+                if status == 200 {
+                    log.lock().unwrap().push(p);
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        Receiver { addr, posted }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn take(&self) -> Vec<Posted> {
+        std::mem::take(&mut *self.posted.lock().unwrap())
+    }
+}
+
+fn read_request(stream: &mut std::net::TcpStream) -> Option<Posted> {
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
+    let header = |name: &str| {
+        head.lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let len: usize = header("content-length")?.parse().ok()?;
+    while raw.len() < head_end + len {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let path = head.split(' ').nth(1)?.to_string();
+    Some(Posted {
+        path,
+        content_type: header("content-type")?,
+        body: raw[head_end..head_end + len].to_vec(),
+    })
+}
