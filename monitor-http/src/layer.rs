@@ -489,6 +489,13 @@ where
                 if let Some(q) = parts.uri.query() {
                     span.annotate("url.query", q.to_string());
                 }
+                // The site is `METHOD route` (not the overflow site, which has no route).
+                if let Some((_, route)) = site.name().split_once(' ') {
+                    span.annotate("http.route", route.to_string());
+                }
+                if let Some(host) = parts.uri.host().or_else(|| host_header(&parts.headers)) {
+                    span.annotate("server.address", host.to_string());
+                }
             }
             Annotated { inner: inner.call(Request::from_parts(parts, body)), trace_header }
         };
@@ -633,11 +640,32 @@ fn send_traceparent(span: &Span, headers: &mut http::HeaderMap) {
     }
 }
 
-/// Annotates a recorded client span with the request's method and URL.
-fn annotate_client(span: &Span, method: &str, url: impl FnOnce() -> String) {
+/// Annotates a recorded client span with the request's method, URL and server (OpenTelemetry's
+/// HTTP client attributes).
+fn annotate_client(
+    span: &Span,
+    method: &str,
+    server: (Option<&str>, Option<u16>),
+    url: impl FnOnce() -> String,
+) {
     if span.is_recorded() {
         span.annotate("http.request.method", method.to_string());
         span.annotate("url.full", url());
+        if let Some(host) = server.0 {
+            span.annotate("server.address", host.to_string());
+        }
+        if let Some(port) = server.1 {
+            span.annotate("server.port", i64::from(port));
+        }
+    }
+}
+
+/// The port a URL scheme implies.
+fn default_port(scheme: Option<&str>) -> Option<u16> {
+    match scheme? {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
     }
 }
 
@@ -680,7 +708,12 @@ where
         };
         let make = |span: Span| {
             send_traceparent(&span, &mut parts.headers);
-            annotate_client(&span, method_name(&parts.method), || uri_without_secrets(&parts.uri));
+            let host = parts.uri.host().or_else(|| host_header(&parts.headers));
+            let port = parts.uri.port_u16().or_else(|| default_port(parts.uri.scheme_str()));
+            let server = (host, port);
+            annotate_client(&span, method_name(&parts.method), server, || {
+                uri_without_secrets(&parts.uri)
+            });
             Annotated { inner: inner.call(Request::from_parts(parts, body)), trace_header: None }
         };
         CallFuture::monitored(site.instrument_with(make, client_outcome as Classify<_>))
@@ -755,7 +788,10 @@ mod reqwest_middleware_support {
             };
             let make = |span: Span| {
                 send_traceparent(&span, req.headers_mut());
-                annotate_client(&span, method_name(&method), || url_without_secrets(req.url()));
+                let server = (req.url().host_str(), req.url().port_or_known_default());
+                annotate_client(&span, method_name(&method), server, || {
+                    url_without_secrets(req.url())
+                });
                 next.run(req, extensions)
             };
             let classify = |r: &reqwest_middleware::Result<reqwest::Response>| {

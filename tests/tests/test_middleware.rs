@@ -19,7 +19,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use monitor_core::trace::{self, SpanObserver, SpanRecord, TraceParent};
-use monitor_core::{monitored, registry, ErrorKind, TraceId, UniqueUsers};
+use monitor_core::{monitored, registry, ErrorKind, SpanId, TraceId, UniqueUsers};
+use monitor_http::export::ExportConfig;
 use monitor_http::identity::UserIdentity;
 use monitor_http::layer::{ClientLayer, ReqwestMiddleware, ServerLayer};
 use tower_layer::Layer;
@@ -219,10 +220,13 @@ fn observer() -> &'static Collect {
     })
 }
 
-/// One request through both services is one trace, linked parent to child across them.
+/// One request through both services is one trace, linked parent to child across them; sent
+/// over OTLP, its spans have the kinds and HTTP attributes OpenTelemetry gives them.
 fn one_trace_through(path: &str, handler: &str, trace_hex: &str) {
     let _turn = turn();
     let collect = observer();
+    let receiver = common::Receiver::start(vec![]);
+    let exporter = ExportConfig::otlp(&receiver.url("/v1/traces")).unwrap().start();
     let services = start();
     let tp: TraceParent = format!("00-{trace_hex}-00f067aa0ba902b7-01").parse().unwrap();
     let r = get_with(services.shop, path, &format!("traceparent: {tp}\r\n"));
@@ -249,6 +253,9 @@ fn one_trace_through(path: &str, handler: &str, trace_hex: &str) {
     assert_eq!(charge.parent_id, Some(payments.span_id));
     assert!(spans.iter().all(|s| s.trace_id == tp.trace_id));
 
+    exporter.shutdown();
+    check_otlp_kinds(&receiver, tp.trace_id, [shop.span_id, client.span_id, payments.span_id]);
+
     assert_eq!(annotation(shop, "http.response.status_code"), "I64(200)");
     assert!(annotation(shop, "url.path").contains(path));
     assert!(annotation(client, "url.full").contains("/pay/7"));
@@ -263,6 +270,55 @@ fn one_trace_through(path: &str, handler: &str, trace_hex: &str) {
             parent.name
         );
     }
+}
+
+/// The exported spans of `trace`: the shop's and the payments' are SERVER spans with their
+/// route, the shop's call to payments a CLIENT span with the server's address and port, the
+/// rest INTERNAL.
+fn check_otlp_kinds(
+    receiver: &common::Receiver,
+    trace: TraceId,
+    [shop, client, payments]: [SpanId; 3],
+) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+    use prost::Message;
+    let spans: Vec<_> = receiver
+        .take()
+        .iter()
+        .map(|p| ExportTraceServiceRequest::decode(p.body.as_slice()).unwrap())
+        .flat_map(|r| r.resource_spans)
+        .flat_map(|r| r.scope_spans)
+        .flat_map(|s| s.spans)
+        .filter(|s| s.trace_id == trace.to_u128().to_be_bytes())
+        .collect();
+    assert_eq!(spans.len(), 5, "every span of the trace exported");
+    let by_id = |id: SpanId| {
+        spans.iter().find(|s| s.span_id == id.to_u64().to_be_bytes()).expect("the span exported")
+    };
+    let attr = |s: &opentelemetry_proto::tonic::trace::v1::Span, key: &str| {
+        s.attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_ref()?.value.clone())
+            .unwrap_or_else(|| panic!("{} has no {key}", s.name))
+    };
+    // The shop is asked with `Host: test`, payments by the client with its address.
+    for (id, host) in [(shop, "test"), (payments, "127.0.0.1")] {
+        let s = by_id(id);
+        assert_eq!(s.kind, SpanKind::Server as i32, "{}", s.name);
+        let route = s.name.split_once(' ').unwrap().1;
+        assert_eq!(attr(s, "http.route"), Any::StringValue(route.to_string()));
+        assert_eq!(attr(s, "server.address"), Any::StringValue(host.into()));
+    }
+    let c = by_id(client);
+    assert_eq!(c.kind, SpanKind::Client as i32);
+    assert_eq!(attr(c, "server.address"), Any::StringValue("127.0.0.1".into()));
+    let port: i64 = c.name.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(attr(c, "server.port"), Any::IntValue(port));
+    let internal = spans.iter().filter(|s| s.kind == SpanKind::Internal as i32).count();
+    assert_eq!(internal, 2, "the handler and charge");
 }
 
 /// The port of payments, from the client span's name.

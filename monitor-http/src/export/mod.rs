@@ -102,6 +102,27 @@ fn allocation_attributes(s: &SpanRecord) -> Vec<(&'static str, u64)> {
     ]
 }
 
+/// What a span is to OpenTelemetry and Zipkin: the server side of a request (a
+/// `ServerLayer` call, or any call with a remote parent), its client side (`ClientLayer`,
+/// `ReqwestMiddleware`), or internal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(any(feature = "otlp", feature = "zipkin")), allow(dead_code))]
+pub(crate) enum SpanKind {
+    Internal,
+    Server,
+    Client,
+}
+
+#[cfg_attr(not(any(feature = "otlp", feature = "zipkin")), allow(dead_code))]
+pub(crate) fn span_kind(s: &SpanRecord) -> SpanKind {
+    match s.category {
+        Some(crate::layer::HTTP_CLIENT) => SpanKind::Client,
+        Some(crate::layer::HTTP_SERVER) => SpanKind::Server,
+        _ if s.remote_parent => SpanKind::Server,
+        _ => SpanKind::Internal,
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Service {
     pub(crate) name: String,

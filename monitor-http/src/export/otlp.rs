@@ -53,12 +53,12 @@ pub(super) fn resource_attributes(service: &Service) -> Attrs<'_> {
     a
 }
 
-/// SPAN_KIND_SERVER for a call with a remote parent, else SPAN_KIND_INTERNAL.
+/// OTLP's `SpanKind`: SERVER 2, CLIENT 3, INTERNAL 1.
 fn kind(s: &SpanRecord) -> u64 {
-    if s.remote_parent {
-        2
-    } else {
-        1
+    match super::span_kind(s) {
+        super::SpanKind::Server => 2,
+        super::SpanKind::Client => 3,
+        super::SpanKind::Internal => 1,
     }
 }
 

@@ -21,8 +21,14 @@ pub(crate) fn encode(service: &Service, spans: &[Arc<SpanRecord>], out: &mut Vec
             j.key("parentId").str(&p.to_string());
         }
         j.key("name").str(&s.name.to_lowercase());
-        if s.remote_parent {
-            j.key("kind").str("SERVER");
+        match super::span_kind(s) {
+            super::SpanKind::Server => {
+                j.key("kind").str("SERVER");
+            }
+            super::SpanKind::Client => {
+                j.key("kind").str("CLIENT");
+            }
+            super::SpanKind::Internal => {}
         }
         j.key("timestamp").u64(s.start_unix_ns / 1000);
         j.key("duration").u64((s.duration_ns / 1000).max(1));
