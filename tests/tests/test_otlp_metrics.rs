@@ -9,9 +9,6 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use monitor_core::{monitored, Scope};
@@ -259,82 +256,16 @@ fn otlp_metrics_json_is_accepted_by_the_decoder() {
     assert!(point["startTimeUnixNano"].as_str().unwrap().parse::<u64>().unwrap() > 0);
 }
 
-/// A running `rotel-agent` and what it printed.
-struct Collector {
-    child: Child,
-    printed: Arc<Mutex<String>>,
-    port: u16,
-}
-
-impl Collector {
-    fn start() -> Option<Collector> {
-        let agent = common::tool("rotel-agent")?;
-        let (http, grpc) = (common::free_port(), common::free_port());
-        let mut child = Command::new(agent)
-            .args(["start", "--exporter", "blackhole", "--debug-log", "metrics"])
-            .args(["--debug-log-verbosity", "detailed"])
-            .args(["--otlp-http-endpoint", &format!("127.0.0.1:{http}")])
-            .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc}")])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let printed = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let printed = Arc::clone(&printed);
-            std::thread::spawn(move || {
-                let mut stream = stream;
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = stream.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    printed.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            });
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
-            assert!(Instant::now() < deadline, "rotel-agent did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(Collector { child, printed, port: http })
-    }
-
-    /// Waits until the collector printed `want`.
-    fn wait_for(&self, want: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let text = self.printed.lock().unwrap().clone();
-            if text.contains(want) {
-                return text;
-            }
-            assert!(Instant::now() < deadline, "the collector never printed {want:?}:\n{text}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_real_collector_decodes_the_exact_counts() {
     traffic();
-    let Some(collector) = Collector::start() else { return };
-    let url = format!("http://127.0.0.1:{}/v1/metrics", collector.port);
+    let Some(collector) = common::Collector::start("metrics") else { return };
+    let url = collector.url("/v1/metrics");
     let e = exporter(&url).interval(Duration::from_secs(3600)).start();
     // The last snapshot, sent by the shutdown.
     let stats = e.shutdown();
     assert!(stats.exported > 0 && stats.given_up + stats.rejected + stats.unsent == 0, "{stats:?}");
-    let text = collector.wait_for("lock_wait");
+    let text = collector.wait_for("lock_wait", Duration::from_secs(30));
     // One metric's block of the printout: from its name to the next metric's.
     let block = |name: &str| -> String {
         let at =

@@ -18,6 +18,8 @@
 //! ```
 
 mod client;
+#[cfg(all(feature = "otlp", feature = "log"))]
+mod logs;
 #[cfg(feature = "otlp")]
 mod metrics;
 #[cfg(feature = "otlp")]
@@ -33,6 +35,8 @@ use std::time::{Duration, Instant, SystemTime};
 use monitor_core::trace::{self, AttributeValue, ObserverHandle, SpanObserver, SpanRecord};
 
 pub use client::Endpoint;
+#[cfg(all(feature = "otlp", feature = "log"))]
+pub use logs::OtlpLogger;
 
 /// Why an exporter could not be configured.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -171,6 +175,9 @@ enum Signal {
     /// A snapshot's metrics, at this interval.
     #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     Metrics(Duration),
+    /// `log` records, through the exporter's logger.
+    #[cfg(all(feature = "otlp", feature = "log"))]
+    Logs,
 }
 
 /// How to export: endpoint, protocol, service name, queue, retries. Made by
@@ -284,6 +291,33 @@ impl ExportConfig {
     pub fn otlp_metrics(url: &str) -> Result<ExportConfig, ExportError> {
         let mut config = ExportConfig::new(url, Protocol::OtlpProtobuf)?;
         config.signal = Signal::Metrics(Duration::from_secs(60));
+        Ok(config)
+    }
+
+    /// OTLP logs over HTTP with protobuf bodies to `url` (a collector's `…:4318/v1/logs`):
+    /// the records of `log`'s macros, through the exporter's [`Exporter::logger`] once it is
+    /// installed, each with its severity, its message as the body, its key-values (and file
+    /// and line) as attributes, its target as the instrumentation scope, and the trace and
+    /// span ids of the monitored call it was logged in. Batches of up to 512 records, sent
+    /// within a second of their first; a record that finds the queue
+    /// ([`ExportConfig::queue`]) full is dropped and counted in [`ExportStats::dropped`]: the
+    /// logging thread never waits (features `otlp` and `log`).
+    ///
+    /// ```no_run
+    /// # #[cfg(all(feature = "otlp", feature = "log"))] {
+    /// let logs = monitor_http::export::ExportConfig::otlp_logs("http://127.0.0.1:4318/v1/logs")
+    ///     .unwrap()
+    ///     .service_name("checkout")
+    ///     .start();
+    /// logs.logger().unwrap().install().unwrap();
+    /// log::info!("started");
+    /// logs.shutdown();
+    /// # }
+    /// ```
+    #[cfg(all(feature = "otlp", feature = "log"))]
+    pub fn otlp_logs(url: &str) -> Result<ExportConfig, ExportError> {
+        let mut config = ExportConfig::new(url, Protocol::OtlpProtobuf)?;
+        config.signal = Signal::Logs;
         Ok(config)
     }
 
@@ -440,6 +474,8 @@ impl ExportConfig {
                 Running::Spans(trace::add_observer(name, worker, queue))
             }
             Signal::Metrics(every) => Running::Metrics(MetricsThread::start(self, every, &stats)),
+            #[cfg(all(feature = "otlp", feature = "log"))]
+            Signal::Logs => Running::Logs(LogsThread::start(self, &stats)),
         };
         Exporter { running: Some(running), stats, shutdown_timeout }
     }
@@ -487,6 +523,54 @@ pub struct Exporter {
 enum Running {
     Spans(ObserverHandle),
     Metrics(MetricsThread),
+    #[cfg(all(feature = "otlp", feature = "log"))]
+    Logs(LogsThread),
+}
+
+/// The thread of a logs exporter, and the logger that feeds it.
+#[cfg(all(feature = "otlp", feature = "log"))]
+struct LogsThread {
+    logger: logs::OtlpLogger,
+    counts: logs::LogCounts,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[cfg(all(feature = "otlp", feature = "log"))]
+impl LogsThread {
+    fn start(config: ExportConfig, stats: &Arc<Counts>) -> LogsThread {
+        let queue = logs::queue(config.queue);
+        let (logger, counts) = (queue.logger.clone(), queue.counts());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (stop2, stats) = (Arc::clone(&stop), Arc::clone(stats));
+        let thread = std::thread::Builder::new()
+            .name("monitor-logs-export".into())
+            .spawn(move || queue.run(&config, &stats, &|| stop2.load(Relaxed)))
+            .ok();
+        LogsThread { logger, counts, stop, thread }
+    }
+
+    /// Sends what is queued and waits for it until `deadline`, no longer; the records not
+    /// sent by then.
+    fn stop(mut self, deadline: Instant, stats: &Counts) -> u64 {
+        self.stop.store(true, Relaxed);
+        let Some(thread) = self.thread.take() else { return 0 };
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if thread.is_finished() {
+            let _ = thread.join();
+            return 0;
+        }
+        self.counts.1.load(Relaxed) + stats.sending.load(Relaxed)
+    }
+}
+
+#[cfg(all(feature = "otlp", feature = "log"))]
+impl Drop for LogsThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+    }
 }
 
 /// What an exporter has done so far.
@@ -494,7 +578,8 @@ enum Running {
 /// ```
 /// fn healthy(s: &monitor_http::export::ExportStats) -> bool { s.given_up == 0 && s.dropped == 0 }
 /// ```
-/// A metrics exporter counts data points where a span exporter counts spans.
+/// A metrics exporter counts data points, and a logs exporter log records, where a span
+/// exporter counts spans.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ExportStats {
@@ -505,8 +590,8 @@ pub struct ExportStats {
     /// Spans (data points) the collector refused outright (a 4xx other than 408/429: fix the
     /// configuration).
     pub rejected: u64,
-    /// Spans dropped because the queue was full (a metrics exporter drops none: it sends a
-    /// snapshot, and the next one holds all the last did).
+    /// Spans (log records) dropped because the queue was full. A metrics exporter drops
+    /// none: it sends a snapshot, and the next one holds all the last did.
     pub dropped: u64,
     /// Retried requests.
     pub retries: u64,
@@ -516,10 +601,28 @@ pub struct ExportStats {
 }
 
 impl Exporter {
+    /// The logger of a logs exporter ([`ExportConfig::otlp_logs`]); `None` for others.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "otlp", feature = "log"))] {
+    /// let e = monitor_http::export::ExportConfig::otlp_logs("http://127.0.0.1:9/v1/logs").unwrap().start();
+    /// assert!(e.logger().is_some());
+    /// # }
+    /// ```
+    #[cfg(all(feature = "otlp", feature = "log"))]
+    pub fn logger(&self) -> Option<OtlpLogger> {
+        match &self.running {
+            Some(Running::Logs(l)) => Some(l.logger.clone()),
+            _ => None,
+        }
+    }
+
     /// Counts so far.
     pub fn stats(&self) -> ExportStats {
         let dropped = match &self.running {
             Some(Running::Spans(h)) => h.stats().map_or(0, |o| o.dropped),
+            #[cfg(all(feature = "otlp", feature = "log"))]
+            Some(Running::Logs(l)) => l.counts.0.load(Relaxed),
             _ => 0,
         };
         ExportStats {
@@ -553,6 +656,15 @@ impl Exporter {
         self.stats.closing_at.store(u64::try_from(ns).unwrap_or(u64::MAX).max(1), Relaxed);
         let handle = match running {
             Running::Spans(handle) => handle,
+            #[cfg(all(feature = "otlp", feature = "log"))]
+            Running::Logs(thread) => {
+                let dropped = thread.counts.0.load(Relaxed);
+                let unsent = thread.stop(deadline, &self.stats);
+                let mut stats = self.stats();
+                stats.dropped = dropped;
+                stats.unsent += unsent;
+                return stats;
+            }
             Running::Metrics(thread) => {
                 let finished = thread.stop(deadline);
                 let mut stats = self.stats();
@@ -578,6 +690,8 @@ impl fmt::Debug for Exporter {
         let name = match &self.running {
             Some(Running::Spans(h)) => h.stats().map(|o| o.name),
             Some(Running::Metrics(_)) => Some("metrics".to_string()),
+            #[cfg(all(feature = "otlp", feature = "log"))]
+            Some(Running::Logs(_)) => Some("logs".to_string()),
             None => None,
         };
         f.debug_struct("Exporter").field("name", &name).field("stats", &self.stats()).finish()

@@ -293,3 +293,77 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<Posted> {
         body: raw[head_end..head_end + len].to_vec(),
     })
 }
+
+/// A running `rotel-agent` (a real OTLP collector) printing what it decoded of one signal, and
+/// what it printed so far; `None` where it is not installed (see [`tool`]).
+pub struct Collector {
+    child: std::process::Child,
+    printed: std::sync::Arc<std::sync::Mutex<String>>,
+    port: u16,
+}
+
+impl Collector {
+    /// Starts one on free loopback ports, printing `signal` (`traces`, `metrics`, `logs`).
+    pub fn start(signal: &str) -> Option<Collector> {
+        let agent = tool("rotel-agent")?;
+        let (http, grpc) = (free_port(), free_port());
+        let mut child = Command::new(agent)
+            .args(["start", "--exporter", "blackhole", "--debug-log", signal])
+            .args(["--debug-log-verbosity", "detailed"])
+            .args(["--otlp-http-endpoint", &format!("127.0.0.1:{http}")])
+            .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let out: Vec<Box<dyn Read + Send>> =
+            vec![Box::new(child.stdout.take().unwrap()), Box::new(child.stderr.take().unwrap())];
+        for mut stream in out {
+            let printed = std::sync::Arc::clone(&printed);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    printed.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", http)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "rotel-agent did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Collector { child, printed, port: http })
+    }
+
+    /// The URL of its OTLP/HTTP receiver's `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Waits (at most `limit`) until the collector printed `want`; all it printed.
+    pub fn wait_for(&self, want: &str, limit: Duration) -> String {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let text = self.printed.lock().unwrap().clone();
+            if text.contains(want) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the collector never printed {want:?}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
