@@ -6,6 +6,7 @@
 //! cargo run -p monitor-examples --example demo                   # runs until Ctrl-C
 //! cargo run -p monitor-examples --example demo -- --seconds 5    # stops after 5 s
 //! cargo run -p monitor-examples --example demo -- --addr 127.0.0.1:0 --print
+//! OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 cargo run -p monitor-examples --example demo
 //! ```
 
 use std::sync::Arc;
@@ -82,6 +83,22 @@ fn main() {
             std::process::exit(1)
         }
     };
+    // OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 (and the other OTEL_* variables) ship
+    // traces, metrics and the proxy's warnings to a collector.
+    let exporters = match monitor_http::export::from_env() {
+        Ok(exporters) => exporters,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            std::process::exit(2)
+        }
+    };
+    if let Some(logger) = exporters.logs.as_ref().and_then(monitor_http::export::Exporter::logger) {
+        let _ = logger.level(log::LevelFilter::Warn).install();
+    }
+    if exporters.traces.is_some() && std::env::var_os("OTEL_TRACES_SAMPLER").is_none() {
+        // Some traces to send: one request in twenty.
+        let _ = monitor_core::trace::set_sample_ratio(0.05);
+    }
     let base = format!("http://{}", server.local_addr());
     println!("demo: a caching proxy and a web shop under traffic. The monitor is at:");
     println!("  {base}/             index: every view, and a table of the functions");
@@ -94,6 +111,9 @@ fn main() {
     println!(
         "  {base}/trace/errors/svg                the last failed requests, whole; /ps in flight"
     );
+    if !exporters.is_empty() {
+        println!("  and {exporters}, to the collector OTEL_EXPORTER_OTLP_* names");
+    }
 
     let proxy = Arc::new(Proxy::new(0x5eed));
     let started = Instant::now();
@@ -131,6 +151,12 @@ fn main() {
             }
         }
     });
+    for (signal, sent) in exporters.shutdown() {
+        println!(
+            "demo: {signal}: {} exported, {} dropped, {} given up, {} unsent",
+            sent.exported, sent.dropped, sent.given_up, sent.unsent
+        );
+    }
 }
 
 fn rand_seed() -> u64 {

@@ -192,7 +192,15 @@ impl Proxy {
         let (body, cached) = match cached {
             Some(body) => (body, true),
             None => {
-                let body = self.upstream.fetch(&req.path).await?;
+                let body = match self.upstream.fetch(&req.path).await {
+                    Ok(body) => body,
+                    Err(e) => {
+                        // With the demo's logs exporter on, this reaches the collector with
+                        // the request's trace id.
+                        log::warn!(path = req.path.as_str(); "upstream fetch failed: {e}");
+                        return Err(e.into());
+                    }
+                };
                 self.cache.store(&req.path, &body);
                 (body, false)
             }

@@ -48,11 +48,11 @@ use crate::ids::{SpanId, TraceId};
 use crate::span::Span;
 
 pub use crate::record::{
-    add_observer, failed_traces, in_flight, keep_failed_traces, observers, record_all,
-    sample_ratio, set_sample_ratio, stats, AttributeValue, InFlightSpan, ObserverHandle,
-    ObserverStats, SpanAllocations, SpanEvent, SpanObserver, SpanOutcome, SpanRecord, Status,
-    Trace, TraceContextError, TraceError, TraceParent, TraceState, TraceStats, Watch, WatchError,
-    WatchFilter, WatchWait, MAX_KEPT, MAX_WATCHES, MAX_WATCH_SPANS,
+    add_batching_observer, add_observer, failed_traces, in_flight, keep_failed_traces, observers,
+    record_all, sample_ratio, set_sample_ratio, stats, AttributeValue, InFlightSpan,
+    ObserverHandle, ObserverStats, SpanAllocations, SpanEvent, SpanObserver, SpanOutcome,
+    SpanRecord, Status, Trace, TraceContextError, TraceError, TraceParent, TraceState, TraceStats,
+    Watch, WatchError, WatchFilter, WatchWait, MAX_KEPT, MAX_WATCHES, MAX_WATCH_SPANS,
 };
 
 /// The trace id of the monitored call running on this thread (or in this task), for logs.

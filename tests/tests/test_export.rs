@@ -228,6 +228,31 @@ fn zipkin_json_satisfies_the_zipkin_v2_schema() {
     );
 }
 
+/// Spans that end apart in time go out together, as the OpenTelemetry SDK batches them: one
+/// request for many small traces, not one per trace.
+#[test]
+fn spans_are_batched_like_the_sdk_does() {
+    let _turn = turn();
+    let rx = Receiver::start(vec![]);
+    let exporter = ExportConfig::otlp(&rx.url("/v1/traces")).unwrap().start();
+    trace::set_sample_ratio(1.0).unwrap();
+    for i in 0..6 {
+        request(i);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    trace::set_sample_ratio(0.0).unwrap();
+    // The batch is still waiting to fill; the shutdown sends it.
+    let stats = exporter.shutdown();
+    let posted = rx.take();
+    let spans: usize = posted
+        .iter()
+        .map(|p| otlp_spans_any(&ExportTraceServiceRequest::decode(&p.body[..]).unwrap()))
+        .sum();
+    assert_eq!(spans as u64, stats.exported);
+    assert!(spans >= 12, "two spans or more per request() call: {spans}");
+    assert_eq!(posted.len(), 1, "{spans} spans in one request");
+}
+
 #[test]
 fn failing_collectors_are_retried_and_never_block_calls() {
     // Wall clock: gauges are read within a time limit; a loaded machine must not make this
@@ -239,6 +264,8 @@ fn failing_collectors_are_retried_and_never_block_calls() {
     let exporter = ExportConfig::otlp(&rx.url("/v1/traces"))
         .unwrap()
         .backoff(Duration::from_millis(10), Duration::from_millis(40))
+        // Each batch at once: this is about retries.
+        .batch(512, Duration::ZERO)
         .start();
     trace::set_sample_ratio(1.0).unwrap();
     request(2);

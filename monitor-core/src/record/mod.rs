@@ -19,7 +19,9 @@ use crate::ids::{SpanId, TraceId};
 use crate::site::CallSite;
 
 pub use live::{in_flight, InFlightSpan};
-pub use observer::{add_observer, observers, ObserverHandle, ObserverStats, SpanObserver};
+pub use observer::{
+    add_batching_observer, add_observer, observers, ObserverHandle, ObserverStats, SpanObserver,
+};
 pub use tail::{failed_traces, keep_failed_traces, record_all, MAX_KEPT};
 pub use w3c::{TraceContextError, TraceParent, TraceState};
 pub use watch::{Watch, WatchError, WatchFilter, WatchWait, MAX_WATCHES, MAX_WATCH_SPANS};

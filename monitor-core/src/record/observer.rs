@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use super::{mode, sampling_on, set_mode, SpanRecord};
 
@@ -101,13 +102,36 @@ pub fn add_observer(
     observer: impl SpanObserver,
     capacity: usize,
 ) -> ObserverHandle {
+    add_batching_observer(name, observer, capacity, BATCH, Duration::ZERO)
+}
+
+/// [`add_observer`] with batches of up to `batch` spans (at least 1) that wait up to `linger`
+/// after their first span for more: fewer, fuller calls of [`SpanObserver::observe`], as an
+/// exporter wants for its requests (the OpenTelemetry SDK's batch processor sends up to 512
+/// spans, 5 s after the first). A shutdown cuts the wait short.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # struct Nop;
+/// # impl monitor_core::trace::SpanObserver for Nop { fn observe(&mut self, _: &[Arc<monitor_core::trace::SpanRecord>]) {} }
+/// use std::time::Duration;
+/// let h = monitor_core::trace::add_batching_observer("batches", Nop, 4096, 512, Duration::from_secs(5));
+/// h.shutdown();
+/// ```
+pub fn add_batching_observer(
+    name: impl Into<String>,
+    observer: impl SpanObserver,
+    capacity: usize,
+    batch: usize,
+    linger: Duration,
+) -> ObserverHandle {
     let (tx, rx) = mpsc::sync_channel(capacity.max(1));
     let slot = Arc::new(Slot { name: name.into(), tx, counts: Arc::default() });
     let (done_tx, done) = mpsc::sync_channel(1);
     let thread = std::thread::Builder::new()
         .name(format!("monitor-observer-{}", slot.name))
         .spawn(move || {
-            run(rx, observer);
+            run(&rx, observer, batch.max(1), linger);
             let _ = done_tx.send(());
         })
         .ok();
@@ -131,14 +155,24 @@ pub fn add_observer(
     ObserverHandle { slot: Some(slot), thread, done }
 }
 
-fn run(rx: Receiver<Arc<SpanRecord>>, mut observer: impl SpanObserver) {
-    let mut batch = Vec::with_capacity(BATCH);
+fn run(
+    rx: &Receiver<Arc<SpanRecord>>,
+    mut observer: impl SpanObserver,
+    most: usize,
+    linger: Duration,
+) {
+    let mut batch = Vec::with_capacity(most.min(BATCH));
     while let Ok(first) = rx.recv() {
+        let until = Instant::now() + linger;
         batch.push(first);
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(s) => batch.push(s),
-                Err(_) => break,
+        while batch.len() < most {
+            let next = match until.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => rx.recv_timeout(left).ok(),
+                _ => rx.try_recv().ok(),
+            };
+            match next {
+                Some(s) => batch.push(s),
+                None => break,
             }
         }
         observer.observe(&batch);

@@ -69,10 +69,11 @@ impl fmt::Display for Endpoint {
     }
 }
 
-/// POSTs `body`; returns the response status.
+/// POSTs `body` of `content` (its type, and its encoding if compressed); returns the response
+/// status.
 pub(crate) fn post(
     endpoint: &Endpoint,
-    content_type: &str,
+    (content_type, encoding): (&str, Option<&str>),
     headers: &[(String, String)],
     body: &[u8],
     timeout: Duration,
@@ -108,6 +109,9 @@ pub(crate) fn post(
         body.len(),
         env!("CARGO_PKG_VERSION")
     );
+    if let Some(encoding) = encoding {
+        head.push_str(&format!("Content-Encoding: {encoding}\r\n"));
+    }
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }

@@ -18,6 +18,8 @@
 //! ```
 
 mod client;
+#[cfg(feature = "otlp")]
+mod env;
 #[cfg(all(feature = "otlp", feature = "log"))]
 mod logs;
 #[cfg(feature = "otlp")]
@@ -35,6 +37,8 @@ use std::time::{Duration, Instant, SystemTime};
 use monitor_core::trace::{self, AttributeValue, ObserverHandle, SpanObserver, SpanRecord};
 
 pub use client::Endpoint;
+#[cfg(feature = "otlp")]
+pub use env::{from_env, from_vars, EnvError, Exporters};
 #[cfg(all(feature = "otlp", feature = "log"))]
 pub use logs::OtlpLogger;
 
@@ -180,8 +184,9 @@ enum Signal {
     Logs,
 }
 
-/// How to export: endpoint, protocol, service name, queue, retries. Made by
-/// [`ExportConfig::otlp`] or [`ExportConfig::zipkin`]; [`ExportConfig::start`] starts it.
+/// How to export: endpoint, protocol, service name, queue, retries. Made by `otlp`,
+/// `otlp_metrics` (feature `otlp`), `otlp_logs` (features `otlp` and `log`) or `zipkin`
+/// (feature `zipkin`); [`ExportConfig::start`] starts it.
 ///
 /// ```
 /// # #[cfg(feature = "zipkin")] {
@@ -202,7 +207,10 @@ pub struct ExportConfig {
     signal: Signal,
     service: Service,
     headers: Vec<(String, String)>,
+    gzip: bool,
     queue: usize,
+    /// Spans per request, and the longest a span waits for its batch to fill.
+    batch: (usize, Duration),
     max_attempts: u32,
     backoff: (Duration, Duration),
     timeout: Duration,
@@ -238,7 +246,9 @@ impl ExportConfig {
             signal: Signal::Traces,
             service: Service { name: default_service_name(), attributes: Vec::new() },
             headers: Vec::new(),
+            gzip: false,
             queue: 10_000,
+            batch: (512, Duration::from_secs(5)),
             max_attempts: 4,
             backoff: (Duration::from_millis(200), Duration::from_secs(5)),
             timeout: Duration::from_secs(10),
@@ -414,10 +424,44 @@ impl ExportConfig {
         Ok(self)
     }
 
+    /// Compresses request bodies with gzip (`Content-Encoding: gzip`), as collectors accept:
+    /// about a fifth of the bytes on the wire for a little CPU on the exporter's thread.
+    ///
+    /// ```
+    /// # #[cfg(feature = "otlp")] {
+    /// let c = monitor_http::export::ExportConfig::otlp("http://localhost:4318/v1/traces").unwrap().gzip();
+    /// # drop(c);
+    /// # }
+    /// ```
+    #[cfg(any(feature = "otlp", feature = "zipkin"))]
+    pub fn gzip(mut self) -> ExportConfig {
+        self.gzip = true;
+        self
+    }
+
     /// Spans queued while the collector is slow or down (default 10,000); beyond, dropped and
     /// counted.
     pub fn queue(mut self, spans: usize) -> ExportConfig {
         self.queue = spans.max(1);
+        self
+    }
+
+    /// Spans per request (default 512, at least 1), and how long after a batch's first span
+    /// it waits for more before it goes (default 5 s): the OpenTelemetry SDK's batch
+    /// processor's defaults, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` and `OTEL_BSP_SCHEDULE_DELAY`.
+    /// A shutdown sends at once what waits.
+    ///
+    /// ```
+    /// # #[cfg(feature = "otlp")] {
+    /// use std::time::Duration;
+    /// let c = monitor_http::export::ExportConfig::otlp("http://localhost:4318/v1/traces")
+    ///     .unwrap()
+    ///     .batch(1024, Duration::from_secs(1));
+    /// # drop(c);
+    /// # }
+    /// ```
+    pub fn batch(mut self, spans: usize, linger: Duration) -> ExportConfig {
+        self.batch = (spans.max(1), linger);
         self
     }
 
@@ -467,11 +511,12 @@ impl ExportConfig {
     pub fn start(self) -> Exporter {
         let stats = Arc::new(Counts::default());
         let name = format!("{:?}:{}", self.protocol, self.endpoint);
-        let (queue, shutdown_timeout) = (self.queue, self.shutdown_timeout);
+        let (queue, shutdown_timeout, (batch, linger)) =
+            (self.queue, self.shutdown_timeout, self.batch);
         let running = match self.signal {
             Signal::Traces => {
                 let worker = Worker { config: self, stats: Arc::clone(&stats), body: Vec::new() };
-                Running::Spans(trace::add_observer(name, worker, queue))
+                Running::Spans(trace::add_batching_observer(name, worker, queue, batch, linger))
             }
             Signal::Metrics(every) => Running::Metrics(MetricsThread::start(self, every, &stats)),
             #[cfg(all(feature = "otlp", feature = "log"))]
@@ -731,6 +776,13 @@ enum Sent {
 /// Sends `body` (holding `n` spans or data points) with `c`'s retries and timeouts, and counts
 /// the outcome in `stats`.
 fn send(c: &ExportConfig, stats: &Counts, body: &[u8], n: u64) -> Sent {
+    let compressed;
+    let (body, encoding) = if c.gzip {
+        compressed = gzip(body);
+        (compressed.as_slice(), Some("gzip"))
+    } else {
+        (body, None)
+    };
     let mut wait = c.backoff.0;
     for attempt in 1..=c.max_attempts {
         // Shutting down: one attempt, in the time left.
@@ -742,7 +794,8 @@ fn send(c: &ExportConfig, stats: &Counts, body: &[u8], n: u64) -> Sent {
         if timeout.is_zero() {
             return Sent::Late;
         }
-        match client::post(&c.endpoint, c.protocol.content_type(), &c.headers, body, timeout) {
+        let content = (c.protocol.content_type(), encoding);
+        match client::post(&c.endpoint, content, &c.headers, body, timeout) {
             Ok(status) if (200..300).contains(&status) => {
                 stats.exported.fetch_add(n, Relaxed);
                 return Sent::Accepted;
@@ -762,6 +815,24 @@ fn send(c: &ExportConfig, stats: &Counts, body: &[u8], n: u64) -> Sent {
     }
     stats.given_up.fetch_add(n, Relaxed);
     Sent::GivenUp
+}
+
+/// `body` compressed with gzip.
+#[cfg(any(feature = "otlp", feature = "zipkin"))]
+fn gzip(body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    // Writing to a Vec cannot fail.
+    let _ = e.write_all(body);
+    e.finish().unwrap_or_default()
+}
+
+#[cfg(not(any(feature = "otlp", feature = "zipkin")))]
+fn gzip(body: &[u8]) -> Vec<u8> {
+    body.to_vec()
 }
 
 /// Waits `wait` before a retry, cut short when a shutdown begins.

@@ -215,7 +215,16 @@ impl<F: Fn(http::Request<()>) -> http::Response<()>> tower_service::Service<http
 pub struct Posted {
     pub path: String,
     pub content_type: String,
+    /// Every header, names in lower case.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+impl Posted {
+    /// The value of header `name` (lower case), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
 }
 
 /// A loopback HTTP receiver answering each POST with the next status of `script` (then 200).
@@ -287,8 +296,15 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<Posted> {
         raw.extend_from_slice(&buf[..n]);
     }
     let path = head.split(' ').nth(1)?.to_string();
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
     Some(Posted {
         path,
+        headers,
         content_type: header("content-type")?,
         body: raw[head_end..head_end + len].to_vec(),
     })
