@@ -366,3 +366,45 @@ fn shutdown_is_bounded_against_any_collector() {
     }
     drop(stalled);
 }
+
+/// One connection carries every request; `Retry-After` is waited; a partial success counts
+/// the refused spans as rejected, the rest as exported.
+#[test]
+fn one_kept_connection_retry_after_and_partial_success() {
+    use common::Scripted;
+    let _turn = turn();
+    // partial_success { rejected_spans: 2, error_message: "x" }
+    let partial = vec![0x0a, 0x05, 0x08, 0x02, 0x12, 0x01, b'x'];
+    let rx = Receiver::start_keep_alive(vec![
+        Scripted { status: 200, headers: "", body: vec![] },
+        Scripted { status: 503, headers: "Retry-After: 1\r\n", body: vec![] },
+        Scripted { status: 200, headers: "", body: partial },
+    ]);
+    let exporter = ExportConfig::otlp(&rx.url("/v1/traces"))
+        .unwrap()
+        .backoff(Duration::from_millis(1), Duration::from_millis(1))
+        // The three spans of a request in one batch.
+        .batch(512, Duration::from_millis(200))
+        .start();
+    trace::set_sample_ratio(1.0).unwrap();
+    request(0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while exporter.stats().exported < 1 {
+        assert!(Instant::now() < deadline, "the first batch never went");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second = Instant::now();
+    request(2);
+    trace::set_sample_ratio(0.0).unwrap();
+    while exporter.stats().exported + exporter.stats().rejected < 4 {
+        assert!(Instant::now() < deadline, "{:?}", exporter.stats());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The retry waited the second the collector asked for (the backoff alone is 1 ms).
+    assert!(second.elapsed() >= Duration::from_secs(1));
+    let stats = exporter.shutdown();
+    assert_eq!((stats.exported, stats.rejected, stats.retries), (2, 2, 1), "{stats:?}");
+    let posted = rx.take();
+    assert_eq!(posted.len(), 3);
+    assert_eq!(rx.connections(), 1, "one connection for every request");
+}

@@ -1,5 +1,6 @@
-//! A minimal blocking HTTP/1.1 client for the exporters' POSTs: one request per connection,
-//! with a deadline on connecting, writing and reading.
+//! A minimal blocking HTTP/1.1 client for the exporters' POSTs: one connection kept alive
+//! between requests, a deadline on connecting, writing and reading, and the answer's status,
+//! `Retry-After` and (small) body.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -69,44 +70,112 @@ impl fmt::Display for Endpoint {
     }
 }
 
-/// POSTs `body` of `content` (its type, and its encoding if compressed); returns the response
-/// status.
-pub(crate) fn post(
-    endpoint: &Endpoint,
-    (content_type, encoding): (&str, Option<&str>),
-    headers: &[(String, String)],
-    body: &[u8],
-    timeout: Duration,
-) -> io::Result<u16> {
-    let deadline = Instant::now() + timeout;
-    let left = || {
-        let d = deadline.saturating_duration_since(Instant::now());
-        if d.is_zero() {
-            Err(io::Error::new(io::ErrorKind::TimedOut, "export request timed out"))
-        } else {
-            Ok(d)
+/// What a collector answered.
+#[derive(Debug, Default)]
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    /// `Retry-After`, in seconds.
+    pub(crate) retry_after: Option<Duration>,
+    /// The body (at most [`MAX_BODY`] bytes; a longer one is cut).
+    pub(crate) body: Vec<u8>,
+}
+
+/// The most of an answer's body that is read: a partial-success message is small.
+const MAX_BODY: usize = 64 * 1024;
+/// The most an answer's head may take.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// One connection to an endpoint, kept open between requests (HTTP/1.1 keep-alive) and made
+/// again when the collector closed it.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    stream: Option<TcpStream>,
+    /// Connections opened so far.
+    pub(crate) opened: u64,
+}
+
+impl Connection {
+    pub(crate) const fn new() -> Connection {
+        Connection { stream: None, opened: 0 }
+    }
+
+    /// POSTs `body` of `content` (its type, and its encoding if compressed) within `timeout`.
+    pub(crate) fn post(
+        &mut self,
+        endpoint: &Endpoint,
+        content: (&str, Option<&str>),
+        headers: &[(String, String)],
+        body: &[u8],
+        timeout: Duration,
+    ) -> io::Result<Answer> {
+        let deadline = Instant::now() + timeout;
+        let request = request_head(endpoint, content, headers, body.len());
+        // A kept connection the collector closed meanwhile fails at once, before an answer
+        // began: then once more on a new one.
+        if let Some(stream) = self.stream.take() {
+            match exchange(stream, &request, body, deadline) {
+                Ok((answer, keep)) => {
+                    self.stream = keep;
+                    return Ok(answer);
+                }
+                Err(Failure::BeforeAnswer(_)) => {}
+                Err(Failure::During(e)) => return Err(e),
+            }
         }
-    };
+        let stream = connect(endpoint, deadline)?;
+        self.opened += 1;
+        match exchange(stream, &request, body, deadline) {
+            Ok((answer, keep)) => {
+                self.stream = keep;
+                Ok(answer)
+            }
+            Err(Failure::BeforeAnswer(e) | Failure::During(e)) => Err(e),
+        }
+    }
+}
+
+/// How an exchange failed: before any of the answer came (a closed kept connection looks like
+/// this), or after.
+enum Failure {
+    BeforeAnswer(io::Error),
+    During(io::Error),
+}
+
+fn left(deadline: Instant) -> io::Result<Duration> {
+    let d = deadline.saturating_duration_since(Instant::now());
+    if d.is_zero() {
+        Err(io::Error::new(io::ErrorKind::TimedOut, "export request timed out"))
+    } else {
+        Ok(d)
+    }
+}
+
+fn connect(endpoint: &Endpoint, deadline: Instant) -> io::Result<TcpStream> {
     let host = endpoint.host.trim_start_matches('[').trim_end_matches(']');
     let mut last = io::Error::new(io::ErrorKind::NotFound, "the endpoint's host did not resolve");
-    let mut stream = None;
     for addr in (host, endpoint.port).to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, left()?) {
+        match TcpStream::connect_timeout(&addr, left(deadline)?) {
             Ok(s) => {
-                stream = Some(s);
-                break;
+                s.set_nodelay(true)?;
+                return Ok(s);
             }
             Err(e) => last = e,
         }
     }
-    let mut stream = stream.ok_or(last)?;
-    stream.set_nodelay(true)?;
+    Err(last)
+}
+
+fn request_head(
+    endpoint: &Endpoint,
+    (content_type, encoding): (&str, Option<&str>),
+    headers: &[(String, String)],
+    len: usize,
+) -> String {
     let mut head = format!(
-        "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: monitor/{}\r\n",
+        "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\nUser-Agent: monitor/{}\r\n",
         endpoint.path,
         endpoint.host,
         endpoint.port,
-        body.len(),
         env!("CARGO_PKG_VERSION")
     );
     if let Some(encoding) = encoding {
@@ -116,29 +185,152 @@ pub(crate) fn post(
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    stream.set_write_timeout(Some(left()?))?;
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-    stream.flush()?;
-    // The status line is all we need; read until it is complete.
-    let mut buf = Vec::with_capacity(256);
-    let mut chunk = [0u8; 512];
-    while !buf.windows(2).any(|w| w == b"\r\n") {
-        stream.set_read_timeout(Some(left()?))?;
-        let n = stream.read(&mut chunk)?;
-        if n == 0 || buf.len() > 8192 {
-            break;
+    head
+}
+
+/// Sends one request on `stream` and reads its answer; the stream back if it can carry the
+/// next request.
+fn exchange(
+    mut stream: TcpStream,
+    head: &str,
+    body: &[u8],
+    deadline: Instant,
+) -> Result<(Answer, Option<TcpStream>), Failure> {
+    let before = Failure::BeforeAnswer;
+    stream.set_write_timeout(Some(left(deadline).map_err(before)?)).map_err(before)?;
+    stream.write_all(head.as_bytes()).map_err(before)?;
+    stream.write_all(body).map_err(before)?;
+    stream.flush().map_err(before)?;
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(Failure::During(bad("an answer head of more than 16 KiB")));
+        }
+        stream
+            .set_read_timeout(Some(left(deadline).map_err(Failure::During)?))
+            .map_err(Failure::During)?;
+        let n = stream.read(&mut chunk).map_err(|e| {
+            if buf.is_empty() {
+                before(e)
+            } else {
+                Failure::During(e)
+            }
+        })?;
+        if n == 0 {
+            let e =
+                io::Error::new(io::ErrorKind::UnexpectedEof, "the collector closed the connection");
+            return Err(if buf.is_empty() { before(e) } else { Failure::During(e) });
         }
         buf.extend_from_slice(&chunk[..n]);
-    }
-    let line = String::from_utf8_lossy(&buf);
-    line.split(' ')
-        .nth(1)
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
         .and_then(|s| s.trim().parse().ok())
         .filter(|s| (100..600).contains(s))
-        .ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidData, "no HTTP status line in the answer")
-        })
+        .ok_or_else(|| Failure::During(bad("no HTTP status line in the answer")))?;
+    let mut answer = Answer { status, ..Answer::default() };
+    let (mut length, mut chunked, mut close) = (None, false, false);
+    for line in lines {
+        let Some((k, v)) = line.split_once(':') else { continue };
+        let v = v.trim();
+        match k.trim().to_ascii_lowercase().as_str() {
+            "content-length" => length = v.parse::<usize>().ok(),
+            "transfer-encoding" => chunked = v.to_ascii_lowercase().contains("chunked"),
+            "connection" => close = v.eq_ignore_ascii_case("close"),
+            "retry-after" => answer.retry_after = v.parse().ok().map(Duration::from_secs),
+            _ => {}
+        }
+    }
+    let mut rest = buf[head_end..].to_vec();
+    let read_more = |stream: &mut TcpStream, rest: &mut Vec<u8>| read_more(stream, rest, deadline);
+    let framed = if let Some(len) = length.filter(|_| !chunked) {
+        if len > MAX_BODY {
+            false
+        } else {
+            while rest.len() < len {
+                if !read_more(&mut stream, &mut rest).map_err(Failure::During)? {
+                    return Err(Failure::During(bad("the answer's body was cut short")));
+                }
+            }
+            answer.body = rest[..len].to_vec();
+            rest.len() == len
+        }
+    } else if chunked {
+        match dechunk(&mut stream, &mut rest, &read_more) {
+            Ok(Some(body)) => {
+                answer.body = body;
+                true
+            }
+            Ok(None) => false,
+            Err(e) => return Err(Failure::During(e)),
+        }
+    } else {
+        // No length: the body runs to the end of the connection; not worth reading.
+        false
+    };
+    let keep = (framed && !close && status != 408).then_some(stream);
+    Ok((answer, keep))
+}
+
+/// A chunked body read whole, if it fits in [`MAX_BODY`] (`None`: too long, not reusable).
+fn dechunk(
+    stream: &mut TcpStream,
+    rest: &mut Vec<u8>,
+    read_more: &dyn Fn(&mut TcpStream, &mut Vec<u8>) -> io::Result<bool>,
+) -> io::Result<Option<Vec<u8>>> {
+    let mut body = Vec::new();
+    let mut at = 0;
+    loop {
+        let line_end = loop {
+            if let Some(i) = rest[at..].windows(2).position(|w| w == b"\r\n") {
+                break at + i;
+            }
+            if rest.len() - at > 64 {
+                return Err(bad("a bad chunk size line"));
+            }
+            if !read_more(stream, rest)? {
+                return Err(bad("the answer's body was cut short"));
+            }
+        };
+        let size_text = String::from_utf8_lossy(&rest[at..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| bad("a bad chunk size"))?;
+        at = line_end + 2;
+        if body.len() + size > MAX_BODY {
+            return Ok(None);
+        }
+        // The chunk and its CRLF (after the last chunk: the CRLF that ends the trailers).
+        while rest.len() < at + size + 2 {
+            if !read_more(stream, rest)? {
+                return Err(bad("the answer's body was cut short"));
+            }
+        }
+        body.extend_from_slice(&rest[at..at + size]);
+        at += size + 2;
+        if size == 0 {
+            return Ok(Some(body));
+        }
+    }
+}
+
+/// Reads what more `stream` has into `rest`; false at its end.
+fn read_more(stream: &mut TcpStream, rest: &mut Vec<u8>, deadline: Instant) -> io::Result<bool> {
+    let mut chunk = [0u8; 4096];
+    stream.set_read_timeout(Some(left(deadline)?))?;
+    let n = stream.read(&mut chunk)?;
+    rest.extend_from_slice(&chunk[..n]);
+    Ok(n > 0)
+}
+
+fn bad(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
 
 #[cfg(test)]

@@ -242,6 +242,7 @@ pub(crate) fn run(
 ) {
     let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
     let mut body = Vec::new();
+    let mut conn = super::client::Connection::new();
     loop {
         // A first record, the stop flag looked at every 50 ms.
         let first = loop {
@@ -279,7 +280,7 @@ pub(crate) fn run(
             _ => encode_protobuf(&config.service, &batch, &mut body),
         }
         let n = batch.len() as u64;
-        if send(config, stats, &body, n) == super::Sent::Late {
+        if send(config, &mut conn, stats, &body, n) == super::Sent::Late {
             stats.late.fetch_add(n, Relaxed);
         }
         stats.sending.store(0, Relaxed);

@@ -26,6 +26,7 @@ mod logs;
 mod metrics;
 #[cfg(feature = "otlp")]
 mod otlp;
+mod partial;
 #[cfg(feature = "zipkin")]
 mod zipkin;
 
@@ -515,7 +516,12 @@ impl ExportConfig {
             (self.queue, self.shutdown_timeout, self.batch);
         let running = match self.signal {
             Signal::Traces => {
-                let worker = Worker { config: self, stats: Arc::clone(&stats), body: Vec::new() };
+                let worker = Worker {
+                    config: self,
+                    stats: Arc::clone(&stats),
+                    body: Vec::new(),
+                    conn: client::Connection::new(),
+                };
                 Running::Spans(trace::add_batching_observer(name, worker, queue, batch, linger))
             }
             Signal::Metrics(every) => Running::Metrics(MetricsThread::start(self, every, &stats)),
@@ -747,6 +753,7 @@ struct Worker {
     config: ExportConfig,
     stats: Arc<Counts>,
     body: Vec<u8>,
+    conn: client::Connection,
 }
 
 impl SpanObserver for Worker {
@@ -759,7 +766,7 @@ impl SpanObserver for Worker {
         }
         self.body.clear();
         c.protocol.encode(&c.service, spans, &mut self.body);
-        send(c, &self.stats, &self.body, spans.len() as u64);
+        send(c, &mut self.conn, &self.stats, &self.body, spans.len() as u64);
     }
 }
 
@@ -775,7 +782,13 @@ enum Sent {
 
 /// Sends `body` (holding `n` spans or data points) with `c`'s retries and timeouts, and counts
 /// the outcome in `stats`.
-fn send(c: &ExportConfig, stats: &Counts, body: &[u8], n: u64) -> Sent {
+fn send(
+    c: &ExportConfig,
+    conn: &mut client::Connection,
+    stats: &Counts,
+    body: &[u8],
+    n: u64,
+) -> Sent {
     let compressed;
     let (body, encoding) = if c.gzip {
         compressed = gzip(body);
@@ -795,19 +808,26 @@ fn send(c: &ExportConfig, stats: &Counts, body: &[u8], n: u64) -> Sent {
             return Sent::Late;
         }
         let content = (c.protocol.content_type(), encoding);
-        match client::post(&c.endpoint, content, &c.headers, body, timeout) {
-            Ok(status) if (200..300).contains(&status) => {
-                stats.exported.fetch_add(n, Relaxed);
+        let answer = conn.post(&c.endpoint, content, &c.headers, body, timeout);
+        let retry_after = answer.as_ref().ok().and_then(|a| a.retry_after);
+        match answer.map(|a| (a.status, a.body)) {
+            Ok((status, answer)) if (200..300).contains(&status) => {
+                // A partial success names what the collector refused of the batch.
+                let refused = partial::refused(c.protocol, &answer).min(n);
+                stats.exported.fetch_add(n - refused, Relaxed);
+                stats.rejected.fetch_add(refused, Relaxed);
                 return Sent::Accepted;
             }
-            Ok(status) if status != 408 && status != 429 && (400..500).contains(&status) => {
+            Ok((status, _)) if status != 408 && status != 429 && (400..500).contains(&status) => {
                 stats.rejected.fetch_add(n, Relaxed);
                 return Sent::Rejected;
             }
             // 5xx, 408, 429 or no answer: the collector may come back, unless shutting down.
+            // It may say when (`Retry-After`); at most a minute is waited.
             _ if attempt < c.max_attempts && closing.is_none() => {
                 stats.retries.fetch_add(1, Relaxed);
-                pause(stats, wait);
+                let asked = retry_after.map_or(Duration::ZERO, |d| d.min(Duration::from_secs(60)));
+                pause(stats, wait.max(asked));
                 wait = (wait * 2).min(c.backoff.1);
             }
             _ => break,
@@ -915,6 +935,7 @@ fn metrics_loop(
 ) {
     let start = monitor_core::process::started_at();
     let mut body: Vec<u8> = Vec::new();
+    let mut conn = client::Connection::new();
     loop {
         let asked = {
             let (lock, wake) = stop;
@@ -937,7 +958,7 @@ fn metrics_loop(
             }
             let points = batch.points();
             stats.sending.store(points, Relaxed);
-            if send(config, stats, &body, points) == Sent::Late {
+            if send(config, &mut conn, stats, &body, points) == Sent::Late {
                 stats.late.fetch_add(points, Relaxed);
             }
             stats.sending.store(0, Relaxed);

@@ -231,6 +231,15 @@ impl Posted {
 pub struct Receiver {
     pub addr: SocketAddr,
     posted: std::sync::Arc<std::sync::Mutex<Vec<Posted>>>,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// One answer of a keep-alive receiver's script: a status, more header lines (each ending in
+/// `\r\n`) and a body.
+pub struct Scripted {
+    pub status: u16,
+    pub headers: &'static str,
+    pub body: Vec<u8>,
 }
 
 impl Receiver {
@@ -254,7 +263,50 @@ impl Receiver {
                 );
             }
         });
-        Receiver { addr, posted }
+        Receiver { addr, posted, connections: Default::default() }
+    }
+
+    /// A receiver that keeps connections open between requests (HTTP/1.1 keep-alive), answers
+    /// with the next of `script` (then 200), keeps every request it got, and counts the
+    /// connections it accepted.
+    pub fn start_keep_alive(script: Vec<Scripted>) -> Receiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let posted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let script = std::sync::Arc::new(std::sync::Mutex::new(script.into_iter()));
+        let (log, count) = (std::sync::Arc::clone(&posted), std::sync::Arc::clone(&connections));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let (log, script) = (std::sync::Arc::clone(&log), std::sync::Arc::clone(&script));
+                std::thread::spawn(move || {
+                    while let Some(p) = read_request(&mut stream) {
+                        log.lock().unwrap().push(p);
+                        let next = script.lock().unwrap().next();
+                        let a = next.unwrap_or(Scripted { status: 200, headers: "", body: vec![] });
+                        let head = format!(
+                            "HTTP/1.1 {} X\r\nContent-Length: {}\r\n{}\r\n",
+                            a.status,
+                            a.body.len(),
+                            a.headers
+                        );
+                        if stream.write_all(head.as_bytes()).is_err()
+                            || stream.write_all(&a.body).is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Receiver { addr, posted, connections }
+    }
+
+    /// Connections accepted so far (keep-alive receivers).
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn url(&self, path: &str) -> String {
