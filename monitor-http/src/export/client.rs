@@ -64,6 +64,19 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    /// The host, as written (an IPv6 address in brackets).
+    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
+    pub(crate) fn host(&self) -> &str {
+        &self.host
+    }
+
+    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+}
+
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "http://{}:{}{}", self.host, self.port, self.path)

@@ -83,7 +83,7 @@ impl fmt::Display for Exporters {
 /// | --- | --- |
 /// | `OTEL_EXPORTER_OTLP_ENDPOINT` | base URL of every signal (`…/v1/traces`, `…/v1/metrics`, `…/v1/logs`) |
 /// | `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT` | one signal's full URL |
-/// | `OTEL_EXPORTER_OTLP[_{SIGNAL}]_PROTOCOL` | `http/protobuf` (default) or `http/json` |
+/// | `OTEL_EXPORTER_OTLP[_{SIGNAL}]_PROTOCOL` | `http/protobuf` (default), `http/json`, or `grpc` (feature `grpc`; the endpoint is then the collector's gRPC address) |
 /// | `OTEL_EXPORTER_OTLP[_{SIGNAL}]_HEADERS` | `key=value,…`, values percent-decoded |
 /// | `OTEL_EXPORTER_OTLP[_{SIGNAL}]_TIMEOUT` | per request, in milliseconds (default 10000) |
 /// | `OTEL_{TRACES,METRICS,LOGS}_EXPORTER` | `otlp` (default) or `none` |
@@ -97,8 +97,8 @@ impl fmt::Display for Exporters {
 ///
 /// # Errors
 ///
-/// [`EnvError`] naming the variable whose value cannot be used (a protocol this exporter does
-/// not speak, such as `grpc`, is one).
+/// [`EnvError`] naming the variable whose value cannot be used (`grpc` without the feature
+/// `grpc` is one).
 ///
 /// ```
 /// let exporters = monitor_http::export::from_env().unwrap();
@@ -142,8 +142,14 @@ pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Exporters, E
             Some(other) => return Err(invalid(&exporter_var, other, "use otlp or none")),
         }
         let own = format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT");
+        let protocol = var(&format!("OTEL_EXPORTER_OTLP_{signal}_PROTOCOL"))
+            .or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"));
         let (url, from) = match (var(&own), &base) {
             (Some(url), _) => (url, own),
+            // gRPC has one address for every signal; the method names the signal.
+            (None, Some(base)) if protocol.as_deref() == Some("grpc") => {
+                (base.clone(), "OTEL_EXPORTER_OTLP_ENDPOINT".into())
+            }
             (None, Some(base)) => {
                 let path = format!("/v1/{}", signal.to_ascii_lowercase());
                 (
@@ -200,14 +206,8 @@ fn config(
         match protocol.as_str() {
             "http/protobuf" => {}
             "http/json" => c = c.json(),
-            "grpc" => {
-                return Err(invalid(
-                    &name,
-                    &protocol,
-                    "OTLP/gRPC is not supported yet; use http/protobuf (the collector's port 4318)",
-                ))
-            }
-            _ => return Err(invalid(&name, &protocol, "use http/protobuf or http/json")),
+            "grpc" => c = grpc(c, &name, &protocol)?,
+            _ => return Err(invalid(&name, &protocol, "use grpc, http/protobuf or http/json")),
         }
     }
     if let Some((name, headers)) = pick("HEADERS") {
@@ -264,6 +264,22 @@ fn config(
         }
     }
     Ok(c)
+}
+
+#[cfg(feature = "grpc")]
+#[allow(clippy::unnecessary_wraps)]
+fn grpc(c: ExportConfig, _name: &str, _value: &str) -> Result<ExportConfig, EnvError> {
+    Ok(c.grpc())
+}
+
+#[cfg(not(feature = "grpc"))]
+fn grpc(_: ExportConfig, name: &str, value: &str) -> Result<ExportConfig, EnvError> {
+    Err(invalid(
+        name,
+        value,
+        "OTLP/gRPC needs monitor-http's feature `grpc`; enable it, or use http/protobuf (the \
+         collector's port 4318)",
+    ))
 }
 
 #[cfg(feature = "log")]
@@ -362,9 +378,9 @@ mod tests {
             (
                 &[
                     ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://h:1"),
-                    ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                    ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/xml"),
                 ],
-                "OTEL_EXPORTER_OTLP_PROTOCOL=\"grpc\": OTLP/gRPC is not supported yet",
+                "OTEL_EXPORTER_OTLP_PROTOCOL=\"http/xml\": use grpc, http/protobuf or http/json",
             ),
             (
                 &[

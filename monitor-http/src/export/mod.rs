@@ -20,6 +20,8 @@
 mod client;
 #[cfg(feature = "otlp")]
 mod env;
+#[cfg(feature = "grpc")]
+mod grpc;
 #[cfg(all(feature = "otlp", feature = "log"))]
 mod logs;
 #[cfg(feature = "otlp")]
@@ -68,6 +70,9 @@ pub enum Protocol {
     /// OTLP/HTTP with JSON bodies (`application/json`).
     #[cfg(feature = "otlp")]
     OtlpJson,
+    /// OTLP/gRPC: unary `Export` calls over HTTP/2 (feature `grpc`).
+    #[cfg(feature = "grpc")]
+    OtlpGrpc,
     /// Zipkin v2 JSON (`POST /api/v2/spans`).
     #[cfg(feature = "zipkin")]
     ZipkinJson,
@@ -80,6 +85,8 @@ impl Protocol {
             Protocol::OtlpProtobuf => "application/x-protobuf",
             #[cfg(feature = "otlp")]
             Protocol::OtlpJson => "application/json",
+            #[cfg(feature = "grpc")]
+            Protocol::OtlpGrpc => "application/grpc",
             #[cfg(feature = "zipkin")]
             Protocol::ZipkinJson => "application/json",
         }
@@ -91,6 +98,8 @@ impl Protocol {
             Protocol::OtlpProtobuf => otlp::encode_protobuf(service, spans, out),
             #[cfg(feature = "otlp")]
             Protocol::OtlpJson => otlp::encode_json(service, spans, out),
+            #[cfg(feature = "grpc")]
+            Protocol::OtlpGrpc => otlp::encode_protobuf(service, spans, out),
             #[cfg(feature = "zipkin")]
             Protocol::ZipkinJson => zipkin::encode(service, spans, out),
         }
@@ -240,6 +249,17 @@ fn default_service_name() -> String {
 }
 
 impl ExportConfig {
+    /// The signal's name: `traces`, `metrics` or `logs`.
+    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
+    fn signal_name(&self) -> &'static str {
+        match self.signal {
+            Signal::Traces => "traces",
+            Signal::Metrics(_) => "metrics",
+            #[cfg(all(feature = "otlp", feature = "log"))]
+            Signal::Logs => "logs",
+        }
+    }
+
     fn new(url: &str, protocol: Protocol) -> Result<ExportConfig, ExportError> {
         Ok(ExportConfig {
             endpoint: Endpoint::parse(url)?,
@@ -368,6 +388,22 @@ impl ExportConfig {
     ) -> ExportConfig {
         self.service.attributes.retain(|(k, _)| k != key);
         self.service.attributes.push((key.to_string(), value.into()));
+        self
+    }
+
+    /// Sends OTLP over gRPC (HTTP/2, plain TCP) instead of HTTP/1.1: give the collector's
+    /// gRPC address, e.g. `http://127.0.0.1:4317`, as the URL; the path is the signal's
+    /// service (feature `grpc`).
+    ///
+    /// ```
+    /// # #[cfg(feature = "grpc")] {
+    /// let c = monitor_http::export::ExportConfig::otlp("http://localhost:4317").unwrap().grpc();
+    /// # drop(c);
+    /// # }
+    /// ```
+    #[cfg(feature = "grpc")]
+    pub fn grpc(mut self) -> ExportConfig {
+        self.protocol = Protocol::OtlpGrpc;
         self
     }
 
@@ -516,12 +552,9 @@ impl ExportConfig {
             (self.queue, self.shutdown_timeout, self.batch);
         let running = match self.signal {
             Signal::Traces => {
-                let worker = Worker {
-                    config: self,
-                    stats: Arc::clone(&stats),
-                    body: Vec::new(),
-                    conn: client::Connection::new(),
-                };
+                let conn = Link::for_protocol(self.protocol);
+                let worker =
+                    Worker { config: self, stats: Arc::clone(&stats), body: Vec::new(), conn };
                 Running::Spans(trace::add_batching_observer(name, worker, queue, batch, linger))
             }
             Signal::Metrics(every) => Running::Metrics(MetricsThread::start(self, every, &stats)),
@@ -753,7 +786,7 @@ struct Worker {
     config: ExportConfig,
     stats: Arc<Counts>,
     body: Vec<u8>,
-    conn: client::Connection,
+    conn: Link,
 }
 
 impl SpanObserver for Worker {
@@ -770,6 +803,26 @@ impl SpanObserver for Worker {
     }
 }
 
+/// How an exporter reaches its collector: one kept HTTP/1.1 connection, or one HTTP/2
+/// connection for gRPC.
+#[derive(Debug)]
+enum Link {
+    Http(client::Connection),
+    #[cfg(feature = "grpc")]
+    Grpc(grpc::GrpcConnection),
+}
+
+impl Link {
+    fn for_protocol(protocol: Protocol) -> Link {
+        match protocol {
+            #[cfg(feature = "grpc")]
+            Protocol::OtlpGrpc => Link::Grpc(grpc::GrpcConnection::new()),
+            #[allow(unreachable_patterns)]
+            _ => Link::Http(client::Connection::new()),
+        }
+    }
+}
+
 /// What became of a request body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sent {
@@ -782,13 +835,7 @@ enum Sent {
 
 /// Sends `body` (holding `n` spans or data points) with `c`'s retries and timeouts, and counts
 /// the outcome in `stats`.
-fn send(
-    c: &ExportConfig,
-    conn: &mut client::Connection,
-    stats: &Counts,
-    body: &[u8],
-    n: u64,
-) -> Sent {
+fn send(c: &ExportConfig, conn: &mut Link, stats: &Counts, body: &[u8], n: u64) -> Sent {
     let compressed;
     let (body, encoding) = if c.gzip {
         compressed = gzip(body);
@@ -807,8 +854,17 @@ fn send(
         if timeout.is_zero() {
             return Sent::Late;
         }
-        let content = (c.protocol.content_type(), encoding);
-        let answer = conn.post(&c.endpoint, content, &c.headers, body, timeout);
+        let answer = match conn {
+            Link::Http(conn) => {
+                let content = (c.protocol.content_type(), encoding);
+                conn.post(&c.endpoint, content, &c.headers, body, timeout)
+            }
+            #[cfg(feature = "grpc")]
+            Link::Grpc(g) => {
+                let method = grpc::method(c.signal_name());
+                g.post(&c.endpoint, method, encoding.is_some(), &c.headers, body, timeout)
+            }
+        };
         let retry_after = answer.as_ref().ok().and_then(|a| a.retry_after);
         match answer.map(|a| (a.status, a.body)) {
             Ok((status, answer)) if (200..300).contains(&status) => {
@@ -935,7 +991,7 @@ fn metrics_loop(
 ) {
     let start = monitor_core::process::started_at();
     let mut body: Vec<u8> = Vec::new();
-    let mut conn = client::Connection::new();
+    let mut conn = Link::for_protocol(config.protocol);
     loop {
         let asked = {
             let (lock, wake) = stop;

@@ -9,6 +9,8 @@ pub(crate) fn refused(protocol: Protocol, body: &[u8]) -> u64 {
     match protocol {
         #[cfg(feature = "otlp")]
         Protocol::OtlpProtobuf => protobuf(body).unwrap_or(0),
+        #[cfg(feature = "grpc")]
+        Protocol::OtlpGrpc => protobuf(body).unwrap_or(0),
         #[cfg(feature = "otlp")]
         Protocol::OtlpJson => json(body).unwrap_or(0),
         #[cfg(feature = "zipkin")]

@@ -368,15 +368,22 @@ pub struct Collector {
     child: std::process::Child,
     printed: std::sync::Arc<std::sync::Mutex<String>>,
     port: u16,
+    grpc: u16,
 }
 
 impl Collector {
     /// Starts one on free loopback ports, printing `signal` (`traces`, `metrics`, `logs`).
     pub fn start(signal: &str) -> Option<Collector> {
+        Collector::start_with(&["--debug-log", signal])
+    }
+
+    /// Starts one with these arguments of `rotel-agent start` besides its ports.
+    pub fn start_with(args: &[&str]) -> Option<Collector> {
         let agent = tool("rotel-agent")?;
         let (http, grpc) = (free_port(), free_port());
         let mut child = Command::new(agent)
-            .args(["start", "--exporter", "blackhole", "--debug-log", signal])
+            .args(["start", "--exporter", "blackhole"])
+            .args(args)
             .args(["--debug-log-verbosity", "detailed"])
             .args(["--otlp-http-endpoint", &format!("127.0.0.1:{http}")])
             .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc}")])
@@ -404,7 +411,12 @@ impl Collector {
             assert!(std::time::Instant::now() < deadline, "rotel-agent did not listen");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Some(Collector { child, printed, port: http })
+        Some(Collector { child, printed, port: http, grpc })
+    }
+
+    /// Its OTLP/gRPC port.
+    pub fn grpc_port(&self) -> u16 {
+        self.grpc
     }
 
     /// The URL of its OTLP/HTTP receiver's `path`.
