@@ -20,10 +20,13 @@ pub struct Endpoint {
     host: String,
     port: u16,
     path: String,
+    /// `https://` (feature `tls`).
+    tls: bool,
 }
 
 impl Endpoint {
-    /// Parses an endpoint URL (`http` only; the port defaults to 80, the path to `/`).
+    /// Parses an endpoint URL: `http`, or `https` with the feature `tls`; the port defaults
+    /// to 80 (443), the path to `/`.
     ///
     /// ```
     /// use monitor_http::export::Endpoint;
@@ -32,10 +35,12 @@ impl Endpoint {
     /// ```
     pub fn parse(url: &str) -> Result<Endpoint, ExportError> {
         let bad = || ExportError::BadUrl(url.to_string());
-        if url.starts_with("https://") {
-            return Err(ExportError::Https(url.to_string()));
-        }
-        let rest = url.strip_prefix("http://").ok_or_else(bad)?;
+        let (rest, tls) = match url.strip_prefix("https://") {
+            Some(_) if !cfg!(feature = "tls") => return Err(ExportError::Https(url.to_string())),
+            Some(rest) => (rest, true),
+            None => (url.strip_prefix("http://").ok_or_else(bad)?, false),
+        };
+        let default_port = if tls { 443 } else { 80 };
         let (authority, path) = match rest.find('/') {
             Some(i) => rest.split_at(i),
             None => (rest, "/"),
@@ -47,20 +52,20 @@ impl Endpoint {
             let (h, after) = v6.split_once(']').ok_or_else(bad)?;
             let port = match after.strip_prefix(':') {
                 Some(p) => p.parse().map_err(|_| bad())?,
-                None if after.is_empty() => 80,
+                None if after.is_empty() => default_port,
                 None => return Err(bad()),
             };
             (format!("[{h}]"), port)
         } else {
             match authority.rsplit_once(':') {
                 Some((h, p)) => (h.to_string(), p.parse().map_err(|_| bad())?),
-                None => (authority.to_string(), 80),
+                None => (authority.to_string(), default_port),
             }
         };
         if host.is_empty() || port == 0 {
             return Err(bad());
         }
-        Ok(Endpoint { host, port, path: path.to_string() })
+        Ok(Endpoint { host, port, path: path.to_string(), tls })
     }
 }
 
@@ -75,11 +80,18 @@ impl Endpoint {
     pub(crate) fn port(&self) -> u16 {
         self.port
     }
+
+    /// Whether it is an `https://` endpoint.
+    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls
+    }
 }
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}:{}{}", self.host, self.port, self.path)
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}:{}{}", self.host, self.port, self.path)
     }
 }
 
@@ -102,14 +114,92 @@ const MAX_HEAD: usize = 16 * 1024;
 /// again when the collector closed it.
 #[derive(Debug)]
 pub(crate) struct Connection {
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
     /// Connections opened so far.
     pub(crate) opened: u64,
+    /// How `https://` connections are made (feature `tls`).
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+/// A connection's stream: plain TCP, or TLS over it.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => &s.sock,
+        }
+    }
+
+    fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.tcp().set_read_timeout(d)
+    }
+
+    fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.tcp().set_write_timeout(d)
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.flush(),
+        }
+    }
 }
 
 impl Connection {
-    pub(crate) const fn new() -> Connection {
-        Connection { stream: None, opened: 0 }
+    /// A connection made on first use; `https://` ones with `tls` (feature `tls`).
+    pub(crate) fn new(
+        #[cfg(feature = "tls")] tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Connection {
+        Connection {
+            stream: None,
+            opened: 0,
+            #[cfg(feature = "tls")]
+            tls,
+        }
+    }
+
+    /// A new stream to `endpoint`: TCP, and TLS over it for `https://`.
+    fn open(&self, endpoint: &Endpoint, deadline: Instant) -> io::Result<Stream> {
+        let tcp = connect(endpoint, deadline)?;
+        #[cfg(feature = "tls")]
+        if endpoint.tls {
+            let config = self.tls.clone().ok_or_else(|| bad("no TLS configuration"))?;
+            let name = super::tls::server_name(endpoint.host())?;
+            let conn = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
+            return Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp))));
+        }
+        Ok(Stream::Plain(tcp))
     }
 
     /// POSTs `body` of `content` (its type, and its encoding if compressed) within `timeout`.
@@ -135,7 +225,7 @@ impl Connection {
                 Err(Failure::During(e)) => return Err(e),
             }
         }
-        let stream = connect(endpoint, deadline)?;
+        let stream = self.open(endpoint, deadline)?;
         self.opened += 1;
         match exchange(stream, &request, body, deadline) {
             Ok((answer, keep)) => {
@@ -204,11 +294,11 @@ fn request_head(
 /// Sends one request on `stream` and reads its answer; the stream back if it can carry the
 /// next request.
 fn exchange(
-    mut stream: TcpStream,
+    mut stream: Stream,
     head: &str,
     body: &[u8],
     deadline: Instant,
-) -> Result<(Answer, Option<TcpStream>), Failure> {
+) -> Result<(Answer, Option<Stream>), Failure> {
     let before = Failure::BeforeAnswer;
     stream.set_write_timeout(Some(left(deadline).map_err(before)?)).map_err(before)?;
     stream.write_all(head.as_bytes()).map_err(before)?;
@@ -262,7 +352,7 @@ fn exchange(
         }
     }
     let mut rest = buf[head_end..].to_vec();
-    let read_more = |stream: &mut TcpStream, rest: &mut Vec<u8>| read_more(stream, rest, deadline);
+    let read_more = |stream: &mut Stream, rest: &mut Vec<u8>| read_more(stream, rest, deadline);
     let framed = if let Some(len) = length.filter(|_| !chunked) {
         if len > MAX_BODY {
             false
@@ -294,9 +384,9 @@ fn exchange(
 
 /// A chunked body read whole, if it fits in [`MAX_BODY`] (`None`: too long, not reusable).
 fn dechunk(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     rest: &mut Vec<u8>,
-    read_more: &dyn Fn(&mut TcpStream, &mut Vec<u8>) -> io::Result<bool>,
+    read_more: &dyn Fn(&mut Stream, &mut Vec<u8>) -> io::Result<bool>,
 ) -> io::Result<Option<Vec<u8>>> {
     let mut body = Vec::new();
     let mut at = 0;
@@ -334,7 +424,7 @@ fn dechunk(
 }
 
 /// Reads what more `stream` has into `rest`; false at its end.
-fn read_more(stream: &mut TcpStream, rest: &mut Vec<u8>, deadline: Instant) -> io::Result<bool> {
+fn read_more(stream: &mut Stream, rest: &mut Vec<u8>, deadline: Instant) -> io::Result<bool> {
     let mut chunk = [0u8; 4096];
     stream.set_read_timeout(Some(left(deadline)?))?;
     let n = stream.read(&mut chunk)?;
@@ -371,6 +461,14 @@ mod tests {
         ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
-        assert!(matches!(Endpoint::parse("https://h/"), Err(ExportError::Https(_))));
+        if cfg!(feature = "tls") {
+            let e = Endpoint::parse("https://h/v1/traces").unwrap();
+            assert_eq!(
+                (e.port, e.tls, e.to_string().as_str()),
+                (443, true, "https://h:443/v1/traces")
+            );
+        } else {
+            assert!(matches!(Endpoint::parse("https://h/"), Err(ExportError::Https(_))));
+        }
     }
 }

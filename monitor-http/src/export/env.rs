@@ -92,6 +92,7 @@ impl fmt::Display for Exporters {
 /// | `OTEL_METRIC_EXPORT_INTERVAL` | milliseconds between metrics snapshots (default 60000) |
 /// | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BSP_SCHEDULE_DELAY` | spans per request (512), and milliseconds a batch waits to fill (5000) |
 /// | `OTEL_EXPORTER_OTLP[_{SIGNAL}]_COMPRESSION` | `gzip` or `none` |
+/// | `OTEL_EXPORTER_OTLP[_{SIGNAL}]_CERTIFICATE` | a PEM file of certificates to trust for `https://` (feature `tls`) |
 /// | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | `always_on`, `always_off`, `traceidratio` and their `parentbased_` forms |
 /// | `OTEL_SDK_DISABLED` | `true`: no exporter |
 ///
@@ -224,6 +225,9 @@ fn config(
         let ms: u64 = ms.parse().map_err(|_| invalid(&name, &ms, "write milliseconds"))?;
         c = c.timeout(Duration::from_millis(ms));
     }
+    if let Some((name, path)) = pick("CERTIFICATE") {
+        c = certificate(c, &name, &path)?;
+    }
     if let Some(compression) = pick("COMPRESSION") {
         c = compressed(c, compression)?;
     }
@@ -264,6 +268,19 @@ fn config(
         }
     }
     Ok(c)
+}
+
+/// `OTEL_EXPORTER_OTLP_CERTIFICATE`: a PEM file of certificates to trust.
+#[cfg(feature = "tls")]
+fn certificate(c: ExportConfig, name: &str, path: &str) -> Result<ExportConfig, EnvError> {
+    let pem = std::fs::read(path)
+        .map_err(|e| invalid(name, path, &format!("cannot read the file: {e}")))?;
+    c.tls_root_certificates(&pem).map_err(|error| EnvError::Export { variable: name.into(), error })
+}
+
+#[cfg(not(feature = "tls"))]
+fn certificate(_: ExportConfig, name: &str, path: &str) -> Result<ExportConfig, EnvError> {
+    Err(invalid(name, path, "certificates need monitor-http's feature `tls`; enable it"))
 }
 
 #[cfg(feature = "grpc")]

@@ -16,6 +16,9 @@ use super::client::{Answer, Endpoint};
 pub(crate) struct GrpcConnection {
     runtime: Option<tokio::runtime::Runtime>,
     sender: Option<SendRequest<Full<Bytes>>>,
+    /// How `https://` connections are made (feature `tls`), offering h2.
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for GrpcConnection {
@@ -33,9 +36,16 @@ fn err(what: impl std::fmt::Display) -> io::Error {
 }
 
 impl GrpcConnection {
-    pub(crate) fn new() -> GrpcConnection {
+    pub(crate) fn new(
+        #[cfg(feature = "tls")] tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    ) -> GrpcConnection {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok();
-        GrpcConnection { runtime, sender: None }
+        GrpcConnection {
+            runtime,
+            sender: None,
+            #[cfg(feature = "tls")]
+            tls,
+        }
     }
 
     /// Calls `method` (e.g. `/opentelemetry.proto.collector.trace.v1.TraceService/Export`)
@@ -59,7 +69,8 @@ impl GrpcConnection {
         frame.extend_from_slice(&u32::try_from(message.len()).map_err(err)?.to_be_bytes());
         frame.extend_from_slice(message);
         let authority = format!("{}:{}", endpoint.host(), endpoint.port());
-        let mut request = http::Request::post(format!("http://{authority}{method}"))
+        let scheme = if endpoint.is_tls() { "https" } else { "http" };
+        let mut request = http::Request::post(format!("{scheme}://{authority}{method}"))
             .header("content-type", "application/grpc")
             .header("te", "trailers")
             .header("grpc-timeout", format!("{}m", timeout.as_millis().max(1)))
@@ -74,6 +85,12 @@ impl GrpcConnection {
         let sender = &mut self.sender;
         let host = endpoint.host().trim_start_matches('[').trim_end_matches(']').to_string();
         let port = endpoint.port();
+        #[cfg(feature = "tls")]
+        let tls = match (endpoint.is_tls(), &self.tls) {
+            (false, _) => None,
+            (true, Some(config)) => Some(tokio_rustls::TlsConnector::from(config.clone())),
+            (true, None) => return Err(err("no TLS configuration")),
+        };
         let exchange = async {
             let kept = match sender.take() {
                 Some(mut s) => s.ready().await.is_ok().then_some(s),
@@ -84,14 +101,15 @@ impl GrpcConnection {
                 None => {
                     let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
                     tcp.set_nodelay(true)?;
-                    let (s, conn) = hyper::client::conn::http2::handshake(
-                        TokioExecutor::new(),
-                        TokioIo::new(tcp),
-                    )
-                    .await
-                    .map_err(err)?;
-                    tokio::spawn(conn);
-                    s
+                    #[cfg(feature = "tls")]
+                    if let Some(connector) = &tls {
+                        let name = super::tls::server_name(&host)?;
+                        handshake(connector.connect(name, tcp).await?).await?
+                    } else {
+                        handshake(tcp).await?
+                    }
+                    #[cfg(not(feature = "tls"))]
+                    handshake(tcp).await?
                 }
             };
             let response = s.send_request(request).await.map_err(err)?;
@@ -123,6 +141,18 @@ impl GrpcConnection {
         let message = body.get(5..).map(<[u8]>::to_vec).unwrap_or_default();
         Ok(Answer { status, retry_after: None, body: message })
     }
+}
+
+/// An HTTP/2 connection over `io`, its driving task spawned.
+async fn handshake<T>(io: T) -> io::Result<SendRequest<Full<Bytes>>>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (s, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+        .await
+        .map_err(err)?;
+    tokio::spawn(conn);
+    Ok(s)
 }
 
 /// The `Export` method of an OTLP signal's service.

@@ -242,7 +242,7 @@ pub(crate) fn run(
 ) {
     let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
     let mut body = Vec::new();
-    let mut conn = super::Link::for_protocol(config.protocol);
+    let mut conn = super::Link::for_config(config);
     loop {
         // A first record, the stop flag looked at every 50 ms.
         let first = loop {

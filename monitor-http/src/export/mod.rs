@@ -29,6 +29,8 @@ mod metrics;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod partial;
+#[cfg(feature = "tls")]
+mod tls;
 #[cfg(feature = "zipkin")]
 mod zipkin;
 
@@ -52,9 +54,14 @@ pub enum ExportError {
     /// The endpoint is not an `http://host:port/path` URL.
     #[error("endpoint `{0}` is not a URL like http://127.0.0.1:4318/v1/traces")]
     BadUrl(String),
-    /// An `https://` endpoint: this exporter speaks plain HTTP.
-    #[error("endpoint `{0}` uses https, which this exporter does not speak; send to a local collector (or a TLS-terminating proxy) over http://")]
+    /// An `https://` endpoint without the feature `tls`.
+    #[error("endpoint `{0}` uses https, which needs monitor-http's feature `tls`; enable it, or send to a local collector over http://")]
     Https(String),
+    /// A PEM text of certificates to trust that cannot be used.
+    #[error(
+        "the certificates to trust cannot be used: {0}; give PEM text with CERTIFICATE blocks"
+    )]
+    BadCertificate(String),
     /// A header name or value that cannot be sent.
     #[error("header `{0}` cannot be sent: names are tokens, values printable ASCII")]
     BadHeader(String),
@@ -218,6 +225,9 @@ pub struct ExportConfig {
     service: Service,
     headers: Vec<(String, String)>,
     gzip: bool,
+    /// Certificates trusted besides the Mozilla roots (feature `tls`).
+    #[cfg(feature = "tls")]
+    roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     queue: usize,
     /// Spans per request, and the longest a span waits for its batch to fill.
     batch: (usize, Duration),
@@ -268,6 +278,8 @@ impl ExportConfig {
             service: Service { name: default_service_name(), attributes: Vec::new() },
             headers: Vec::new(),
             gzip: false,
+            #[cfg(feature = "tls")]
+            roots: Vec::new(),
             queue: 10_000,
             batch: (512, Duration::from_secs(5)),
             max_attempts: 4,
@@ -283,7 +295,7 @@ impl ExportConfig {
     /// # #[cfg(feature = "otlp")] {
     /// use monitor_http::export::{ExportConfig, ExportError};
     /// assert!(ExportConfig::otlp("http://localhost:4318/v1/traces").is_ok());
-    /// assert!(matches!(ExportConfig::otlp("https://x/v1/traces"), Err(ExportError::Https(_))));
+    /// assert!(matches!(ExportConfig::otlp("ftp://x/v1/traces"), Err(ExportError::BadUrl(_))));
     /// # }
     /// ```
     #[cfg(feature = "otlp")]
@@ -476,6 +488,28 @@ impl ExportConfig {
         self
     }
 
+    /// Trusts the certificates of `pem` (one or more `CERTIFICATE` blocks) for `https://`
+    /// endpoints, besides the Mozilla roots: a private CA, or a collector's self-signed
+    /// certificate (feature `tls`).
+    ///
+    /// # Errors
+    ///
+    /// [`ExportError::BadCertificate`] when `pem` holds no certificate, or one that cannot be
+    /// trusted.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tls")] {
+    /// use monitor_http::export::{ExportConfig, ExportError};
+    /// let c = ExportConfig::otlp("https://collector.internal:4318/v1/traces").unwrap();
+    /// assert!(matches!(c.tls_root_certificates(b"not pem"), Err(ExportError::BadCertificate(_))));
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_root_certificates(mut self, pem: &[u8]) -> Result<ExportConfig, ExportError> {
+        self.roots.extend(tls::parse_pem(pem)?);
+        Ok(self)
+    }
+
     /// Spans queued while the collector is slow or down (default 10,000); beyond, dropped and
     /// counted.
     pub fn queue(mut self, spans: usize) -> ExportConfig {
@@ -552,7 +586,7 @@ impl ExportConfig {
             (self.queue, self.shutdown_timeout, self.batch);
         let running = match self.signal {
             Signal::Traces => {
-                let conn = Link::for_protocol(self.protocol);
+                let conn = Link::for_config(&self);
                 let worker =
                     Worker { config: self, stats: Arc::clone(&stats), body: Vec::new(), conn };
                 Running::Spans(trace::add_batching_observer(name, worker, queue, batch, linger))
@@ -813,12 +847,22 @@ enum Link {
 }
 
 impl Link {
-    fn for_protocol(protocol: Protocol) -> Link {
-        match protocol {
+    fn for_config(c: &ExportConfig) -> Link {
+        match c.protocol {
             #[cfg(feature = "grpc")]
-            Protocol::OtlpGrpc => Link::Grpc(grpc::GrpcConnection::new()),
+            Protocol::OtlpGrpc => {
+                #[cfg(feature = "tls")]
+                let tls = tls::client_config(&c.roots, &[b"h2"]);
+                Link::Grpc(grpc::GrpcConnection::new(
+                    #[cfg(feature = "tls")]
+                    tls,
+                ))
+            }
             #[allow(unreachable_patterns)]
-            _ => Link::Http(client::Connection::new()),
+            _ => Link::Http(client::Connection::new(
+                #[cfg(feature = "tls")]
+                tls::client_config(&c.roots, &[b"http/1.1"]),
+            )),
         }
     }
 }
@@ -991,7 +1035,7 @@ fn metrics_loop(
 ) {
     let start = monitor_core::process::started_at();
     let mut body: Vec<u8> = Vec::new();
-    let mut conn = Link::for_protocol(config.protocol);
+    let mut conn = Link::for_config(config);
     loop {
         let asked = {
             let (lock, wake) = stop;

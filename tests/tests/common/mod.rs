@@ -320,6 +320,11 @@ impl Receiver {
 
 fn read_request(stream: &mut std::net::TcpStream) -> Option<Posted> {
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    read_request_from(stream)
+}
+
+/// One HTTP/1.1 request read from `stream` (a TLS stream, say), its body whole.
+pub fn read_request_from(stream: &mut impl Read) -> Option<Posted> {
     let mut raw = Vec::new();
     let mut buf = [0u8; 8192];
     let head_end = loop {
