@@ -91,7 +91,7 @@ pub use history::{enable_history, history, HistoryPoint, HISTORY_POINTS};
 pub use ids::{SpanId, TraceId};
 pub use metrics::{
     BoolVal, Counter, DurationVal, Event, FloatVal, IntVal, Meter, MetricError, MetricKind,
-    Metrics, Scope, Timer, TimerGuard, RATE_WINDOW,
+    Metrics, Scope, Timer, TimerGuard, MAX_SERIES_PER_INSTRUMENT, RATE_WINDOW,
 };
 pub use outcome::Outcome;
 pub use registry::{registry, Registry};

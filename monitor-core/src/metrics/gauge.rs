@@ -46,6 +46,9 @@ impl Scope {
         let read: GaugeFn = crate::gauges::GaugeCell::new(read);
         let key = (Arc::clone(&self.name), Arc::from(name), Arc::clone(&self.tags));
         let mut map = metrics();
+        if super::scope::bounded(&map, key.clone()) != key {
+            return Err(MetricError::TooManySeries);
+        }
         match map.get_mut(&key) {
             Some(Entry { instrument: Instrument::Gauge(f), description: d }) => {
                 *f = read;

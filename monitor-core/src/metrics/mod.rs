@@ -17,7 +17,7 @@ pub use counter::Counter;
 pub use derive::{MetricField, Metrics};
 pub use meter::{Event, Meter, RATE_WINDOW};
 pub(crate) use registry::snapshot;
-pub use scope::Scope;
+pub use scope::{Scope, MAX_SERIES_PER_INSTRUMENT};
 pub use timer::{Timer, TimerGuard};
 pub use values::{BoolVal, DurationVal, FloatVal, IntVal};
 
@@ -88,6 +88,9 @@ pub enum MetricError {
         /// The kind asked for now.
         requested: MetricKind,
     },
+    /// A gauge would be one more series of its name than [`MAX_SERIES_PER_INSTRUMENT`]
+    /// (other instruments past the limit share the overflow series instead).
+    TooManySeries,
 }
 
 impl fmt::Display for MetricError {
@@ -97,6 +100,11 @@ impl fmt::Display for MetricError {
             MetricError::KindMismatch { existing, requested } => write!(
                 f,
                 "this name is already a {existing} in this scope; a {requested} needs another name"
+            ),
+            MetricError::TooManySeries => write!(
+                f,
+                "this gauge name has {MAX_SERIES_PER_INSTRUMENT} tag sets already; tag it with \
+                 fewer distinct values (an id or a path is too many)"
             ),
         }
     }

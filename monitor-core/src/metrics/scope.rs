@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::registry::{metrics, Entry, Instrument, Tags};
+use super::registry::{metrics, Entry, Instrument, Key, Tags};
 use super::*;
 
 /// A named group of instruments, usually one per module: `monitor_core::scope!()`.
@@ -93,6 +93,33 @@ macro_rules! getters {
     };
 }
 
+/// The most tag sets one instrument name of a scope has: past it, new tag sets share one
+/// overflow series tagged `otel.metric.overflow=true` (what OpenTelemetry's SDKs do, with the
+/// same default), so tags with unbounded values — ids, paths — cannot grow memory without
+/// bound, and nothing counted is lost. Gauges past it are refused.
+pub const MAX_SERIES_PER_INSTRUMENT: usize = 2000;
+
+/// The tags of the overflow series.
+fn overflow_tags() -> Tags {
+    Arc::from(vec![("otel.metric.overflow".to_string(), "true".to_string())])
+}
+
+/// `key` if it is registered or within the limit of its name's tag sets, else the key of its
+/// name's overflow series.
+pub(super) fn bounded(map: &BTreeMap<Key, Entry>, key: Key) -> Key {
+    if key.2.is_empty() || map.contains_key(&key) {
+        return key;
+    }
+    let (scope, name) = (Arc::clone(&key.0), Arc::clone(&key.1));
+    let first: Key = (Arc::clone(&scope), Arc::clone(&name), Arc::from(Vec::new()));
+    let taken = map.range(first..).take_while(|(k, _)| k.0 == scope && k.1 == name).count();
+    if taken < MAX_SERIES_PER_INSTRUMENT {
+        key
+    } else {
+        (scope, name, overflow_tags())
+    }
+}
+
 impl Scope {
     /// A scope named `name` (a module path, or any name).
     ///
@@ -149,6 +176,7 @@ impl Scope {
         }
         let key = (Arc::clone(&self.name), Arc::from(name), Arc::clone(&self.tags));
         let mut map = metrics();
+        let key = bounded(&map, key);
         let entry =
             map.entry(key).or_insert_with(|| Entry { description: None, instrument: make() });
         if let (None, Some(d)) = (&entry.description, description) {
@@ -230,5 +258,47 @@ impl Scope {
 impl fmt::Debug for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scope").field("name", &self.name).field("tags", &self.tags).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::MetricValue;
+
+    #[test]
+    fn tag_sets_past_the_limit_share_the_overflow_series() {
+        let scope = Scope::new("series_limit_test");
+        let ids: Vec<String> = (0..MAX_SERIES_PER_INSTRUMENT + 5).map(|i| i.to_string()).collect();
+        for id in &ids {
+            scope.with_tags(&[("user", id)]).counter("logins").inc();
+        }
+        // Known series stay themselves; a new one past the limit counts in the overflow.
+        scope.with_tags(&[("user", "0")]).counter("logins").inc();
+        let snap = super::super::registry::snapshot();
+        let logins: Vec<_> = snap
+            .iter()
+            .filter(|m| m.scope == "series_limit_test" && m.name == "logins")
+            .collect();
+        assert_eq!(logins.len(), MAX_SERIES_PER_INSTRUMENT + 1);
+        let value = |tag: (&str, &str)| {
+            logins
+                .iter()
+                .find(|m| m.tags == [(tag.0.to_string(), tag.1.to_string())])
+                .map(|m| m.value.clone())
+        };
+        assert_eq!(value(("user", "0")), Some(MetricValue::Counter { value: 2, high: 2, low: 0 }));
+        assert_eq!(
+            value(("otel.metric.overflow", "true")),
+            Some(MetricValue::Counter { value: 5, high: 5, low: 0 }),
+            "nothing counted is lost"
+        );
+        // Another name of the scope has a limit of its own; gauges past it are refused.
+        assert_eq!(scope.with_tags(&[("user", "x")]).gauge("sessions", || 1.0), Ok(()));
+        for id in &ids {
+            let _ = scope.with_tags(&[("user", id)]).gauge("sessions", || 1.0);
+        }
+        let err = scope.with_tags(&[("user", "one more")]).gauge("sessions", || 1.0);
+        assert_eq!(err, Err(MetricError::TooManySeries));
     }
 }
