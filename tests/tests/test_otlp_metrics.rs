@@ -326,3 +326,64 @@ fn a_silent_collector_never_holds_the_shutdown() {
     assert!(stats.given_up + stats.unsent > 0, "the last snapshot is counted: {stats:?}");
     drop(held);
 }
+
+#[monitored(name = "otlp_metrics::delta_step")]
+fn delta_step() -> Result<(), std::io::Error> {
+    Ok(())
+}
+
+/// A delta exporter: every export holds the change since the one before, back to back in time,
+/// and the changes add up to the exact totals.
+#[test]
+fn delta_temporality_adds_up_to_the_totals() {
+    for _ in 0..3 {
+        delta_step().unwrap();
+    }
+    let rx = Receiver::start(vec![]);
+    let e = exporter(&rx.url("/v1/metrics")).delta().start();
+    let first = first_post(&rx);
+    for _ in 0..4 {
+        delta_step().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    e.shutdown();
+    let posts: Vec<_> = std::iter::once(first).chain(rx.take()).collect();
+    assert!(posts.len() >= 2, "at least the first and the last export");
+    let (mut calls, mut timed) = (0, 0);
+    let mut last_end = None;
+    for p in &posts {
+        let req = ExportMetricsServiceRequest::decode(p.body.as_slice()).unwrap();
+        let step = |a: &[KeyValue]| is_str(a, "code.function", "otlp_metrics::delta_step");
+        let Some(Data::Sum(sum)) = &metric(&req, "monitor", "monitor.function.calls").data else {
+            panic!()
+        };
+        assert_eq!(sum.aggregation_temporality, 1, "delta");
+        let point = sum.data_points.iter().find(|p| step(&p.attributes)).unwrap();
+        if let Some(end) = last_end {
+            assert_eq!(point.start_time_unix_nano, end, "each delta starts where the last ended");
+        }
+        last_end = Some(point.time_unix_nano);
+        let Some(Number::AsInt(n)) = point.value else { panic!() };
+        calls += n;
+        let Some(Data::ExponentialHistogram(h)) =
+            &metric(&req, "monitor", "monitor.function.duration").data
+        else {
+            panic!()
+        };
+        assert_eq!(h.aggregation_temporality, 1);
+        if let Some(d) = h.data_points.iter().find(|p| step(&p.attributes)) {
+            let buckets: u64 = d.positive.as_ref().map_or(0, |b| b.bucket_counts.iter().sum());
+            assert_eq!(buckets + d.zero_count, d.count);
+            assert!(d.min.is_none() && d.max.is_none(), "a delta's extremes are unknown");
+            timed += d.count;
+        }
+        // What goes up and down stays cumulative.
+        let Some(Data::Sum(in_flight)) =
+            &metric(&req, "monitor", "monitor.function.in_flight").data
+        else {
+            panic!()
+        };
+        assert_eq!(in_flight.aggregation_temporality, 2);
+    }
+    assert_eq!((calls, timed), (7, 7));
+}

@@ -276,10 +276,8 @@ mod tests {
         // Known series stay themselves; a new one past the limit counts in the overflow.
         scope.with_tags(&[("user", "0")]).counter("logins").inc();
         let snap = super::super::registry::snapshot();
-        let logins: Vec<_> = snap
-            .iter()
-            .filter(|m| m.scope == "series_limit_test" && m.name == "logins")
-            .collect();
+        let logins: Vec<_> =
+            snap.iter().filter(|m| m.scope == "series_limit_test" && m.name == "logins").collect();
         assert_eq!(logins.len(), MAX_SERIES_PER_INSTRUMENT + 1);
         let value = |tag: (&str, &str)| {
             logins

@@ -90,6 +90,7 @@ impl fmt::Display for Exporters {
 /// | `OTEL_SERVICE_NAME` | `service.name` |
 /// | `OTEL_RESOURCE_ATTRIBUTES` | `key=value,…` resource attributes |
 /// | `OTEL_METRIC_EXPORT_INTERVAL` | milliseconds between metrics snapshots (default 60000) |
+/// | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | `cumulative` (default), `delta` or `lowmemory` (both: deltas) |
 /// | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BSP_SCHEDULE_DELAY` | spans per request (512), and milliseconds a batch waits to fill (5000) |
 /// | `OTEL_EXPORTER_OTLP[_{SIGNAL}]_COMPRESSION` | `gzip` or `none` |
 /// | `OTEL_EXPORTER_OTLP[_{SIGNAL}]_CERTIFICATE` | a PEM file of certificates to trust for `https://` (feature `tls`) |
@@ -260,6 +261,12 @@ fn config(
         }
     }
     if signal == "METRICS" {
+        let name = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE";
+        match var(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("cumulative") => {}
+            Some("delta" | "lowmemory") => c = c.delta(),
+            Some(other) => return Err(invalid(name, other, "use cumulative, delta or lowmemory")),
+        }
         if let Some(ms) = var("OTEL_METRIC_EXPORT_INTERVAL") {
             let n: u64 = ms
                 .parse()
@@ -414,6 +421,13 @@ mod tests {
                 "OTEL_EXPORTER_OTLP_HEADERS=\"novalue\"",
             ),
             (&[("OTEL_TRACES_SAMPLER", "sometimes")], "OTEL_TRACES_SAMPLER=\"sometimes\""),
+            (
+                &[
+                    ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://h:1/m"),
+                    ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "sideways"),
+                ],
+                "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=\"sideways\"",
+            ),
             (
                 &[("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "2")],
                 "OTEL_TRACES_SAMPLER_ARG=\"2\"",

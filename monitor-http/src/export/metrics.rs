@@ -42,6 +42,8 @@ const SUMMARY_QUANTILES: [f64; 5] = [0.0, 0.5, 0.9, 0.99, 1.0];
 
 /// Cumulative, in OTLP's `AggregationTemporality`.
 const CUMULATIVE: u64 = 2;
+/// Delta, in OTLP's `AggregationTemporality`.
+const DELTA: u64 = 1;
 
 /// One point's attributes, owned: names come from the snapshot and from tags.
 type Attributes = Vec<(String, AttributeValue)>;
@@ -61,14 +63,45 @@ enum Number {
 }
 
 /// An exponential histogram's data point at [`SCALE`].
+#[derive(Clone)]
 struct Exponential {
     count: u64,
     sum: f64,
     min: f64,
     max: f64,
+    /// Whether `min` and `max` are known (not for a delta point).
+    extremes: bool,
     zero_count: u64,
     offset: i32,
     counts: Vec<u64>,
+}
+
+impl Exponential {
+    /// The change from `before` (the same series, earlier); from zero if it restarted.
+    fn subtract(&mut self, before: &Exponential) {
+        if before.count > self.count {
+            return;
+        }
+        self.count -= before.count;
+        self.sum -= before.sum;
+        self.zero_count = self.zero_count.saturating_sub(before.zero_count);
+        for (i, c) in before.counts.iter().enumerate() {
+            let index = i64::from(before.offset) + i as i64 - i64::from(self.offset);
+            if let Some(slot) = usize::try_from(index).ok().and_then(|k| self.counts.get_mut(k)) {
+                *slot = slot.saturating_sub(*c);
+            }
+        }
+        // Empty buckets at either end go.
+        let first = self.counts.iter().position(|&c| c > 0);
+        let last = self.counts.iter().rposition(|&c| c > 0);
+        match (first, last) {
+            (Some(f), Some(l)) => {
+                self.counts = self.counts[f..=l].to_vec();
+                self.offset += i32::try_from(f).unwrap_or(0);
+            }
+            _ => self.counts.clear(),
+        }
+    }
 }
 
 struct SummaryPoint {
@@ -82,6 +115,9 @@ struct Metric {
     description: String,
     unit: &'static str,
     data: Data,
+    /// Its points are the change since the last export (monotonic sums and histograms of a
+    /// delta exporter).
+    delta: bool,
 }
 
 /// The metrics of one instrumentation scope.
@@ -95,6 +131,68 @@ pub(crate) struct Batch {
     scopes: Vec<ScopeMetrics>,
     start_ns: u64,
     time_ns: u64,
+    /// The start of delta points: the last export's time.
+    delta_start_ns: u64,
+}
+
+/// What a delta exporter remembers of the last export: each series' cumulative value.
+#[derive(Default)]
+pub(crate) struct Previous {
+    time_ns: Option<u64>,
+    sums: std::collections::HashMap<String, i64>,
+    histograms: std::collections::HashMap<String, Exponential>,
+}
+
+/// A series' identity across exports: scope, metric, attributes.
+fn series_key(scope: &str, metric: &str, attrs: &Attributes) -> String {
+    let mut key = format!("{scope}\u{0}{metric}");
+    for (k, v) in attrs {
+        key.push('\u{0}');
+        key.push_str(k);
+        key.push('=');
+        key.push_str(&format!("{v:?}"));
+    }
+    key
+}
+
+impl Batch {
+    /// Turns the monotonic sums and the histograms into their change since `previous` (which
+    /// then holds this batch's values): what a delta exporter sends. Non-monotonic sums,
+    /// gauges and summaries stay as they are, as OpenTelemetry's delta preference keeps them.
+    /// A value lower than before (a restarted series) counts from zero.
+    pub(crate) fn into_delta(mut self, previous: &mut Previous) -> Batch {
+        self.delta_start_ns = previous.time_ns.unwrap_or(self.start_ns);
+        previous.time_ns = Some(self.time_ns);
+        for scope in &mut self.scopes {
+            for m in &mut scope.metrics {
+                match &mut m.data {
+                    Data::Sum { monotonic: true, points } => {
+                        m.delta = true;
+                        for (attrs, n) in points.iter_mut() {
+                            let Number::Int(now) = *n else { continue };
+                            let key = series_key(&scope.name, &m.name, attrs);
+                            let before = previous.sums.insert(key, now).unwrap_or(0);
+                            *n = Number::Int(if now >= before { now - before } else { now });
+                        }
+                    }
+                    Data::Histogram(points) => {
+                        m.delta = true;
+                        for (attrs, e) in points.iter_mut() {
+                            let key = series_key(&scope.name, &m.name, attrs);
+                            let now = e.clone();
+                            if let Some(before) = previous.histograms.insert(key, now) {
+                                e.subtract(&before);
+                            }
+                            // The interval's extremes are not known.
+                            e.extremes = false;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self
+    }
 }
 
 impl Batch {
@@ -126,7 +224,8 @@ pub(crate) fn batch(snapshot: &Snapshot, start: SystemTime) -> Batch {
     let mut scopes = vec![ScopeMetrics { name: "monitor".into(), metrics: functions(snapshot) }];
     scopes.extend(instruments(snapshot));
     scopes.retain(|s| !s.metrics.is_empty());
-    Batch { scopes, start_ns: unix_ns(start), time_ns: unix_ns(SystemTime::now()) }
+    let start_ns = unix_ns(start);
+    Batch { scopes, start_ns, time_ns: unix_ns(SystemTime::now()), delta_start_ns: start_ns }
 }
 
 fn functions(snapshot: &Snapshot) -> Vec<Metric> {
@@ -234,7 +333,7 @@ fn function_polls(
 }
 
 fn metric(name: &str, description: &str, unit: &'static str, data: Data) -> Metric {
-    Metric { name: name.into(), description: description.into(), unit, data }
+    Metric { name: name.into(), description: description.into(), unit, data, delta: false }
 }
 
 /// Instruments, by scope then name: one metric per name and kind, a point per tag set.
@@ -250,6 +349,7 @@ fn instruments(snapshot: &Snapshot) -> Vec<ScopeMetrics> {
             description,
             unit,
             data: empty_like(&data),
+            delta: false,
         });
         merge(&mut entry.data, data);
     }
@@ -337,6 +437,7 @@ fn exponential(d: &Distribution) -> Exponential {
         sum: d.sum_ns as f64 / 1e9,
         min: d.min_ns as f64 / 1e9,
         max: d.max_ns as f64 / 1e9,
+        extremes: d.count > 0,
         zero_count: 0,
         offset: 0,
         counts: Vec::new(),
@@ -418,8 +519,10 @@ fn encode_metric(m: &Metric, batch: &Batch, out: &mut Vec<u8>) {
     if !m.unit.is_empty() {
         len_field(3, m.unit.as_bytes(), out);
     }
+    let start = if m.delta { batch.delta_start_ns } else { batch.start_ns };
+    let temporality = if m.delta { DELTA } else { CUMULATIVE };
     let times = |p: &mut Vec<u8>| {
-        fixed64_field(2, batch.start_ns, p);
+        fixed64_field(2, start, p);
         fixed64_field(3, batch.time_ns, p);
     };
     let number = |attrs: &Attributes, n: Number, p: &mut Vec<u8>| {
@@ -443,7 +546,7 @@ fn encode_metric(m: &Metric, batch: &Batch, out: &mut Vec<u8>) {
             for (a, n) in points {
                 message(1, s, |p| number(a, *n, p));
             }
-            super::otlp::varint_field(2, CUMULATIVE, s);
+            super::otlp::varint_field(2, temporality, s);
             super::otlp::varint_field(3, u64::from(*monotonic), s);
         }),
         Data::Histogram(points) => message(10, out, |h| {
@@ -465,13 +568,13 @@ fn encode_metric(m: &Metric, batch: &Batch, out: &mut Vec<u8>) {
                             len_field(2, &packed, b);
                         });
                     }
-                    if e.count > 0 {
+                    if e.extremes {
                         double_field(12, e.min, p);
                         double_field(13, e.max, p);
                     }
                 });
             }
-            super::otlp::varint_field(2, CUMULATIVE, h);
+            super::otlp::varint_field(2, temporality, h);
         }),
         Data::Summary(points) => message(11, out, |s| {
             for (a, sp) in points {
@@ -539,7 +642,9 @@ fn json_metric(m: &Metric, batch: &Batch, j: &mut Json<'_>) {
     if !m.unit.is_empty() {
         j.key("unit").str(m.unit);
     }
-    let (start, time) = (batch.start_ns.to_string(), batch.time_ns.to_string());
+    let start = if m.delta { batch.delta_start_ns } else { batch.start_ns };
+    let temporality = if m.delta { DELTA } else { CUMULATIVE };
+    let (start, time) = (start.to_string(), batch.time_ns.to_string());
     let head = |attrs: &Attributes, j: &mut Json<'_>| {
         j.begin_object().key("attributes");
         json_key_values(&owned_attrs(attrs), j);
@@ -571,7 +676,7 @@ fn json_metric(m: &Metric, batch: &Batch, j: &mut Json<'_>) {
         Data::Sum { monotonic, points } => {
             j.key("sum").begin_object();
             numbers(points, j);
-            j.key("aggregationTemporality").u64(CUMULATIVE).key("isMonotonic").bool(*monotonic);
+            j.key("aggregationTemporality").u64(temporality).key("isMonotonic").bool(*monotonic);
             j.end_object();
         }
         Data::Histogram(points) => {
@@ -590,7 +695,7 @@ fn json_metric(m: &Metric, batch: &Batch, j: &mut Json<'_>) {
                     }
                     j.end_array().end_object();
                 }
-                if e.count > 0 {
+                if e.extremes {
                     j.key("min");
                     json_f64(e.min, j);
                     j.key("max");
@@ -598,7 +703,7 @@ fn json_metric(m: &Metric, batch: &Batch, j: &mut Json<'_>) {
                 }
                 j.end_object();
             }
-            j.end_array().key("aggregationTemporality").u64(CUMULATIVE).end_object();
+            j.end_array().key("aggregationTemporality").u64(temporality).end_object();
         }
         Data::Summary(points) => {
             j.key("summary").begin_object().key("dataPoints").begin_array();

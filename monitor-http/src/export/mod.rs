@@ -225,6 +225,8 @@ pub struct ExportConfig {
     service: Service,
     headers: Vec<(String, String)>,
     gzip: bool,
+    /// Metrics as their change since the last export, not since the start.
+    delta: bool,
     /// Certificates trusted besides the Mozilla roots (feature `tls`).
     #[cfg(feature = "tls")]
     roots: Vec<rustls::pki_types::CertificateDer<'static>>,
@@ -278,6 +280,7 @@ impl ExportConfig {
             service: Service { name: default_service_name(), attributes: Vec::new() },
             headers: Vec::new(),
             gzip: false,
+            delta: false,
             #[cfg(feature = "tls")]
             roots: Vec::new(),
             queue: 10_000,
@@ -379,6 +382,26 @@ impl ExportConfig {
         if let Signal::Metrics(_) = self.signal {
             self.signal = Signal::Metrics(every.max(Duration::from_millis(100)));
         }
+        self
+    }
+
+    /// Sends a metrics exporter's counts as their change since its last export (delta
+    /// temporality, as backends such as Datadog's and Dynatrace's want) instead of their
+    /// totals since the process started: monotonic sums and histograms become deltas, while
+    /// in-flight counts, counters that go down, gauges and summaries stay as they are (what
+    /// OpenTelemetry's `delta` preference does). `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`
+    /// sets it from the environment.
+    ///
+    /// ```
+    /// # #[cfg(feature = "otlp")] {
+    /// let c = monitor_http::export::ExportConfig::otlp_metrics("http://localhost:4318/v1/metrics")
+    ///     .unwrap()
+    ///     .delta();
+    /// # drop(c);
+    /// # }
+    /// ```
+    pub fn delta(mut self) -> ExportConfig {
+        self.delta = true;
         self
     }
 
@@ -1036,6 +1059,8 @@ fn metrics_loop(
     let start = monitor_core::process::started_at();
     let mut body: Vec<u8> = Vec::new();
     let mut conn = Link::for_config(config);
+    #[cfg(feature = "otlp")]
+    let mut previous = metrics::Previous::default();
     loop {
         let asked = {
             let (lock, wake) = stop;
@@ -1050,7 +1075,10 @@ fn metrics_loop(
         }
         #[cfg(feature = "otlp")]
         {
-            let batch = metrics::batch(&monitor_core::registry().snapshot(), start);
+            let mut batch = metrics::batch(&monitor_core::registry().snapshot(), start);
+            if config.delta {
+                batch = batch.into_delta(&mut previous);
+            }
             body.clear();
             match config.protocol {
                 Protocol::OtlpJson => metrics::encode_json(&config.service, &batch, &mut body),
