@@ -133,6 +133,11 @@ fn hot_path(c: &mut Criterion) {
     monitor_core::trace::record_all(false);
     monitor_core::trace::keep_failed_traces(32);
     g.bench_function("recorded/keep_failed_traces", |b| b.iter(|| monitored_fn(black_box(7))));
+    monitor_core::trace::keep_exemplars(false);
+    g.bench_function("recorded/keep_failed_traces_no_exemplars", |b| {
+        b.iter(|| monitored_fn(black_box(7)));
+    });
+    monitor_core::trace::keep_exemplars(true);
     monitor_core::trace::keep_failed_traces(0);
     g.finish();
 

@@ -136,6 +136,7 @@ impl Registry {
                     success_times: Distribution::default(),
                     failure_times: Distribution::default(),
                     polls: None,
+                    exemplars: Vec::new(),
                 };
                 if let Some(state) = site.state_if_called() {
                     fill(&mut f, state, &name_of);
@@ -161,6 +162,7 @@ fn fill(f: &mut FunctionStats, state: &SiteState, name_of: &impl Fn(usize) -> &'
     f.allocations = c.allocations;
     f.allocated_bytes = c.allocated_bytes;
     f.polls = state.read_polls();
+    f.exemplars = crate::record::exemplars::of(f.name);
     let failures = f.failures();
     f.success_times = state.success_times.distribution(
         &state.pool,

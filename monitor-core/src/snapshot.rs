@@ -238,6 +238,36 @@ pub struct FunctionStats {
     pub failure_times: Distribution,
     /// Its polls, for an async function polled while [poll timing](crate::polls) was on.
     pub polls: Option<PollStats>,
+    /// Recent calls of recorded traces that stand for its latencies and failures, each
+    /// leading to its whole trace ([`trace::exemplar_trace`](crate::trace::exemplar_trace)).
+    pub exemplars: Vec<Exemplar>,
+}
+
+/// A call standing for others of its function: its trace and span, how long it took, when it
+/// ended and how.
+///
+/// ```
+/// // Every exemplar leads to its whole trace.
+/// for f in &monitor_core::registry().snapshot().functions {
+///     for e in &f.exemplars {
+///         let trace = monitor_core::trace::exemplar_trace(e.trace_id).unwrap();
+///         assert!(trace.spans.iter().any(|s| s.span_id == e.span_id));
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Exemplar {
+    /// The call's trace.
+    pub trace_id: crate::ids::TraceId,
+    /// The call's span.
+    pub span_id: crate::ids::SpanId,
+    /// How long it took, in nanoseconds.
+    pub duration_ns: u64,
+    /// When it ended, in nanoseconds since the Unix epoch.
+    pub end_unix_ns: u64,
+    /// How it ended.
+    pub outcome: crate::outcome::Outcome,
 }
 
 /// The polls of a monitored async function timed while [poll timing](crate::polls) was on.

@@ -48,11 +48,13 @@ use crate::ids::{SpanId, TraceId};
 use crate::span::Span;
 
 pub use crate::record::{
-    add_batching_observer, add_observer, failed_traces, in_flight, keep_failed_traces, observers,
-    record_all, sample_ratio, set_sample_ratio, stats, AttributeValue, InFlightSpan,
-    ObserverHandle, ObserverStats, SpanAllocations, SpanEvent, SpanObserver, SpanOutcome,
-    SpanRecord, Status, Trace, TraceContextError, TraceError, TraceParent, TraceState, TraceStats,
-    Watch, WatchError, WatchFilter, WatchWait, MAX_KEPT, MAX_WATCHES, MAX_WATCH_SPANS,
+    add_batching_observer, add_observer, exemplar_trace, exemplar_traces_held, failed_traces,
+    in_flight, keep_exemplars, keep_failed_traces, observers, record_all, sample_ratio,
+    set_sample_ratio, stats, AttributeValue, Exemplar, InFlightSpan, ObserverHandle, ObserverStats,
+    SpanAllocations, SpanEvent, SpanObserver, SpanOutcome, SpanRecord, Status, Trace,
+    TraceContextError, TraceError, TraceParent, TraceState, TraceStats, Watch, WatchError,
+    WatchFilter, WatchWait, MAX_KEPT, MAX_PINNED_SPANS, MAX_PINNED_TRACES, MAX_WATCHES,
+    MAX_WATCH_SPANS,
 };
 
 /// The trace id of the monitored call running on this thread (or in this task), for logs.

@@ -33,7 +33,7 @@
 //! | `/stats/json` | `[measurement, {tags}, field, value]` | [`write_stats_json`] |
 //! | `/metrics` | Prometheus text format, or OpenMetrics when asked | [`write_prometheus`] |
 //! | `/debug/vars` | expvar-style JSON (Go's `expvar`, for Datadog's go_expvar check) | [`write_expvar`] |
-//! | `/trace/svg`, `/trace/json`, `/trace/text` | the next matching call's tree of spans (`regex=`, `trace_id=`, `timeout=`) | [`write_trace_svg`], [`write_trace_json`], [`write_trace_text`] |
+//! | `/trace/svg`, `/trace/json`, `/trace/text` | the next matching call's tree of spans (`regex=`, `timeout=`), or a held trace (`trace_id=`) | [`write_trace_svg`], [`write_trace_json`], [`write_trace_text`] |
 //! | `/history/json` | the collector's history: calls/s, errors/s, p99, in flight, users | [`write_history_json`] |
 //! | `/active`, `/active/json` | calls in flight per category | [`write_in_flight_text`], [`write_in_flight_json`] |
 //! | `/ps`, `/ps/json`, `/ps/dot` | recorded calls in flight as trees | [`write_in_flight_trees_text`], [`write_in_flight_trees_json`], [`write_in_flight_trees_dot`] |

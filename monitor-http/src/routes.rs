@@ -165,29 +165,53 @@ impl TraceWait {
                 ),
             );
         };
-        let mut body = String::new();
-        let mut resp = match self.format {
-            TraceFormat::Svg => {
-                render::trace::write_trace_svg(&trace, &mut body);
-                text(StatusCode::OK, SVG, body)
-            }
-            TraceFormat::Json => {
-                render::trace::write_trace_json(&trace, &mut body);
-                text(StatusCode::OK, views::JSON, body)
-            }
-            TraceFormat::Text => {
-                render::trace::write_trace_text(&trace, &mut body);
-                text(StatusCode::OK, PLAIN, body)
-            }
-        };
-        if let Ok(v) = HeaderValue::from_str(&trace.trace_id.to_string()) {
-            resp.headers_mut().insert("x-monitor-trace-id", v);
+        trace_answer(self.format, &trace)
+    }
+}
+
+/// A trace in `format`.
+fn trace_answer(format: TraceFormat, trace: &Trace) -> Response<Body> {
+    let mut body = String::new();
+    let mut resp = match format {
+        TraceFormat::Svg => {
+            render::trace::write_trace_svg(trace, &mut body);
+            text(StatusCode::OK, SVG, body)
         }
-        resp
+        TraceFormat::Json => {
+            render::trace::write_trace_json(trace, &mut body);
+            text(StatusCode::OK, views::JSON, body)
+        }
+        TraceFormat::Text => {
+            render::trace::write_trace_text(trace, &mut body);
+            text(StatusCode::OK, PLAIN, body)
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&trace.trace_id.to_string()) {
+        resp.headers_mut().insert("x-monitor-trace-id", v);
+    }
+    resp
+}
+
+/// `trace_id=`: 32 lower-case hex digits (as W3C trace context writes them), not all zero.
+fn parse_trace_id(t: &str) -> Result<TraceId, String> {
+    let ok = t.len() == 32 && t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    match u128::from_str_radix(t, 16) {
+        Ok(v) if ok && v != 0 => Ok(TraceId::from_u128(v)),
+        _ => Err(format!(
+            "trace_id `{t}` is not a trace id: give 32 lower-case hex digits, not all zero"
+        )),
     }
 }
 
 fn trace_wait(q: &Query, format: TraceFormat) -> Prepared {
+    // A trace an exemplar (or the failed-trace keeper) holds is answered at once.
+    if q.regex.is_none() {
+        if let Some(Ok(id)) = q.trace_id.as_deref().map(parse_trace_id) {
+            if let Some(trace) = monitor_core::trace::exemplar_trace(id) {
+                return Prepared::Done(trace_answer(format, &trace));
+            }
+        }
+    }
     match trace_watch(q, format) {
         Ok(wait) => Prepared::Wait(wait),
         Err(resp) => Prepared::Done(*resp),
@@ -205,20 +229,10 @@ fn trace_watch(q: &Query, format: TraceFormat) -> Result<TraceWait, Box<Response
         Some("false") => false,
         Some(other) => return Err(bad(format!("preselect=`{other}`: give true or false"))),
     };
-    let trace_id = match &q.trace_id {
+    let trace_id = match q.trace_id.as_deref().map(parse_trace_id) {
         None => None,
-        Some(t) => {
-            // Lower-case hex, as W3C trace context writes trace ids.
-            let ok = t.len() == 32 && t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-            match u128::from_str_radix(t, 16) {
-                Ok(v) if ok && v != 0 => Some(TraceId::from_u128(v)),
-                _ => {
-                    return Err(bad(format!(
-                    "trace_id `{t}` is not a trace id: give 32 lower-case hex digits, not all zero"
-                )))
-                }
-            }
-        }
+        Some(Ok(id)) => Some(id),
+        Some(Err(m)) => return Err(bad(m)),
     };
     let mut what = String::new();
     let filter = match &q.regex {

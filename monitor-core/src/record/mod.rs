@@ -3,6 +3,7 @@
 //! context, and the decision of what to record. The public face of all of this is
 //! [`crate::trace`].
 
+pub(crate) mod exemplars;
 mod live;
 pub(crate) mod observer;
 mod tail;
@@ -18,6 +19,10 @@ use crate::context::SpanCtx;
 use crate::ids::{SpanId, TraceId};
 use crate::site::CallSite;
 
+pub use exemplars::{
+    exemplar_trace, exemplar_traces_held, keep_exemplars, Exemplar, MAX_PINNED_SPANS,
+    MAX_PINNED_TRACES,
+};
 pub use live::{in_flight, InFlightSpan};
 pub use observer::{
     add_batching_observer, add_observer, observers, ObserverHandle, ObserverStats, SpanObserver,
@@ -447,6 +452,8 @@ pub struct TraceStats {
     pub failed_kept: usize,
     /// Traces not tracked for failure because too many were pending.
     pub tail_dropped: u64,
+    /// Traces exemplars hold on to now, and their spans ([`exemplar_traces_held`]).
+    pub exemplar_traces: (usize, usize),
     /// Per observer: delivered and dropped spans.
     pub observers: Vec<ObserverStats>,
 }
@@ -464,6 +471,7 @@ pub fn stats() -> TraceStats {
         watches: watch::count(),
         failed_kept: tail::kept(),
         tail_dropped: tail::dropped(),
+        exemplar_traces: exemplar_traces_held(),
         observers: observers(),
     }
 }

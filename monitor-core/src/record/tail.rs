@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 
 use super::{mode, observer, set_mode, SpanRecord, Trace};
-use crate::ids::TraceId;
+use crate::ids::{SpanId, TraceId};
 
 /// Spans held for unfinished traces, across all of them.
 pub(crate) const PENDING_SPAN_BUDGET: usize = 100_000;
@@ -138,25 +138,41 @@ pub(crate) fn close(record: Arc<SpanRecord>) {
     let Some(p) = done else { return };
     HELD.fetch_sub(p.spans.len(), Relaxed);
     let keep = KEEP.load(Relaxed);
-    if !p.failed || keep == 0 {
+    // Failed traces are kept; others are built only where a span would be an exemplar.
+    if keep == 0 || !(p.failed || super::exemplars::wanted(&p.spans)) {
         return;
     }
     // The root: the span whose parent is not among the trace's spans (the last such to end).
-    let ids: std::collections::HashSet<_> = p.spans.iter().map(|s| s.span_id).collect();
-    let root = p
-        .spans
-        .iter()
-        .rev()
-        .find(|s| s.parent_id.is_none_or(|id| !ids.contains(&id)))
-        .map_or(p.spans.last().map(|s| s.span_id), |s| Some(s.span_id));
+    let root = root_of(&p.spans);
     let Some(root) = root else { return };
-    for s in p.spans.iter().filter(|s| !s.sampled) {
+    let failed = p.failed;
+    let kept = Arc::new(Trace { trace_id: trace, root, spans: p.spans, dropped_spans: p.dropped });
+    super::exemplars::offer(&kept);
+    if !failed {
+        return;
+    }
+    for s in kept.spans.iter().filter(|s| !s.sampled) {
         observer::deliver(s);
     }
-    let kept = Arc::new(Trace { trace_id: trace, root, spans: p.spans, dropped_spans: p.dropped });
     let mut ring = lock(&KEPT);
     ring.push_front(kept);
     ring.truncate(keep);
+}
+
+/// The root of a trace's spans: the last to end of those whose parent is not among them.
+fn root_of(spans: &[Arc<SpanRecord>]) -> Option<SpanId> {
+    let last = spans.last().map(|s| s.span_id);
+    // Small traces (most) are searched directly; larger ones through a set of their ids.
+    let find = |has: &dyn Fn(SpanId) -> bool| {
+        spans.iter().rev().find(|s| s.parent_id.is_none_or(|id| !has(id))).map(|s| s.span_id)
+    };
+    let found = if spans.len() <= 16 {
+        find(&|id| spans.iter().any(|s| s.span_id == id))
+    } else {
+        let ids: std::collections::HashSet<_> = spans.iter().map(|s| s.span_id).collect();
+        find(&|id| ids.contains(&id))
+    };
+    found.or(last)
 }
 
 pub(crate) fn kept() -> usize {

@@ -20,6 +20,11 @@
 //! boolean tallies as a monotonic Sum by `value` (`true`, `false`), gauges as Gauges. The
 //! process statistics and the tokio runtime's are such gauges.
 //!
+//! While every trace is recorded ([`keep_failed_traces`](monitor_core::trace::keep_failed_traces)),
+//! the duration histograms and the error counts carry exemplars: calls standing for them, with
+//! their trace and span ids, each leading to a trace the monitor holds
+//! ([`exemplar_trace`](monitor_core::trace::exemplar_trace)).
+//!
 //! Temporality is cumulative, from the process's start. Exponential histograms use scale 6
 //! (64 buckets per power of two: a bucket's midpoint is within 0.55% of any value in it), so
 //! the exported distribution keeps the 1% precision of the monitor's own histograms.
@@ -27,8 +32,8 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use monitor_core::trace::AttributeValue;
-use monitor_core::{Distribution, FunctionStats, MetricValue, Snapshot, Values};
+use monitor_core::trace::{AttributeValue, Exemplar};
+use monitor_core::{Distribution, FunctionStats, MetricValue, Outcome, Snapshot, Values};
 
 use super::otlp::{fixed64_field, json_key_values, key_values, len_field, message, Attrs};
 use super::Service;
@@ -118,6 +123,8 @@ struct Metric {
     /// Its points are the change since the last export (monotonic sums and histograms of a
     /// delta exporter).
     delta: bool,
+    /// Exemplars of its points, by the point's index.
+    exemplars: Vec<(usize, Exemplar)>,
 }
 
 /// The metrics of one instrumentation scope.
@@ -189,6 +196,10 @@ impl Batch {
                     }
                     _ => {}
                 }
+                if m.delta {
+                    let since = self.delta_start_ns;
+                    m.exemplars.retain(|(_, e)| e.end_unix_ns >= since);
+                }
             }
         }
         self
@@ -238,6 +249,8 @@ fn functions(snapshot: &Snapshot) -> Vec<Metric> {
     let mut polls = Vec::new();
     let mut slow_polls = Vec::new();
     let mut longest = Vec::new();
+    let mut call_exemplars = Vec::new();
+    let mut duration_exemplars = Vec::new();
     for f in snapshot.iter_called() {
         let base = vec![str_attr("code.function", f.name), str_attr("code.namespace", f.module)];
         let with = |extra: &[(&str, &str)]| {
@@ -247,6 +260,8 @@ fn functions(snapshot: &Snapshot) -> Vec<Metric> {
         };
         calls.push((with(&[("outcome", "success")]), count(f.success)));
         for (kind, n) in &f.errors {
+            let of_kind = f.exemplars.iter().filter(|e| e.outcome == Outcome::Error(kind));
+            call_exemplars.extend(of_kind.map(|e| (calls.len(), *e)));
             calls.push((with(&[("outcome", "error"), ("error.type", kind)]), count(*n)));
         }
         for (outcome, n) in [("panic", f.panics), ("cancelled", f.cancelled)] {
@@ -258,6 +273,9 @@ fn functions(snapshot: &Snapshot) -> Vec<Metric> {
         highwater.push((base.clone(), count(f.highwater)));
         for (outcome, d) in [("success", &f.success_times), ("failure", &f.failure_times)] {
             if d.count > 0 {
+                let failure = outcome == "failure";
+                let these = f.exemplars.iter().filter(|e| e.outcome.is_failure() == failure);
+                duration_exemplars.extend(these.map(|e| (durations.len(), *e)));
                 durations.push((with(&[("outcome", outcome)]), exponential(d)));
             }
         }
@@ -268,8 +286,18 @@ fn functions(snapshot: &Snapshot) -> Vec<Metric> {
         function_polls(f, &base, &mut polls, &mut slow_polls, &mut longest);
     }
     let sum = |monotonic, points| Data::Sum { monotonic, points };
+    let mut calls =
+        metric("monitor.function.calls", "Finished calls, by outcome.", "{call}", sum(true, calls));
+    calls.exemplars = call_exemplars;
+    let mut durations = metric(
+        "monitor.function.duration",
+        "Durations of finished calls: success, or failure (errors, panics, cancellations).",
+        "s",
+        Data::Histogram(durations),
+    );
+    durations.exemplars = duration_exemplars;
     let mut out = vec![
-        metric("monitor.function.calls", "Finished calls, by outcome.", "{call}", sum(true, calls)),
+        calls,
         metric("monitor.function.in_flight", "Calls in flight.", "{call}", sum(false, in_flight)),
         metric(
             "monitor.function.highwater",
@@ -277,12 +305,7 @@ fn functions(snapshot: &Snapshot) -> Vec<Metric> {
             "{call}",
             Data::Gauge(highwater),
         ),
-        metric(
-            "monitor.function.duration",
-            "Durations of finished calls: success, or failure (errors, panics, cancellations).",
-            "s",
-            Data::Histogram(durations),
-        ),
+        durations,
     ];
     if snapshot.alloc.is_some() {
         out.push(metric(
@@ -333,7 +356,14 @@ fn function_polls(
 }
 
 fn metric(name: &str, description: &str, unit: &'static str, data: Data) -> Metric {
-    Metric { name: name.into(), description: description.into(), unit, data, delta: false }
+    Metric {
+        name: name.into(),
+        description: description.into(),
+        unit,
+        data,
+        delta: false,
+        exemplars: Vec::new(),
+    }
 }
 
 /// Instruments, by scope then name: one metric per name and kind, a point per tag set.
@@ -344,13 +374,9 @@ fn instruments(snapshot: &Snapshot) -> Vec<ScopeMetrics> {
         let Some((kind, unit, data)) = instrument_data(&m.value, attrs) else { continue };
         let metrics = by_scope.entry(m.scope.as_str()).or_default();
         let description = m.description.clone().unwrap_or_default();
-        let entry = metrics.entry((m.name.as_str(), kind)).or_insert_with(|| Metric {
-            name: m.name.clone(),
-            description,
-            unit,
-            data: empty_like(&data),
-            delta: false,
-        });
+        let entry = metrics
+            .entry((m.name.as_str(), kind))
+            .or_insert_with(|| metric(&m.name, &description, unit, empty_like(&data)));
         merge(&mut entry.data, data);
     }
     by_scope
@@ -543,14 +569,17 @@ fn encode_metric(m: &Metric, batch: &Batch, out: &mut Vec<u8>) {
             }
         }),
         Data::Sum { monotonic, points } => message(7, out, |s| {
-            for (a, n) in points {
-                message(1, s, |p| number(a, *n, p));
+            for (i, (a, n)) in points.iter().enumerate() {
+                message(1, s, |p| {
+                    number(a, *n, p);
+                    exemplars(m, i, 5, p);
+                });
             }
             super::otlp::varint_field(2, temporality, s);
             super::otlp::varint_field(3, u64::from(*monotonic), s);
         }),
         Data::Histogram(points) => message(10, out, |h| {
-            for (a, e) in points {
+            for (i, (a, e)) in points.iter().enumerate() {
                 message(1, h, |p| {
                     key_values(1, &owned_attrs(a), p);
                     times(p);
@@ -568,6 +597,7 @@ fn encode_metric(m: &Metric, batch: &Batch, out: &mut Vec<u8>) {
                             len_field(2, &packed, b);
                         });
                     }
+                    exemplars(m, i, 11, p);
                     if e.extremes {
                         double_field(12, e.min, p);
                         double_field(13, e.max, p);
@@ -593,6 +623,50 @@ fn encode_metric(m: &Metric, batch: &Batch, out: &mut Vec<u8>) {
             }
         }),
     }
+}
+
+/// The exemplars of `m`'s point `i`, each an `Exemplar` message in `field`: when the call
+/// ended, its value (one call for a count, its duration in seconds for a histogram), and its
+/// span and trace ids.
+fn exemplars(m: &Metric, i: usize, field: u32, out: &mut Vec<u8>) {
+    let histogram = matches!(m.data, Data::Histogram(_));
+    for (_, e) in m.exemplars.iter().filter(|(at, _)| *at == i) {
+        message(field, out, |x| {
+            fixed64_field(2, e.end_unix_ns, x);
+            if histogram {
+                double_field(3, e.duration_ns as f64 / 1e9, x);
+            }
+            len_field(4, &e.span_id.to_u64().to_be_bytes(), x);
+            len_field(5, &e.trace_id.to_u128().to_be_bytes(), x);
+            if !histogram {
+                super::otlp::tag(6, 1, x);
+                x.extend_from_slice(&1i64.to_le_bytes());
+            }
+        });
+    }
+}
+
+/// The same, in OTLP/JSON.
+fn json_exemplars(m: &Metric, i: usize, j: &mut Json<'_>) {
+    let histogram = matches!(m.data, Data::Histogram(_));
+    let mut these = m.exemplars.iter().filter(|(at, _)| *at == i).peekable();
+    if these.peek().is_none() {
+        return;
+    }
+    j.key("exemplars").begin_array();
+    for (_, e) in these {
+        j.begin_object().key("timeUnixNano").str(&e.end_unix_ns.to_string());
+        if histogram {
+            j.key("asDouble");
+            json_f64(e.duration_ns as f64 / 1e9, j);
+        } else {
+            j.key("asInt").i64(1);
+        }
+        j.key("spanId").str(&e.span_id.to_string());
+        j.key("traceId").str(&e.trace_id.to_string());
+        j.end_object();
+    }
+    j.end_array();
 }
 
 // --- JSON -----------------------------------------------------------------------------------
@@ -652,7 +726,7 @@ fn json_metric(m: &Metric, batch: &Batch, j: &mut Json<'_>) {
     };
     let numbers = |points: &[(Attributes, Number)], j: &mut Json<'_>| {
         j.key("dataPoints").begin_array();
-        for (a, n) in points {
+        for (i, (a, n)) in points.iter().enumerate() {
             head(a, j);
             match n {
                 Number::Int(v) => {
@@ -663,6 +737,7 @@ fn json_metric(m: &Metric, batch: &Batch, j: &mut Json<'_>) {
                     json_f64(*v, j);
                 }
             }
+            json_exemplars(m, i, j);
             j.end_object();
         }
         j.end_array();
@@ -681,7 +756,7 @@ fn json_metric(m: &Metric, batch: &Batch, j: &mut Json<'_>) {
         }
         Data::Histogram(points) => {
             j.key("exponentialHistogram").begin_object().key("dataPoints").begin_array();
-            for (a, e) in points {
+            for (i, (a, e)) in points.iter().enumerate() {
                 head(a, j);
                 j.key("count").u64(e.count).key("sum");
                 json_f64(e.sum, j);
@@ -695,6 +770,7 @@ fn json_metric(m: &Metric, batch: &Batch, j: &mut Json<'_>) {
                     }
                     j.end_array().end_object();
                 }
+                json_exemplars(m, i, j);
                 if e.extremes {
                     j.key("min");
                     json_f64(e.min, j);

@@ -4,6 +4,7 @@ use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use monitor_core::trace::Exemplar;
 use monitor_core::{Distribution, FunctionStats, MetricStats, MetricValue, Snapshot, Values};
 
 use super::series::{metric_tags, unique_names};
@@ -423,6 +424,7 @@ impl<S: Borrow<Snapshot> + Send> Parts for MetricsWriter<S> {
                     (true, Part::Errors)
                 }
                 Part::Errors => {
+                    let open_metrics = format == ExpositionFormat::OpenMetrics;
                     let done = funcs.each(&mut self.next, out, min, |f, set, out| {
                         for (kind, n) in &f.errors {
                             // `error_kind` sorts before `name` and `scope`.
@@ -432,6 +434,14 @@ impl<S: Borrow<Snapshot> + Send> Parts for MetricsWriter<S> {
                             out.push_str(set);
                             out.push_str("} ");
                             push_u64(*n, out);
+                            if open_metrics {
+                                let of_kind = f.exemplars.iter().find(|e| {
+                                    matches!(e.outcome, monitor_core::Outcome::Error(k) if k == *kind)
+                                });
+                                if let Some(e) = of_kind {
+                                    exemplar(e, 1.0, out);
+                                }
+                            }
                             out.push('\n');
                         }
                     });
@@ -439,6 +449,7 @@ impl<S: Borrow<Snapshot> + Send> Parts for MetricsWriter<S> {
                 }
                 Part::Times => {
                     let les = &self.les;
+                    let open_metrics = format == ExpositionFormat::OpenMetrics;
                     let done = funcs.each(&mut self.next, out, min, |f, set, out| {
                         for (kind, d) in
                             [("success", &f.success_times), ("failure", &f.failure_times)]
@@ -446,7 +457,16 @@ impl<S: Borrow<Snapshot> + Send> Parts for MetricsWriter<S> {
                             // A histogram with nothing in it yet is left out; its series
                             // appear with the first value.
                             if d.count > 0 {
-                                histogram(kind, set, d, les, out);
+                                let success = kind == "success";
+                                let exemplars: Vec<&Exemplar> = if open_metrics {
+                                    f.exemplars
+                                        .iter()
+                                        .filter(|e| e.outcome.is_failure() != success)
+                                        .collect()
+                                } else {
+                                    Vec::new()
+                                };
+                                histogram(kind, set, d, les, &exemplars, out);
                             }
                         }
                     });
@@ -724,10 +744,31 @@ fn summary(name: &str, labels_: &[(String, String)], v: &Values, out: &mut Strin
     sample(&format!("{name}_count"), labels_, None, v.count as f64, out);
 }
 
+/// An OpenMetrics exemplar after a sample: the call's trace and span, `value`, and when it
+/// ended (seconds since the epoch).
+fn exemplar(e: &Exemplar, value: f64, out: &mut String) {
+    let _ = write!(
+        out,
+        " # {{trace_id=\"{}\",span_id=\"{}\"}} {value} {}.{:09}",
+        e.trace_id,
+        e.span_id,
+        e.end_unix_ns / 1_000_000_000,
+        e.end_unix_ns % 1_000_000_000
+    );
+}
+
 /// Cumulative counts at each bound. The histogram's buckets (at most 1.6% wide) are assigned
 /// to a bound by their midpoint; counts are scaled to the exact `count`, since the histogram
 /// keeps relative counts after halving itself. The label set is written once and reused.
-fn histogram(kind: &str, set: &str, d: &Distribution, les: &[(f64, String)], out: &mut String) {
+/// Each bucket carries the newest of `exemplars` whose duration falls in it.
+fn histogram(
+    kind: &str,
+    set: &str,
+    d: &Distribution,
+    les: &[(f64, String)],
+    exemplars: &[&Exemplar],
+    out: &mut String,
+) {
     let total: u64 = d.buckets.iter().map(|b| b.count).sum();
     let scale = |n: u64| -> u64 {
         if total == 0 {
@@ -753,6 +794,14 @@ fn histogram(kind: &str, set: &str, d: &Distribution, les: &[(f64, String)], out
     };
     let mut cum = 0u64;
     let mut it = d.buckets.iter().peekable();
+    let mut low = f64::NEG_INFINITY;
+    // The newest exemplar in `(low, high]` nanoseconds.
+    let exemplar_in = |low: f64, high: f64| {
+        exemplars
+            .iter()
+            .filter(|e| (e.duration_ns as f64) > low && (e.duration_ns as f64) <= high)
+            .max_by_key(|e| e.end_unix_ns)
+    };
     for (bound_ns, le) in les {
         while let Some(b) = it.peek() {
             let mid = (b.low_ns as f64 + (b.high_ns - 1) as f64) / 2.0;
@@ -765,10 +814,17 @@ fn histogram(kind: &str, set: &str, d: &Distribution, les: &[(f64, String)], out
         }
         line("_bucket", Some(le), out);
         push_u64(scale(cum).min(d.count), out);
+        if let Some(e) = exemplar_in(low, *bound_ns) {
+            exemplar(e, e.duration_ns as f64 / 1e9, out);
+        }
         out.push('\n');
+        low = *bound_ns;
     }
     line("_bucket", Some("+Inf"), out);
     push_u64(d.count, out);
+    if let Some(e) = exemplar_in(low, f64::INFINITY) {
+        exemplar(e, e.duration_ns as f64 / 1e9, out);
+    }
     out.push('\n');
     line("_sum", None, out);
     let _ = writeln!(out, "{}", d.sum_ns as f64 / 1e9);
