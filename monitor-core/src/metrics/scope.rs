@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::registry::{metrics, Entry, Instrument, Key, Tags};
 use super::*;
@@ -104,16 +104,30 @@ fn overflow_tags() -> Tags {
     Arc::from(vec![("otel.metric.overflow".to_string(), "true".to_string())])
 }
 
+/// Tag sets registered per scope and instrument name, kept beside the instruments (under
+/// their lock) so that a new tag set is checked against the limit without walking its name's
+/// series.
+static SERIES: Mutex<BTreeMap<ScopeAndName, usize>> = Mutex::new(BTreeMap::new());
+
+type ScopeAndName = (Arc<str>, Arc<str>);
+
 /// `key` if it is registered or within the limit of its name's tag sets, else the key of its
-/// name's overflow series.
+/// name's overflow series. A new key within the limit is counted as taken: the caller, holding
+/// the instruments' lock, registers it.
 pub(super) fn bounded(map: &BTreeMap<Key, Entry>, key: Key) -> Key {
     if key.2.is_empty() || map.contains_key(&key) {
         return key;
     }
     let (scope, name) = (Arc::clone(&key.0), Arc::clone(&key.1));
-    let first: Key = (Arc::clone(&scope), Arc::clone(&name), Arc::from(Vec::new()));
-    let taken = map.range(first..).take_while(|(k, _)| k.0 == scope && k.1 == name).count();
-    if taken < MAX_SERIES_PER_INSTRUMENT {
+    let mut series = SERIES.lock().unwrap_or_else(PoisonError::into_inner);
+    let taken = series.entry((Arc::clone(&scope), Arc::clone(&name)));
+    // The first new tag set of a name counts what is there (its untagged series, if any).
+    let taken = taken.or_insert_with(|| {
+        let first: Key = (Arc::clone(&scope), Arc::clone(&name), Arc::from(Vec::new()));
+        map.range(first..).take_while(|(k, _)| k.0 == scope && k.1 == name).count()
+    });
+    if *taken < MAX_SERIES_PER_INSTRUMENT {
+        *taken += 1;
         key
     } else {
         (scope, name, overflow_tags())
