@@ -3,15 +3,19 @@
 //! inventory through hyper-util's client behind `ClientLayer`, the monitor's pages mounted at
 //! `/monitor` of the storefront.
 //!
-//! `GET /orders/{id}` → `place_order` → `GET /stock/{sku}` on the inventory → `reserve`. Every
-//! 13th sku is out of stock (the inventory answers 503, the storefront 502), and the user of
-//! each request is its `session` cookie, counted as `unique_users` of scope `shop`.
+//! `GET /orders/{id}` → `place_order` → `GET /stock/{sku}` on the inventory → `reserve`, whose
+//! statements run on an in-memory SQLite database through `monitor_sqlx::MonitoredPool` (one
+//! connection: concurrent reservations wait for it, as `db_connection` calls). Every 13th sku
+//! is out of stock (the inventory answers 503, the storefront 409); an order placed again is
+//! already reserved (its insert is a `unique_violation`, the answer a 200). The user of each
+//! request is its `session` cookie, counted as `unique_users` of scope `shop`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
@@ -22,6 +26,9 @@ use hyper_util::rt::TokioExecutor;
 use monitor_core::{monitored, ErrorKind, UniqueUsers};
 use monitor_http::identity::UserIdentity;
 use monitor_http::layer::{ClientLayer, ClientService, ServerLayer};
+use monitor_sqlx::MonitoredPool;
+use sqlx::sqlite::SqlitePoolOptions;
+use sqlx::{Row, Sqlite};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -32,21 +39,93 @@ type HttpClient = hyper_util::client::legacy::Client<HttpConnector, Empty<Bytes>
 pub enum StockError {
     /// None left.
     OutOfStock,
+    /// The database failed.
+    Database,
 }
 
-/// Reserves one item of `sku` (every 13th is out of stock).
-#[monitored(name = "shop::reserve", category = "db_connection")]
-async fn reserve(sku: u32) -> Result<u32, StockError> {
-    tokio::time::sleep(Duration::from_millis(1 + u64::from(sku % 4))).await;
-    if sku % 13 == 0 {
-        Err(StockError::OutOfStock)
-    } else {
-        Ok(sku % 50)
+type Db = MonitoredPool<Sqlite>;
+
+/// The inventory's database: 100 skus, every 13th with none left, and the reservations made.
+async fn inventory_db() -> Result<Db, sqlx::Error> {
+    // One connection, kept for the process's life: an in-memory database lives as long as its
+    // connection does.
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect("sqlite::memory:")
+        .await?;
+    let db = MonitoredPool::new(pool).namespace("inventory");
+    sqlx::query("CREATE TABLE stock (sku INTEGER PRIMARY KEY, count INTEGER NOT NULL)")
+        .execute(&db)
+        .await?;
+    sqlx::query("CREATE TABLE reservations (order_id INTEGER PRIMARY KEY, sku INTEGER NOT NULL)")
+        .execute(&db)
+        .await?;
+    for sku in 0..100u32 {
+        let count = if sku % 13 == 0 { 0 } else { 1_000_000 };
+        sqlx::query("INSERT INTO stock (sku, count) VALUES (?, ?)")
+            .bind(sku)
+            .bind(count)
+            .execute(&db)
+            .await?;
     }
+    Ok(db)
 }
 
-async fn stock(Path(sku): Path<u32>) -> (StatusCode, String) {
-    match reserve(sku).await {
+/// Reserves one item of `sku` for order `order` and says how many are left; an order reserved
+/// before keeps its reservation.
+#[monitored(name = "shop::reserve")]
+async fn reserve(db: &Db, order: u32, sku: u32) -> Result<i64, StockError> {
+    let reserved = sqlx::query("INSERT INTO reservations (order_id, sku) VALUES (?, ?)")
+        .bind(order)
+        .bind(sku)
+        .execute(db)
+        .await;
+    let left = match reserved {
+        Ok(_) => {
+            let taken = sqlx::query(
+                "UPDATE stock SET count = count - 1 WHERE sku = ? AND count > 0 RETURNING count",
+            )
+            .bind(sku)
+            .fetch_optional(db)
+            .await
+            .map_err(|_| StockError::Database)?;
+            if taken.is_none() {
+                // Nothing to reserve: the order may try again.
+                sqlx::query("DELETE FROM reservations WHERE order_id = ?")
+                    .bind(order)
+                    .execute(db)
+                    .await
+                    .map_err(|_| StockError::Database)?;
+            }
+            taken
+        }
+        // Placed again: already reserved.
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            sqlx::query("SELECT count FROM stock WHERE sku = ?")
+                .bind(sku)
+                .fetch_optional(db)
+                .await
+                .map_err(|_| StockError::Database)?
+        }
+        Err(_) => return Err(StockError::Database),
+    };
+    let left = left.ok_or(StockError::OutOfStock)?;
+    left.try_get(0).map_err(|_| StockError::Database)
+}
+
+async fn stock(
+    State(db): State<Db>,
+    Path(sku): Path<u32>,
+    headers: HeaderMap,
+) -> (StatusCode, String) {
+    let order = headers.get("x-order-id").and_then(|v| v.to_str().ok()?.parse().ok());
+    let Some(order) = order else {
+        return (StatusCode::BAD_REQUEST, "x-order-id: give the order's number\n".into());
+    };
+    match reserve(&db, order, sku).await {
         Ok(left) => (StatusCode::OK, left.to_string()),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e:?}")),
     }
@@ -72,7 +151,10 @@ struct Storefront {
 async fn place_order(shop: Storefront, id: u32) -> Result<String, OrderError> {
     let sku = id % 100;
     let uri = format!("http://{}/stock/{sku}", shop.inventory);
-    let req = http::Request::get(uri).body(Empty::new()).map_err(|_| OrderError::Inventory)?;
+    let req = http::Request::get(uri)
+        .header("x-order-id", id)
+        .body(Empty::new())
+        .map_err(|_| OrderError::Inventory)?;
     let mut client = shop.client.clone();
     let resp = client.call(req).await.map_err(|_| OrderError::Inventory)?;
     if resp.status() == StatusCode::SERVICE_UNAVAILABLE {
@@ -106,7 +188,9 @@ pub struct Shop {
 /// Starts both services on the current tokio runtime: the storefront on `addr`, the inventory
 /// on any free loopback port.
 pub async fn start(addr: &str) -> std::io::Result<Shop> {
-    let inventory_app = Router::new().route("/stock/{sku}", get(stock)).layer(ServerLayer::new());
+    let db = inventory_db().await.map_err(std::io::Error::other)?;
+    let inventory_app =
+        Router::new().route("/stock/{sku}", get(stock)).with_state(db).layer(ServerLayer::new());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let inventory = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, inventory_app).await });

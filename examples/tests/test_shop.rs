@@ -1,5 +1,6 @@
 //! The axum shop under real HTTP traffic: the middleware's counts agree with what the customers
-//! saw, across both services, and a capture of one order holds both services' spans.
+//! saw, across both services and the inventory's SQLite statements, and a capture of one order
+//! holds both services' spans and its statements.
 //!
 //! Ports: both services and the monitor listen on free loopback ports.
 
@@ -19,6 +20,10 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
 }
+
+const INSERT: &str = "INSERT INTO reservations (order_id, sku) VALUES (?, ?)";
+const UPDATE: &str =
+    "UPDATE stock SET count = count - ? WHERE sku = ? AND count > ? RETURNING count";
 
 #[test]
 fn the_middleware_agrees_with_the_customers() {
@@ -49,6 +54,15 @@ fn the_middleware_agrees_with_the_customers() {
         let stock = f("GET /stock/{sku}");
         assert_eq!(stock.errors, vec![("http_503", seen.out_of_stock)]);
         assert_eq!(f("shop::reserve").errors, vec![("OutOfStock", seen.out_of_stock)]);
+        // The reservations are SQL statements on the inventory's SQLite database, children of
+        // `reserve`, each after a wait for the database's one connection.
+        let insert = f(INSERT);
+        assert_eq!(insert.category, Some("sql"));
+        assert_eq!((insert.success, insert.calls_from("shop::reserve")), (300, 300));
+        assert_eq!(f(UPDATE).calls_from("shop::reserve"), 300);
+        let wait = f("sqlx::Pool::acquire");
+        assert_eq!(wait.category, Some("db_connection"));
+        assert!(wait.calls_from("shop::reserve") >= 600 + seen.out_of_stock);
         let users = snap.metrics.iter().find(|m| m.scope == "shop" && m.name == "unique_users");
         assert!(users.is_some_and(|m| !m.stale), "{users:?}");
         let users = users.map(|m| m.value.clone());
@@ -63,6 +77,11 @@ fn the_middleware_agrees_with_the_customers() {
         let (customers, (status, body)) =
             tokio::join!(shop::customers(shop, 20, 2, 3), async { capture.await.unwrap() });
         assert_eq!(customers.ok + customers.out_of_stock, 20);
+        // Orders 0..20 again: those reserved before (all but skus 0 and 13) are unique
+        // violations of the reservations' key, and answered as reserved.
+        let again = registry().snapshot().function(INSERT).unwrap().clone();
+        assert_eq!(again.errors, vec![("unique_violation", 18)]);
+        assert_eq!(customers.out_of_stock, 2);
         assert_eq!(status, 200, "{body}");
         let spans: serde_json::Value = serde_json::from_str(&body).unwrap();
         let spans = spans.as_array().unwrap();
@@ -74,6 +93,7 @@ fn the_middleware_agrees_with_the_customers() {
             &client_name,
             "GET /stock/{sku}",
             "shop::reserve",
+            INSERT,
         ] {
             assert!(names.contains(&want), "{want} missing from {names:?}");
         }
