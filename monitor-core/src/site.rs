@@ -353,7 +353,14 @@ impl SiteTable {
         let dynamic = self.dynamic.get_or_init(Dynamic::new);
         match dynamic.find(name, category) {
             Ok(site) => Ok(site),
-            Err(_) => dynamic.add(budget, name, category),
+            Err(_) => {
+                let site = dynamic.add(budget, name, category)?;
+                // Waiting captures may be after it.
+                if let Some(id) = self.id_of(site) {
+                    crate::record::site_added(site, id);
+                }
+                Ok(site)
+            }
         }
     }
 

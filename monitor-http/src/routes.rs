@@ -249,7 +249,8 @@ fn trace_watch(q: &Query, format: TraceFormat) -> Result<TraceWait, Box<Response
                 .size_limit(1 << 20)
                 .build()
                 .map_err(|e| bad(format!("regex `{r}` is invalid: {e}")))?;
-            let f = WatchFilter::function(|s| re.is_match(s.name()));
+            // Routes, hosts and statements made after the capture starts count too.
+            let f = WatchFilter::matching(move |s| re.is_match(s.name()));
             what = format!("of a function matching `{r}`");
             if preselect && f.matched_functions() == Some(0) {
                 return Err(bad(format!(

@@ -454,3 +454,43 @@ fn traceparent_and_tracestate_carry_a_trace_across_services() {
     assert!(up.is_sampled() == down.is_sampled());
     assert_eq!(state, "congo=t61rcWkgMzE", "tracestate passed on");
 }
+
+/// A capture of a route nobody has requested yet (its site does not exist) catches its first
+/// request: with `preselect=false` it waits though nothing matches, and the route's site, made
+/// by that request, is watched as soon as it is made.
+#[test]
+fn a_capture_catches_a_route_made_after_it_started() {
+    use tower_layer::Layer;
+    use tower_service::Service;
+
+    let _turn = turn();
+    let server = monitor_http::serve("127.0.0.1:0").unwrap();
+    let addr = server.local_addr();
+    let route = "GET /capture_later/{id}";
+    assert!(monitor_core::registry().snapshot().function(route).is_none(), "not made yet");
+    // Without preselect=false a regex matching nothing is refused at once.
+    let r = get(addr, "/trace/json?regex=capture_later");
+    assert_eq!(r.status, 400, "{}", r.body);
+    let capture = std::thread::spawn(move || {
+        get(addr, "/trace/json?regex=%5EGET%20/capture_later&preselect=false&timeout=30s")
+    });
+    // The capture is armed once a watch waits (the server answers `/trace/*` off its task).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while trace::stats().watches == 0 {
+        assert!(Instant::now() < deadline, "the capture never armed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let answer: common::Answer = |_| http::Response::new(());
+    let mut svc = monitor_http::layer::ServerLayer::new()
+        .route(|parts| {
+            parts.uri.path().starts_with("/capture_later/").then(|| "/capture_later/{id}".into())
+        })
+        .layer(common::ServiceFn(answer));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(svc.call(http::Request::get("/capture_later/7").body(()).unwrap())).unwrap();
+    let r = capture.join().unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let s = spans(&r.body);
+    assert_eq!(s[0]["name"], route, "{}", r.body);
+    server.shutdown();
+}

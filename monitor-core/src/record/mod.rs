@@ -32,6 +32,7 @@ pub use w3c::{TraceContextError, TraceParent, TraceState};
 pub use watch::{Watch, WatchError, WatchFilter, WatchWait, MAX_WATCHES, MAX_WATCH_SPANS};
 
 pub(crate) use live::{annotate_span, close, event_span, set_status_span, Allocated};
+pub(crate) use watch::site_added;
 
 /// Span flags carried in a [`SpanCtx`].
 pub(crate) use crate::ids::flags;

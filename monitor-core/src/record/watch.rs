@@ -26,15 +26,31 @@ pub const MAX_WATCH_SPANS: usize = 10_000;
 /// let f = WatchFilter::function(|s| s.name().ends_with("::handle"));
 /// println!("{} functions match", f.matched_functions().unwrap_or(0));
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct WatchFilter {
     sites: Option<Vec<u32>>,
     trace: Option<TraceId>,
+    /// What a site made later must pass to be watched too ([`WatchFilter::matching`]).
+    later: Option<Matcher>,
+}
+
+/// A test of sites, kept to try the sites made after a watch starts.
+type Matcher = Arc<dyn Fn(&CallSite) -> bool + Send + Sync>;
+
+impl fmt::Debug for WatchFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WatchFilter")
+            .field("sites", &self.sites)
+            .field("trace", &self.trace)
+            .field("sites_made_later", &self.later.is_some())
+            .finish()
+    }
 }
 
 impl WatchFilter {
-    /// Calls of the functions `matches` accepts (all known up front, see
-    /// [`registry`](crate::registry)).
+    /// Calls of the functions `matches` accepts among the sites there are now: every
+    /// `#[monitored]` function (all known up front, see [`registry`](crate::registry)) and
+    /// the run-time sites made so far. [`WatchFilter::matching`] also takes sites made later.
     ///
     /// ```
     /// let any = monitor_core::trace::WatchFilter::function(|_| true);
@@ -47,7 +63,28 @@ impl WatchFilter {
             .filter(|(_, s)| matches(s))
             .map(|(i, _)| i as u32)
             .collect();
-        WatchFilter { sites: Some(sites), trace: None }
+        WatchFilter { sites: Some(sites), trace: None, later: None }
+    }
+
+    /// Like [`WatchFilter::function`], and also calls of the sites made after the watch
+    /// starts that `matches` accepts: a route of a server layer, a host of a client layer, a
+    /// SQL statement, before its first call has made its site. Start such a watch with
+    /// [`Watch::start_waiting`] when nothing matches yet.
+    ///
+    /// ```
+    /// use monitor_core::trace::{Watch, WatchFilter};
+    /// let f = WatchFilter::matching(|s| s.name() == "GET /watch_doc/later");
+    /// let watch = Watch::start_waiting(f).unwrap();
+    /// let site = monitor_core::registry().site("GET /watch_doc/later", None).unwrap();
+    /// site.open_call(monitor_core::Span::none()).finish(monitor_core::Outcome::Success);
+    /// let trace = watch.wait(std::time::Duration::from_secs(5)).unwrap();
+    /// assert_eq!(trace.root_span().unwrap().name, "GET /watch_doc/later");
+    /// ```
+    pub fn matching(matches: impl Fn(&CallSite) -> bool + Send + Sync + 'static) -> WatchFilter {
+        let matches: Matcher = Arc::new(matches);
+        let mut filter = WatchFilter::function(|s| matches(s));
+        filter.later = Some(matches);
+        filter
     }
 
     /// Calls in the trace `id` (of any function, unless narrowed with [`WatchFilter::function`]
@@ -58,7 +95,7 @@ impl WatchFilter {
     /// assert_eq!(f.matched_functions(), None);
     /// ```
     pub fn trace(id: TraceId) -> WatchFilter {
-        WatchFilter { sites: None, trace: Some(id) }
+        WatchFilter { sites: None, trace: Some(id), later: None }
     }
 
     /// Narrows this filter to calls in the trace `id`.
@@ -112,7 +149,9 @@ struct State {
 }
 
 struct Inner {
-    sites: Option<Vec<u32>>,
+    /// The sites watched (`None`: any); grows as matching sites are made.
+    sites: Option<Mutex<Vec<u32>>>,
+    later: Option<Matcher>,
     trace: Option<TraceId>,
     state: Mutex<State>,
     cond: Condvar,
@@ -137,9 +176,32 @@ fn refresh_mode(watches: &[Arc<Inner>]) {
 }
 
 fn unflag_sites(w: &Inner) {
-    for &id in w.sites.iter().flatten() {
+    let Some(sites) = &w.sites else { return };
+    for &id in lock(sites).iter() {
         if let Some(c) = SITE_WATCH.get(id as usize) {
             c.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+/// A run-time site was made: unbound watches that take later sites and match it watch it.
+pub(crate) fn site_added(site: &CallSite, id: u32) {
+    if COUNT.load(Relaxed) == 0 {
+        return;
+    }
+    let watches = lock(&WATCHES);
+    for w in watches.iter() {
+        let (Some(matches), Some(sites)) = (&w.later, &w.sites) else { continue };
+        if lock(&w.state).bound.is_some() || !matches(site) {
+            continue;
+        }
+        let mut sites = lock(sites);
+        // Made by two threads at once, it is announced twice.
+        if !sites.contains(&id) {
+            sites.push(id);
+            if let Some(c) = SITE_WATCH.get(id as usize) {
+                c.fetch_add(1, Relaxed);
+            }
         }
     }
 }
@@ -171,7 +233,7 @@ pub(crate) fn opened(ctx: &SpanCtx) {
     for w in watches.iter() {
         let site_ok = match (&w.sites, site_id) {
             (None, _) => true,
-            (Some(sites), Some(id)) => sites.contains(&id),
+            (Some(sites), Some(id)) => lock(sites).contains(&id),
             (Some(_), None) => false,
         };
         if !site_ok || w.trace.is_some_and(|t| t != ctx.trace_id) {
@@ -291,7 +353,8 @@ impl Watch {
     fn register(filter: WatchFilter) -> Result<Watch, WatchError> {
         super::register_stats();
         let inner = Arc::new(Inner {
-            sites: filter.sites,
+            sites: filter.sites.map(Mutex::new),
+            later: filter.later,
             trace: filter.trace,
             state: Mutex::new(State::default()),
             cond: Condvar::new(),
@@ -300,9 +363,11 @@ impl Watch {
         if watches.len() >= MAX_WATCHES {
             return Err(WatchError::TooMany { max: MAX_WATCHES });
         }
-        for &id in inner.sites.iter().flatten() {
-            if let Some(c) = SITE_WATCH.get(id as usize) {
-                c.fetch_add(1, Relaxed);
+        if let Some(sites) = &inner.sites {
+            for &id in lock(sites).iter() {
+                if let Some(c) = SITE_WATCH.get(id as usize) {
+                    c.fetch_add(1, Relaxed);
+                }
             }
         }
         watches.push(Arc::clone(&inner));
@@ -375,7 +440,7 @@ impl Drop for Watch {
 impl fmt::Debug for Watch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Watch")
-            .field("functions", &self.inner.sites.as_ref().map(Vec::len))
+            .field("functions", &self.inner.sites.as_ref().map(|s| lock(s).len()))
             .field("trace", &self.inner.trace)
             .field("bound", &self.is_bound())
             .finish()
