@@ -38,6 +38,7 @@
 //! | `/active`, `/active/json` | calls in flight per category | [`write_in_flight_text`], [`write_in_flight_json`] |
 //! | `/ps`, `/ps/json`, `/ps/dot` | recorded calls in flight as trees | [`write_in_flight_trees_text`], [`write_in_flight_trees_json`], [`write_in_flight_trees_dot`] |
 //! | `/trace/errors`, `/trace/errors/svg`, `/trace/errors/text` | the kept failed traces | [`write_traces_json`], [`write_traces_svg`], [`write_traces_text`] |
+//! | `/trace/watches` | the captures armed now (also listed atop `/ps`) | [`write_watches_json`] |
 //!
 //! The function views take `?filter=<part of a name>`. Every renderer is a pure function of a
 //! snapshot; the server reads the statistics and never blocks the instrumented program.
@@ -68,7 +69,7 @@ pub use render::text::write_text;
 pub use render::trace::{
     write_in_flight_trees_dot, write_in_flight_trees_json, write_in_flight_trees_text,
     write_trace_json, write_trace_svg, write_trace_text, write_traces_json, write_traces_svg,
-    write_traces_text,
+    write_traces_text, write_watches_json,
 };
 pub use routes::{PrefixError, Routes};
 #[cfg(feature = "axum")]

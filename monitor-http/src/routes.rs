@@ -279,6 +279,7 @@ fn trace_watch(q: &Query, format: TraceFormat) -> Result<TraceWait, Box<Response
             format!("{what} in trace {id}")
         };
     }
+    let filter = filter.described(&format!("capture {what}"));
     match Watch::start_waiting(filter) {
         Ok(watch) => Ok(TraceWait { watch, timeout, format, what }),
         Err(e @ WatchError::TooMany { .. }) => {

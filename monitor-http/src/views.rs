@@ -2,6 +2,8 @@
 //! drawn. The router, the index page's links and the documentation test all read it: a new
 //! view is a renderer and one line here.
 
+use std::fmt::Write;
+
 use monitor_core::trace::{failed_traces, in_flight};
 use monitor_core::Snapshot;
 
@@ -57,8 +59,25 @@ const fn view(
 }
 
 fn ps_text(out: &mut String) {
+    // The captures armed, first: a wait that has not caught its call yet shows nothing below.
+    for w in monitor_core::trace::watches() {
+        let waited = w.since.elapsed().unwrap_or_default();
+        let _ = match w.collecting {
+            None => writeln!(out, "capture waiting {:.1?}: {}", waited, printable_line(&w.what)),
+            Some(t) => writeln!(out, "capture collecting trace {t}: {}", printable_line(&w.what)),
+        };
+    }
     let functions = monitor_core::registry().snapshot().functions;
     render::trace::write_in_flight_trees_text(&in_flight(), &functions, out);
+}
+
+/// `s` on one line: control characters (a newline from a client's regex) as spaces.
+fn printable_line(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+fn watches_json(out: &mut String) {
+    render::trace::write_watches_json(&monitor_core::trace::watches(), out);
 }
 
 fn ps_json(out: &mut String) {
@@ -162,6 +181,7 @@ pub(crate) const VIEWS: &[View] = &[
         false,
         Draw::Live(errors_json),
     ),
+    view(&["/trace/watches"], JSON, Some("captures armed (JSON)"), false, Draw::Live(watches_json)),
     view(
         &["/trace/errors/text"],
         PLAIN,

@@ -494,3 +494,43 @@ fn a_capture_catches_a_route_made_after_it_started() {
     assert_eq!(s[0]["name"], route, "{}", r.body);
     server.shutdown();
 }
+
+/// An armed capture is visible while it waits: in `/trace/watches` (JSON) and atop `/ps`.
+#[test]
+fn armed_captures_are_listed() {
+    let _turn = turn();
+    let server = monitor_http::serve("127.0.0.1:0").unwrap();
+    let addr = server.local_addr();
+    let capture = std::thread::spawn(move || {
+        get(addr, "/trace/json?regex=no_such_function_yet&preselect=false&timeout=2s")
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let listed = loop {
+        let r = get(addr, "/trace/watches");
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v: Value = serde_json::from_str(&r.body).unwrap();
+        let mine = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["what"].as_str().is_some_and(|s| s.contains("no_such_function_yet")));
+        if let Some(w) = mine {
+            break w.clone();
+        }
+        assert!(Instant::now() < deadline, "never listed: {}", r.body);
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(listed["functions"], 0);
+    assert_eq!(listed["sites_made_later"], true);
+    assert!(listed["collecting"].is_null());
+    let ps = get(addr, "/ps");
+    assert!(
+        ps.body.contains("capture waiting") && ps.body.contains("no_such_function_yet"),
+        "{}",
+        ps.body
+    );
+    assert_eq!(capture.join().unwrap().status, 504);
+    let after = get(addr, "/trace/watches");
+    assert!(!after.body.contains("no_such_function_yet"), "gone after its timeout: {}", after.body);
+    server.shutdown();
+}

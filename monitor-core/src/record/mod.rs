@@ -29,7 +29,9 @@ pub use observer::{
 };
 pub use tail::{failed_traces, keep_failed_traces, record_all, MAX_KEPT};
 pub use w3c::{TraceContextError, TraceParent, TraceState};
-pub use watch::{Watch, WatchError, WatchFilter, WatchWait, MAX_WATCHES, MAX_WATCH_SPANS};
+pub use watch::{
+    watches, Watch, WatchError, WatchFilter, WatchInfo, WatchWait, MAX_WATCHES, MAX_WATCH_SPANS,
+};
 
 pub(crate) use live::{annotate_span, close, event_span, set_status_span, Allocated};
 pub(crate) use watch::site_added;

@@ -32,6 +32,8 @@ pub struct WatchFilter {
     trace: Option<TraceId>,
     /// What a site made later must pass to be watched too ([`WatchFilter::matching`]).
     later: Option<Matcher>,
+    /// What it waits for, in words ([`WatchFilter::described`]).
+    what: Option<Arc<str>>,
 }
 
 /// A test of sites, kept to try the sites made after a watch starts.
@@ -43,6 +45,7 @@ impl fmt::Debug for WatchFilter {
             .field("sites", &self.sites)
             .field("trace", &self.trace)
             .field("sites_made_later", &self.later.is_some())
+            .field("what", &self.what)
             .finish()
     }
 }
@@ -63,7 +66,7 @@ impl WatchFilter {
             .filter(|(_, s)| matches(s))
             .map(|(i, _)| i as u32)
             .collect();
-        WatchFilter { sites: Some(sites), trace: None, later: None }
+        WatchFilter { sites: Some(sites), trace: None, later: None, what: None }
     }
 
     /// Like [`WatchFilter::function`], and also calls of the sites made after the watch
@@ -95,7 +98,7 @@ impl WatchFilter {
     /// assert_eq!(f.matched_functions(), None);
     /// ```
     pub fn trace(id: TraceId) -> WatchFilter {
-        WatchFilter { sites: None, trace: Some(id), later: None }
+        WatchFilter { sites: None, trace: Some(id), later: None, what: None }
     }
 
     /// Narrows this filter to calls in the trace `id`.
@@ -107,6 +110,22 @@ impl WatchFilter {
     /// ```
     pub fn in_trace(mut self, id: TraceId) -> WatchFilter {
         self.trace = Some(id);
+        self
+    }
+
+    /// Says what the watch waits for, as [`watches`] lists it (at most 200 bytes are kept).
+    ///
+    /// ```
+    /// let f = monitor_core::trace::WatchFilter::function(|_| true).described("any call");
+    /// # drop(f);
+    /// ```
+    #[must_use]
+    pub fn described(mut self, what: &str) -> WatchFilter {
+        let mut end = what.len().min(200);
+        while !what.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.what = Some(Arc::from(&what[..end]));
         self
     }
 
@@ -149,6 +168,8 @@ struct State {
 }
 
 struct Inner {
+    what: Option<Arc<str>>,
+    since: std::time::SystemTime,
     /// The sites watched (`None`: any); grows as matching sites are made.
     sites: Option<Mutex<Vec<u32>>>,
     later: Option<Matcher>,
@@ -292,6 +313,65 @@ pub(crate) fn closed(record: &Arc<SpanRecord>) {
     }
 }
 
+/// A watch waiting or collecting now, as [`watches`] lists it.
+///
+/// ```
+/// for w in monitor_core::trace::watches() {
+///     println!("{} since {:?}, collecting {:?}", w.what, w.since, w.collecting);
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WatchInfo {
+    /// What it waits for ([`WatchFilter::described`]; else what the filter says).
+    pub what: String,
+    /// How many functions it watches (`None`: any).
+    pub functions: Option<usize>,
+    /// The trace it is limited to.
+    pub trace: Option<TraceId>,
+    /// Whether sites made later may match too ([`WatchFilter::matching`]).
+    pub sites_made_later: bool,
+    /// When it started.
+    pub since: std::time::SystemTime,
+    /// The trace it is collecting, once a matching call started.
+    pub collecting: Option<TraceId>,
+}
+
+/// The watches waiting for a call or collecting one's trace now, oldest first: the captures
+/// armed, visible while they wait.
+///
+/// ```
+/// use monitor_core::trace::{watches, Watch, WatchFilter};
+/// let w = Watch::start_waiting(WatchFilter::function(|_| false).described("the doc's watch")).unwrap();
+/// assert!(watches().iter().any(|i| i.what == "the doc's watch" && i.collecting.is_none()));
+/// drop(w);
+/// ```
+pub fn watches() -> Vec<WatchInfo> {
+    lock(&WATCHES)
+        .iter()
+        .map(|w| {
+            let functions = w.sites.as_ref().map(|s| lock(s).len());
+            let what = w.what.as_deref().map_or_else(
+                || match (functions, w.trace) {
+                    (Some(n), None) => format!("a call of {n} functions"),
+                    (Some(n), Some(t)) => format!("a call of {n} functions in trace {t}"),
+                    (None, Some(t)) => format!("a call in trace {t}"),
+                    (None, None) => "any call".to_string(),
+                },
+                str::to_string,
+            );
+            WatchInfo {
+                what,
+                functions,
+                trace: w.trace,
+                sites_made_later: w.later.is_some(),
+                since: w.since,
+                collecting: lock(&w.state).bound.map(|(t, _)| t),
+            }
+        })
+        .collect()
+}
+
 /// A wait for the next call matching a [`WatchFilter`]: from that call on, its trace is
 /// recorded, and when the call ends, its whole tree of spans — across threads and tasks — is
 /// the result. Dropping the watch cancels it.
@@ -353,6 +433,8 @@ impl Watch {
     fn register(filter: WatchFilter) -> Result<Watch, WatchError> {
         super::register_stats();
         let inner = Arc::new(Inner {
+            what: filter.what,
+            since: std::time::SystemTime::now(),
             sites: filter.sites.map(Mutex::new),
             later: filter.later,
             trace: filter.trace,

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use monitor_core::trace::{
     AttributeValue, InFlightSpan, SpanAllocations, SpanOutcome, SpanRecord, Status, Trace,
+    WatchInfo,
 };
 use monitor_core::{FunctionStats, SpanId};
 
@@ -336,6 +337,40 @@ fn ps_trees(spans: &[InFlightSpan]) -> Vec<Vec<(usize, &InFlightSpan)>> {
             ordered(&keys).into_iter().map(|(i, depth)| (depth, v[i])).collect()
         })
         .collect()
+}
+
+/// `/trace/watches`: the captures armed now (waiting for a call, or collecting its trace), as
+/// JSON: what each waits for, how many functions it watches (`null`: any), whether sites made
+/// later count, since when and for how long it has waited, and the trace it collects.
+///
+/// ```
+/// let mut out = String::new();
+/// monitor_http::write_watches_json(&monitor_core::trace::watches(), &mut out);
+/// assert!(out.starts_with('['));
+/// ```
+pub fn write_watches_json(watches: &[WatchInfo], out: &mut String) {
+    let now = std::time::SystemTime::now();
+    let mut j = Json::new(out);
+    j.begin_array();
+    for w in watches {
+        j.begin_object().key("what").str(&w.what).key("functions");
+        match w.functions {
+            Some(n) => j.u64(n as u64),
+            None => j.null(),
+        };
+        let trace = w.trace.map(|t| t.to_string());
+        j.key("trace_id").opt_str(trace.as_deref());
+        j.key("sites_made_later").bool(w.sites_made_later);
+        let since = w.since.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        j.key("since_unix_ms").u64(u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
+        let waited = now.duration_since(w.since).unwrap_or_default();
+        j.key("waited_ms").u64(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
+        let collecting = w.collecting.map(|t| t.to_string());
+        j.key("collecting").opt_str(collecting.as_deref());
+        j.end_object();
+    }
+    j.end_array();
+    out.push('\n');
 }
 
 /// `/ps`: the recorded spans running now as trees per trace, oldest first, with elapsed time;
