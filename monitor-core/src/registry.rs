@@ -65,7 +65,7 @@ impl Registry {
         name: &str,
         category: Option<&'static str>,
     ) -> Result<&'static CallSite, SiteError> {
-        self.table.site_in(SiteBudget::application(), name, category)
+        self.site_in(SiteBudget::application(), name, category)
     }
 
     /// Like [`Registry::site`], a new site counting against `budget`. A name that has a site
@@ -87,7 +87,14 @@ impl Registry {
         name: &str,
         category: Option<&'static str>,
     ) -> Result<&'static CallSite, SiteError> {
-        self.table.site_in(budget, name, category)
+        let (site, made) = self.table.site_in(budget, name, category)?;
+        if made {
+            // A capture waiting for sites yet to be made may want this one.
+            if let Some(id) = self.table.id_of(site) {
+                crate::record::site_added(site, id);
+            }
+        }
+        Ok(site)
     }
 
     /// Iterates over every call site, in snapshot order.

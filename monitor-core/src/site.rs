@@ -340,27 +340,20 @@ impl SiteTable {
     }
 
     /// The site of `name` and `category`, made in `budget` if there is none (see
-    /// [`crate::Registry::site_in`]).
+    /// [`crate::Registry::site_in`]), and whether this call made it.
     pub(crate) fn site_in(
         &self,
         budget: &SiteBudget,
         name: &str,
         category: Option<&'static str>,
-    ) -> Result<&'static CallSite, SiteError> {
+    ) -> Result<(&'static CallSite, bool), SiteError> {
         if name.is_empty() {
             return Err(SiteError::EmptyName);
         }
         let dynamic = self.dynamic.get_or_init(Dynamic::new);
         match dynamic.find(name, category) {
-            Ok(site) => Ok(site),
-            Err(_) => {
-                let site = dynamic.add(budget, name, category)?;
-                // Waiting captures may be after it.
-                if let Some(id) = self.id_of(site) {
-                    crate::record::site_added(site, id);
-                }
-                Ok(site)
-            }
+            Ok(site) => Ok((site, false)),
+            Err(_) => dynamic.add(budget, name, category),
         }
     }
 
@@ -547,11 +540,11 @@ impl Dynamic {
         budget: &SiteBudget,
         name: &str,
         category: Option<&'static str>,
-    ) -> Result<&'static CallSite, SiteError> {
+    ) -> Result<(&'static CallSite, bool), SiteError> {
         let _grow = self.grow.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Another thread may have made it while this one waited.
         let slot = match self.find(name, category) {
-            Ok(site) => return Ok(site),
+            Ok(site) => return Ok((site, false)),
             Err(slot) => slot,
         };
         // Budgets change only under the lock held here.
@@ -574,7 +567,7 @@ impl Dynamic {
         let _ = cell.set(site);
         self.len.store(pos + 1, Ordering::Release);
         self.index[slot].store(pos as u32 + 1, Ordering::Release);
-        Ok(site)
+        Ok((site, true))
     }
 }
 
