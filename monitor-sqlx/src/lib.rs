@@ -254,6 +254,34 @@ impl Statement {
     }
 }
 
+/// A statement of one row or none; with `required`, none is the statement's `RowNotFound`.
+fn one_row<'e, 'q: 'e, DB, E>(
+    pool: &MonitoredPool<DB>,
+    query: E,
+    required: bool,
+) -> BoxFuture<'e, Result<Option<DB::Row>, Error>>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    E: 'q + Execute<'q, DB>,
+{
+    let parent = Span::current();
+    let site = statement_site(query.sql());
+    let this = pool.clone();
+    async move {
+        let mut conn = acquire(&this.pool, parent).await?;
+        let mut statement = Statement::start(site, parent, this.system, this.namespace.as_deref());
+        let got = (&mut *conn).fetch_optional(query).await;
+        match &got {
+            Ok(None) if required => statement.failed(&Error::RowNotFound),
+            Ok(_) => statement.finish(Outcome::Success),
+            Err(e) => statement.failed(e),
+        }
+        got
+    }
+    .boxed()
+}
+
 impl<'p, DB: Database> Executor<'p> for &'_ MonitoredPool<DB>
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -297,21 +325,7 @@ where
         'p: 'e,
         E: 'q + Execute<'q, DB>,
     {
-        let parent = Span::current();
-        let site = statement_site(query.sql());
-        let this = self.clone();
-        async move {
-            let mut conn = acquire(&this.pool, parent).await?;
-            let mut statement =
-                Statement::start(site, parent, this.system, this.namespace.as_deref());
-            let got = (&mut *conn).fetch_optional(query).await;
-            match &got {
-                Ok(_) => statement.finish(Outcome::Success),
-                Err(e) => statement.failed(e),
-            }
-            got
-        }
-        .boxed()
+        one_row(self, query, false)
     }
 
     /// As sqlx's, but the statement's call sees the missing row: `RowNotFound` is its error.
@@ -322,25 +336,7 @@ where
         'p: 'e,
         E: 'q + Execute<'q, DB>,
     {
-        let parent = Span::current();
-        let site = statement_site(query.sql());
-        let this = self.clone();
-        async move {
-            let mut conn = acquire(&this.pool, parent).await?;
-            let mut statement =
-                Statement::start(site, parent, this.system, this.namespace.as_deref());
-            let got = match (&mut *conn).fetch_optional(query).await {
-                Ok(Some(row)) => Ok(row),
-                Ok(None) => Err(Error::RowNotFound),
-                Err(e) => Err(e),
-            };
-            match &got {
-                Ok(_) => statement.finish(Outcome::Success),
-                Err(e) => statement.failed(e),
-            }
-            got
-        }
-        .boxed()
+        one_row(self, query, true).map(|got| got?.ok_or(Error::RowNotFound)).boxed()
     }
 
     fn prepare_with<'e, 'q: 'e>(

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use monitor_core::{monitored, trace};
@@ -24,15 +23,6 @@ fn inner(key: &str) -> Result<u32, std::num::ParseIntError> {
         return Ok(3);
     }
     key.parse()
-}
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 const LOOKUP: &str = "test_exemplars::lookup";
@@ -91,48 +81,15 @@ fn exemplars_lead_to_whole_traces_and_prometheus_stores_them() {
 /// A real Prometheus scrapes the exemplars, and each one it returns answers on `/trace/json`
 /// at once.
 fn prometheus_stores_them(addr: std::net::SocketAddr) {
-    let Some(prometheus) = common::tool("prometheus") else { return };
-    let dir = std::env::temp_dir().join(format!("monitor-exemplars-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: monitor\n    \
-             static_configs:\n      - targets: ['{addr}']\n"
-        ),
-    )
-    .unwrap();
-    let port = common::free_port();
-    let _prom = Kill(
-        Command::new(prometheus)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--enable-feature=exemplar-storage")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let prom = format!("127.0.0.1:{port}").parse().unwrap();
-    let api = |path: &str| {
-        let reply = std::panic::catch_unwind(|| common::get(prom, path)).ok()?;
-        serde_json::from_str::<serde_json::Value>(&reply.body).ok()
+    let Some(prom) = common::Prometheus::start(addr, &["--enable-feature=exemplar-storage"]) else {
+        return;
     };
     let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
     let start = now().as_secs() - 3600;
     let query = |series: &str| {
-        let q = format!("{series}{{name=\"{LOOKUP}\"}}");
-        let q: String = q
-            .bytes()
-            .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => char::from(b).to_string(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
+        let q = common::promql(&format!("{series}{{name=\"{LOOKUP}\"}}"));
         let end = now().as_secs() + 60;
-        api(&format!("/api/v1/query_exemplars?query={q}&start={start}&end={end}"))
+        prom.api(&format!("/api/v1/query_exemplars?query={q}&start={start}&end={end}"))
     };
     // Waits (boundedly) for Prometheus to start, scrape and store both kinds.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -156,7 +113,7 @@ fn prometheus_stores_them(addr: std::net::SocketAddr) {
             break (buckets, errors);
         }
         if Instant::now() > deadline {
-            let targets = api("/api/v1/targets");
+            let targets = prom.api("/api/v1/targets");
             panic!("Prometheus stored no exemplars: {buckets:?} {errors:?}; targets: {targets:?}");
         }
         std::thread::sleep(Duration::from_millis(300));
@@ -168,7 +125,6 @@ fn prometheus_stores_them(addr: std::net::SocketAddr) {
         assert!(reply.body.contains(span_id.as_str()), "{}", reply.body);
         assert!(reply.body.contains(LOOKUP), "{}", reply.body);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[monitored]

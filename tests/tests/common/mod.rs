@@ -452,3 +452,66 @@ impl Drop for Collector {
         let _ = self.child.wait();
     }
 }
+
+/// A running Prometheus server scraping one target every second, with its own data directory
+/// (removed on drop); `None` where it is not installed (see [`tool`]).
+pub struct Prometheus {
+    child: std::process::Child,
+    addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Prometheus {
+    /// Starts one on a free loopback port, scraping `target`, with `args` besides.
+    pub fn start(target: SocketAddr, args: &[&str]) -> Option<Prometheus> {
+        let prometheus = tool("prometheus")?;
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("monitor-prometheus-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: monitor\n    \
+                 static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new(prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Some(Prometheus { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), dir })
+    }
+
+    /// `GET path` of its HTTP API as JSON; `None` while it is not up or the answer is no JSON.
+    pub fn api(&self, path: &str) -> Option<serde_json::Value> {
+        let addr = self.addr;
+        let reply = std::panic::catch_unwind(|| get(addr, path)).ok()?;
+        serde_json::from_str(&reply.body).ok()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A PromQL expression as a URL query component.
+pub fn promql(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
