@@ -341,7 +341,7 @@ fn ps_trees(spans: &[InFlightSpan]) -> Vec<Vec<(usize, &InFlightSpan)>> {
 
 /// `/trace/watches`: the captures armed now (waiting for a call, or collecting its trace), as
 /// JSON: what each waits for, how many functions it watches (`null`: any), whether sites made
-/// later count, since when and for how long it has waited, and the trace it collects.
+/// later count, since when (`since_unix_ms`), and the trace it collects.
 ///
 /// ```
 /// let mut out = String::new();
@@ -349,7 +349,6 @@ fn ps_trees(spans: &[InFlightSpan]) -> Vec<Vec<(usize, &InFlightSpan)>> {
 /// assert!(out.starts_with('['));
 /// ```
 pub fn write_watches_json(watches: &[WatchInfo], out: &mut String) {
-    let now = std::time::SystemTime::now();
     let mut j = Json::new(out);
     j.begin_array();
     for w in watches {
@@ -363,8 +362,6 @@ pub fn write_watches_json(watches: &[WatchInfo], out: &mut String) {
         j.key("sites_made_later").bool(w.sites_made_later);
         let since = w.since.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         j.key("since_unix_ms").u64(u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
-        let waited = now.duration_since(w.since).unwrap_or_default();
-        j.key("waited_ms").u64(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
         let collecting = w.collecting.map(|t| t.to_string());
         j.key("collecting").opt_str(collecting.as_deref());
         j.end_object();
