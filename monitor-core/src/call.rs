@@ -523,14 +523,7 @@ where
     #[inline]
     pub fn new(site: &'static CallSite, inner: F, classify: C) -> Self {
         if !site.active() {
-            return Instrumented {
-                inner,
-                classify,
-                ctx: None,
-                call: None,
-                deferred: None,
-                traced: Default::default(),
-            };
+            return Instrumented::passed_through(inner, classify);
         }
         let (ctx, call) = start_async(site);
         let traced = traced::open(call.state, site, &ctx);
@@ -552,13 +545,19 @@ where
             traced: Default::default(),
         }
     }
-}
 
-impl<F, C> Instrumented<F, C>
-where
-    F: Future,
-    C: Fn(&F::Output) -> Outcome,
-{
+    /// `inner` polled through, no call: what a switched-off site runs.
+    fn passed_through(inner: F, classify: C) -> Self {
+        Instrumented {
+            inner,
+            classify,
+            ctx: None,
+            call: None,
+            deferred: None,
+            traced: Default::default(),
+        }
+    }
+
     /// Starts a call of `site`, then makes its body with `make`, which runs under the call's
     /// span and is given it (the current span instead if the site is switched off).
     pub(crate) fn start_with(
@@ -567,15 +566,7 @@ where
         classify: C,
     ) -> Self {
         if !site.active() {
-            let inner = make(Span::current());
-            return Instrumented {
-                inner,
-                classify,
-                ctx: None,
-                call: None,
-                deferred: None,
-                traced: Default::default(),
-            };
+            return Instrumented::passed_through(make(Span::current()), classify);
         }
         let (ctx, call) = start_async(site);
         let mut starting = Starting { call: Some(call), prev: replace_current(Some(ctx)) };
