@@ -120,7 +120,7 @@ impl Registry {
     pub fn snapshot(&self) -> Snapshot {
         let sites: Vec<&'static CallSite> = self.sites().collect();
         let name_of = |id: usize| sites.get(id).map_or("unknown", |s| s.name());
-        let functions = sites
+        let mut functions: Vec<FunctionStats> = sites
             .iter()
             .enumerate()
             .map(|(id, site)| {
@@ -151,6 +151,7 @@ impl Registry {
                 f
             })
             .collect();
+        crate::record::exemplars::fill(&mut functions);
         Snapshot { functions, metrics: crate::metrics::snapshot(), alloc: crate::alloc::stats() }
     }
 }
@@ -169,7 +170,6 @@ fn fill(f: &mut FunctionStats, state: &SiteState, name_of: &impl Fn(usize) -> &'
     f.allocations = c.allocations;
     f.allocated_bytes = c.allocated_bytes;
     f.polls = state.read_polls();
-    f.exemplars = crate::record::exemplars::of(f.name);
     let failures = f.failures();
     f.success_times = state.success_times.distribution(
         &state.pool,

@@ -223,11 +223,16 @@ impl Store {
     }
 }
 
-/// The exemplars of the function named `name`: successes by duration, then failures.
-pub(crate) fn of(name: &str) -> Vec<Exemplar> {
+/// Fills in the exemplars of each function of a snapshot (successes by duration, then
+/// failures), under one hold of the store.
+pub(crate) fn fill(functions: &mut [crate::snapshot::FunctionStats]) {
     let guard = store();
-    let Some(site) = guard.as_ref().and_then(|s| s.sites.get(name)) else { return Vec::new() };
-    site.bands.iter().flatten().chain(&site.failures).copied().collect()
+    let Some(store) = guard.as_ref() else { return };
+    for f in functions {
+        if let Some(site) = store.sites.get(f.name) {
+            f.exemplars = site.bands.iter().flatten().chain(&site.failures).copied().collect();
+        }
+    }
 }
 
 /// The trace an exemplar leads to, while an exemplar holds it, or a kept failed trace.

@@ -123,7 +123,7 @@ struct Metric {
     /// Its points are the change since the last export (monotonic sums and histograms of a
     /// delta exporter).
     delta: bool,
-    /// Exemplars of its points, by the point's index.
+    /// Exemplars of its points, by the point's index, in index order.
     exemplars: Vec<(usize, Exemplar)>,
 }
 
@@ -630,7 +630,7 @@ fn encode_metric(m: &Metric, batch: &Batch, out: &mut Vec<u8>) {
 /// span and trace ids.
 fn exemplars(m: &Metric, i: usize, field: u32, out: &mut Vec<u8>) {
     let histogram = matches!(m.data, Data::Histogram(_));
-    for (_, e) in m.exemplars.iter().filter(|(at, _)| *at == i) {
+    for (_, e) in exemplars_of(m, i) {
         message(field, out, |x| {
             fixed64_field(2, e.end_unix_ns, x);
             if histogram {
@@ -646,11 +646,19 @@ fn exemplars(m: &Metric, i: usize, field: u32, out: &mut Vec<u8>) {
     }
 }
 
+/// The exemplars of `m`'s point `i`: found by halving, since they are in index order (a
+/// batch of thousands of functions would otherwise scan them all for every point).
+fn exemplars_of(m: &Metric, i: usize) -> &[(usize, Exemplar)] {
+    let from = m.exemplars.partition_point(|(at, _)| *at < i);
+    let to = m.exemplars.partition_point(|(at, _)| *at <= i);
+    &m.exemplars[from..to]
+}
+
 /// The same, in OTLP/JSON.
 fn json_exemplars(m: &Metric, i: usize, j: &mut Json<'_>) {
     let histogram = matches!(m.data, Data::Histogram(_));
-    let mut these = m.exemplars.iter().filter(|(at, _)| *at == i).peekable();
-    if these.peek().is_none() {
+    let these = exemplars_of(m, i);
+    if these.is_empty() {
         return;
     }
     j.key("exemplars").begin_array();
