@@ -61,6 +61,7 @@ mod histogram;
 mod history;
 mod ids;
 mod metrics;
+mod objective;
 mod outcome;
 pub mod polls;
 pub mod process;
@@ -92,6 +93,12 @@ pub use ids::{SpanId, TraceId};
 pub use metrics::{
     BoolVal, Counter, DurationVal, Event, FloatVal, IntVal, Meter, MetricError, MetricKind,
     Metrics, Scope, Timer, TimerGuard, MAX_SERIES_PER_INSTRUMENT, RATE_WINDOW,
+};
+pub use objective::{
+    declare_objective, enable_objective_history, objective_latency_bounds, objective_status,
+    objectives, AlertWindow, IndicatorStatus, NamedObjective, Objective, ObjectiveError,
+    ObjectiveStatus, Severity, Sli, WindowCounts, MAX_OBJECTIVES, MAX_WINDOW, MIN_ALERT_WINDOW,
+    MIN_WINDOW,
 };
 pub use outcome::Outcome;
 pub use registry::{registry, Registry};

@@ -6,6 +6,7 @@ use std::task::Poll;
 
 pub use crate::call::{Guard, Instrumented};
 pub use crate::metrics::MetricField;
+pub use crate::objective::{LinkedObjective, Objective};
 pub use crate::outcome::Outcome;
 pub use crate::site::CallSite;
 #[cfg(not(any(
@@ -30,6 +31,17 @@ use crate::error::{short_type_name, ErrorKind};
 )))]
 #[linkme::distributed_slice]
 pub static CALL_SITES: [&'static CallSite];
+
+/// Every `#[monitored(objective(...))]`'s objective, where the link section is not used.
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "fuchsia",
+    target_os = "freebsd",
+    target_os = "openbsd",
+)))]
+#[linkme::distributed_slice]
+pub static OBJECTIVES: [&'static LinkedObjective];
 
 /// Gives a future's output type before the future's body is checked: an `async` block passed
 /// here learns its output from `T`, as the body of an `async fn` (or of a function returning

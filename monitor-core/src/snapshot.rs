@@ -496,6 +496,30 @@ impl Distribution {
         }
     }
 
+    /// How many of the durations were at most `seconds`, by the rule `/metrics` uses for a
+    /// histogram bucket's `le`: a bucket of the histogram counts when its midpoint is at most
+    /// the bound (its values lie within 1% of that midpoint), scaled to the exact count.
+    ///
+    /// ```
+    /// let d = monitor_core::Distribution::default();
+    /// assert_eq!(d.count_at_most(0.25), 0);
+    /// ```
+    pub fn count_at_most(&self, seconds: f64) -> u64 {
+        let bound_ns = seconds * 1e9;
+        let total: u64 = self.buckets.iter().map(|b| b.count).sum();
+        if total == 0 {
+            return 0;
+        }
+        let within: u64 = self
+            .buckets
+            .iter()
+            .take_while(|b| (b.low_ns as f64 + (b.high_ns - 1) as f64) / 2.0 <= bound_ns)
+            .map(|b| b.count)
+            .sum();
+        let scaled = (u128::from(within) * u128::from(self.count)) / u128::from(total);
+        u64::try_from(scaled).unwrap_or(u64::MAX).min(self.count)
+    }
+
     /// The standard [`QUANTILES`] as `(q, nanoseconds)` pairs.
     ///
     /// ```

@@ -34,6 +34,8 @@ const LAYERS: &[&[&str]] = &[
     &["trace"],
     &["registry"],
     &["history", "process", "recorder", "tokio_runtime"],
+    // Objectives: their counts over time, from snapshots and the process's start.
+    &["objective"],
     &["private", "lib"],
 ];
 

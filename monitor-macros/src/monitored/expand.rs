@@ -6,7 +6,7 @@
 //! tail, its `return`s and its `?`s the same expected type as the signature did. The return
 //! type is spelled outside the user's block, so nothing the body declares can shadow it.
 
-use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream};
+use proc_macro2::{Delimiter, Group, Ident, Literal, Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::visit_mut::VisitMut;
 use syn::{
@@ -22,6 +22,8 @@ pub(crate) struct Ctx {
     krate: TokenStream,
     name: TokenStream,
     category: TokenStream,
+    /// The `Objective` of `objective(...)`, checked already, as a constant expression.
+    objective: Option<TokenStream>,
 }
 
 impl Ctx {
@@ -34,7 +36,25 @@ impl Ctx {
             Some(s) => quote!(::core::option::Option::Some(#s)),
             None => quote!(::core::option::Option::None),
         };
-        Ctx { krate, name: opt(&args.name), category: opt(&args.category) }
+        let objective = args.objective.map(|o| {
+            let some = |t: TokenStream| quote!(::core::option::Option::Some(#t));
+            let none = quote!(::core::option::Option::None);
+            let success = o.success.map_or_else(
+                || none.clone(),
+                |p| some(Literal::f64_suffixed(p).into_token_stream()),
+            );
+            let latency = o.latency.map_or(none, |(ns, p)| {
+                let p = Literal::f64_suffixed(p);
+                some(quote!((::core::time::Duration::from_nanos(#ns), #p)))
+            });
+            let window = o.window_s;
+            quote!(#krate::__private::Objective::__checked(
+                #success,
+                #latency,
+                ::core::time::Duration::from_secs(#window),
+            ))
+        });
+        Ctx { krate, name: opt(&args.name), category: opt(&args.category), objective }
     }
 }
 
@@ -193,8 +213,9 @@ fn returns(sig: &Signature) -> Returns {
 }
 
 fn site(ctx: &Ctx, sig: &Signature) -> TokenStream {
-    let Ctx { krate, name, category } = ctx;
+    let Ctx { krate, name, category, objective } = ctx;
     // file!() and line!() take the span of the function's name: its line, not the attribute's.
+    let objective = objective.as_ref().map(|o| linked_objective(krate, o));
     let here = sig.ident.span();
     let file = quote_spanned!(here=> ::core::file!());
     let line = quote_spanned!(here=> ::core::line!());
@@ -234,6 +255,37 @@ fn site(ctx: &Ctx, sig: &Signature) -> TokenStream {
             linkme(crate = #krate::__private::linkme)
         )]
         static __MONITOR_SITE_REF: &#krate::__private::CallSite = &__MONITOR_SITE;
+        #objective
+    }
+}
+
+/// The objective of `objective(...)`, gathered by the linker like the site it names.
+fn linked_objective(krate: &TokenStream, objective: &TokenStream) -> TokenStream {
+    quote! {
+        #[cfg_attr(
+            any(
+                target_os = "linux",
+                target_os = "android",
+                target_os = "fuchsia",
+                target_os = "freebsd",
+                target_os = "openbsd",
+            ),
+            used,
+            unsafe(link_section = "monitor_objectives")
+        )]
+        #[cfg_attr(
+            not(any(
+                target_os = "linux",
+                target_os = "android",
+                target_os = "fuchsia",
+                target_os = "freebsd",
+                target_os = "openbsd",
+            )),
+            #krate::__private::linkme::distributed_slice(#krate::__private::OBJECTIVES),
+            linkme(crate = #krate::__private::linkme)
+        )]
+        static __MONITOR_OBJECTIVE_REF: &#krate::__private::LinkedObjective =
+            &#krate::__private::LinkedObjective::new(&__MONITOR_SITE, #objective);
     }
 }
 
