@@ -53,7 +53,9 @@ use std::task::{Context, Poll};
 use http::header::{HeaderName, HeaderValue, HOST};
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
-use monitor_core::{registry, CallSite, Instrumented, Outcome, SiteBudget, Span, UniqueUsers};
+use monitor_core::{
+    registry, CallSite, Instrumented, Objective, Outcome, SiteBudget, Span, UniqueUsers,
+};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -66,12 +68,20 @@ pub const HTTP_SERVER: &str = "http_server";
 pub const HTTP_CLIENT: &str = "http_client";
 
 /// Why a middleware setting was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LayerError {
     /// Not a valid HTTP header name.
     #[error("`{0}` is not a header name; give e.g. `x-trace-id`")]
     BadHeader(String),
+    /// A route's objective was refused.
+    #[error("route `{route}`: {source}")]
+    Objective {
+        /// The route's site name, such as `GET /orders/{id}`.
+        route: String,
+        /// Why.
+        source: monitor_core::ObjectiveError,
+    },
 }
 
 /// Names a request's route from its head (method aside): a template such as `/users/{id}`, so
@@ -191,6 +201,32 @@ impl ServerLayer {
     pub fn users(mut self, users: UniqueUsers, identity: UserIdentity) -> ServerLayer {
         self.config().users = Some((users, identity));
         self
+    }
+
+    /// Sets the objective of a route, named as its call site is: the method, a space and the
+    /// route (`GET /orders/{id}`). Its rules and its budget exist before the first request
+    /// makes the site (see [`monitor_core::declare_objective`]).
+    ///
+    /// # Errors
+    ///
+    /// [`LayerError::Objective`] when the objective is refused (no target, an empty route, or
+    /// too many objectives).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use monitor_core::Objective;
+    /// use monitor_http::layer::ServerLayer;
+    ///
+    /// let checkout = Objective::new().success(99.9)?.latency(Duration::from_millis(300), 99.0)?;
+    /// let layer = ServerLayer::new().objective("POST /checkout", checkout).unwrap();
+    /// assert!(monitor_core::objectives().iter().any(|o| o.name == "POST /checkout"));
+    /// # drop(layer);
+    /// # Ok::<(), monitor_core::ObjectiveError>(())
+    /// ```
+    pub fn objective(self, route: &str, objective: Objective) -> Result<ServerLayer, LayerError> {
+        monitor_core::declare_objective(route, objective)
+            .map_err(|source| LayerError::Objective { route: route.to_string(), source })?;
+        Ok(self)
     }
 }
 

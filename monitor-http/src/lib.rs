@@ -39,6 +39,9 @@
 //! | `/ps`, `/ps/json`, `/ps/dot` | recorded calls in flight as trees | [`write_in_flight_trees_text`], [`write_in_flight_trees_json`], [`write_in_flight_trees_dot`] |
 //! | `/trace/errors`, `/trace/errors/svg`, `/trace/errors/text` | the kept failed traces | [`write_traces_json`], [`write_traces_svg`], [`write_traces_text`] |
 //! | `/trace/watches` | the captures armed now (also listed atop `/ps`) | [`write_watches_json`] |
+//! | `/slo/json` | every objective's budget left and burn rates, computed in the process | [`write_slo_json`] |
+//! | `/slo/rules.yaml` | Prometheus recording and multi-window, multi-burn-rate alerting rules for them | [`write_slo_rules`] |
+//! | `/slo/tests.yaml` | promtool unit tests of those rules | [`write_slo_tests`] |
 //!
 //! The function views take `?filter=<part of a name>`. Every renderer is a pure function of a
 //! snapshot; the server reads the statistics and never blocks the instrumented program.
@@ -64,6 +67,7 @@ pub use render::html::write_html;
 pub use render::in_flight::{write_in_flight_json, write_in_flight_text};
 pub use render::json::write_functions_json;
 pub use render::prometheus::{write_prometheus, Buckets, BucketsError, ExpositionFormat};
+pub use render::slo::{write_slo_json, write_slo_rules, write_slo_tests};
 pub use render::stats::{write_stats_json, write_stats_text};
 pub use render::text::write_text;
 pub use render::trace::{

@@ -359,6 +359,7 @@ impl Routes {
         }
         // The index draws the history: keep it from now on.
         monitor_core::enable_history();
+        monitor_core::enable_objective_history();
         Ok(Routes { prefix: trimmed.to_string(), buckets: Buckets::default() })
     }
 
@@ -371,6 +372,7 @@ impl Routes {
     /// Routes at the root of the server.
     pub(crate) fn root() -> Routes {
         monitor_core::enable_history();
+        monitor_core::enable_objective_history();
         Routes { prefix: String::new(), buckets: Buckets::default() }
     }
 
@@ -531,6 +533,11 @@ impl Routes {
         match view.draw {
             Draw::Capture(format) => return trace_wait(&query, format),
             Draw::Live(draw) => draw(&mut body),
+            Draw::Index => render::html::write_index(
+                &self.snapshot(&query),
+                &monitor_core::objective_status(),
+                &mut body,
+            ),
             Draw::Snapshot(draw) => draw(&self.snapshot(&query), &mut body),
             // Written while they are sent.
             Draw::FunctionsJson => {
@@ -543,7 +550,9 @@ impl Routes {
                 } else {
                     ExpositionFormat::Prometheus
                 };
-                let writer = MetricsWriter::new(self.snapshot(&query), &self.buckets, format);
+                // With the objectives' latency bounds, which their rules read.
+                let buckets = self.buckets.including(&monitor_core::objective_latency_bounds());
+                let writer = MetricsWriter::new(self.snapshot(&query), &buckets, format);
                 return Prepared::Done(streamed(writer, format.content_type()));
             }
         }

@@ -14,6 +14,8 @@ pub(crate) const JSON: &str = "application/json";
 pub(crate) const SVG: &str = "image/svg+xml";
 pub(crate) const DOT: &str = "text/vnd.graphviz; charset=utf-8";
 pub(crate) const HTML: &str = "text/html; charset=utf-8";
+/// YAML has a registered type since RFC 9512.
+pub(crate) const YAML: &str = "application/yaml";
 
 /// How a captured trace is answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +32,8 @@ pub(crate) enum Draw {
     Snapshot(fn(&Snapshot, &mut String)),
     /// `/funcs/json`, written while it is sent.
     FunctionsJson,
+    /// `/`: the index, from a snapshot and the objectives' budgets.
+    Index,
     /// `/metrics`: Prometheus or OpenMetrics as the scraper asks, written while it is sent.
     Metrics,
     /// From live state, not a snapshot: recorded calls in flight, kept traces, the history.
@@ -100,13 +104,25 @@ fn errors_text(out: &mut String) {
     render::trace::write_traces_text(&failed_traces(), out);
 }
 
+fn slo_rules(out: &mut String) {
+    render::slo::write_slo_rules(&monitor_core::objectives(), out);
+}
+
+fn slo_tests(out: &mut String) {
+    render::slo::write_slo_tests(&monitor_core::objectives(), out);
+}
+
+fn slo_json(out: &mut String) {
+    render::slo::write_slo_json(&monitor_core::objective_status(), out);
+}
+
 fn history_json(out: &mut String) {
     render::history::write_history_json(&monitor_core::history(), out);
 }
 
 /// Every view, in the order of the index's links.
 pub(crate) const VIEWS: &[View] = &[
-    view(&["/"], HTML, None, true, Draw::Snapshot(render::html::write_html)),
+    view(&["/"], HTML, None, true, Draw::Index),
     view(
         &["/funcs", "/funcs/", "/funcs/text"],
         PLAIN,
@@ -161,6 +177,27 @@ pub(crate) const VIEWS: &[View] = &[
     ),
     // (`/history/json` has always let a `filter` pass; it is the whole process's.)
     view(&["/history/json"], JSON, Some("trends (JSON)"), true, Draw::Live(history_json)),
+    view(
+        &["/slo/json"],
+        JSON,
+        Some("objectives: budgets and burn rates (JSON)"),
+        false,
+        Draw::Live(slo_json),
+    ),
+    view(
+        &["/slo/rules.yaml"],
+        YAML,
+        Some("objectives: Prometheus rules"),
+        false,
+        Draw::Live(slo_rules),
+    ),
+    view(
+        &["/slo/tests.yaml"],
+        YAML,
+        Some("objectives: promtool tests of the rules"),
+        false,
+        Draw::Live(slo_tests),
+    ),
     view(
         &["/ps", "/ps/", "/ps/text"],
         PLAIN,

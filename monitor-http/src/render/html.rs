@@ -18,6 +18,15 @@ use super::util::{html, Nanos};
 /// assert!(out.starts_with("<!doctype html>"));
 /// ```
 pub fn write_html(snapshot: &Snapshot, out: &mut String) {
+    write_index(snapshot, &[], out);
+}
+
+/// The index page with the table of objectives' budgets.
+pub(crate) fn write_index(
+    snapshot: &Snapshot,
+    objectives: &[monitor_core::ObjectiveStatus],
+    out: &mut String,
+) {
     out.push_str(concat!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
@@ -44,6 +53,7 @@ pub fn write_html(snapshot: &Snapshot, out: &mut String) {
         "</form>\n"
     ));
     super::history::write_history_charts(&monitor_core::history(), out);
+    super::slo::write_slo_table(objectives, out);
     out.push_str("<h2>In flight by category</h2>\n");
     super::in_flight::write_in_flight_svg(snapshot, out);
     let called: Vec<&FunctionStats> = snapshot.iter_called().collect();

@@ -8,6 +8,7 @@ pub(crate) mod in_flight;
 pub(crate) mod json;
 pub(crate) mod prometheus;
 pub(crate) mod series;
+pub(crate) mod slo;
 pub(crate) mod stats;
 pub(crate) mod text;
 pub(crate) mod trace;

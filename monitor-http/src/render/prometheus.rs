@@ -57,6 +57,15 @@ impl Buckets {
         Ok(Buckets(bounds))
     }
 
+    /// These bounds and `extra` ones (seconds), in order and without repeats.
+    pub(crate) fn including(&self, extra: &[f64]) -> Buckets {
+        let mut all = self.0.clone();
+        all.extend(extra.iter().copied().filter(|b| b.is_finite() && *b > 0.0));
+        all.sort_by(f64::total_cmp);
+        all.dedup();
+        Buckets(all)
+    }
+
     /// The bounds, in seconds.
     ///
     /// ```
@@ -835,6 +844,36 @@ fn histogram(
 
 #[cfg(test)]
 mod tests {
+    /// The objectives' latency indicator (`Distribution::count_at_most`, in monitor-core) reads
+    /// a histogram as the `le` buckets here do, so the process and Prometheus count the same
+    /// calls as fast.
+    #[test]
+    fn bucket_counts_are_the_objectives_counts() {
+        use monitor_core::{Bucket, Distribution};
+        // A spread over five decades, in the histogram's own buckets (about 2% wide), with
+        // relative counts that sum to more than the exact count (a halved histogram).
+        let mut buckets = Vec::new();
+        let mut low = 1_000u64;
+        while low < 20_000_000_000 {
+            let high = low + low / 50 + 1;
+            buckets.push(Bucket { low_ns: low, high_ns: high, count: 1 + low % 7 });
+            low = high + low / 3;
+        }
+        let relative: u64 = buckets.iter().map(|b| b.count).sum();
+        let d = Distribution { count: relative / 2 + 1, buckets, ..Distribution::default() };
+        let bounds = [0.000_05, 0.0001, 0.0015, 0.002, 0.25, 1.0, 7.5];
+        let les: Vec<(f64, String)> = bounds.iter().map(|b| (b * 1e9, format!("{b}"))).collect();
+        let mut out = String::new();
+        super::histogram("success", "name=\"f\"", &d, &les, &[], &mut out);
+        for b in bounds {
+            let line =
+                format!("function_times_seconds_bucket{{kind=\"success\",name=\"f\",le=\"{b}\"}} ");
+            let at = out.find(&line).unwrap() + line.len();
+            let written: u64 = out[at..].split('\n').next().unwrap().parse().unwrap();
+            assert_eq!(written, d.count_at_most(b), "le {b}");
+        }
+    }
+
     #[test]
     fn written_in_parts_it_is_the_same_text() {
         use super::{write_prometheus, Buckets, ExpositionFormat, MetricsWriter};
