@@ -105,6 +105,8 @@ fn main() {
     println!("  {base}/funcs        per function: callers, counts, errors, latency quantiles");
     println!("  {base}/funcs/dot    the call graph (dot -Tsvg), /funcs/json, /stats, /stats/json");
     println!("  {base}/metrics      Prometheus; /debug/vars for expvar readers");
+    println!("  {base}/slo/json     objectives: budget left, burn rates, whether they would page");
+    println!("  {base}/slo/rules.yaml   their Prometheus alerting rules (and /slo/tests.yaml)");
     println!(
         "  {base}/trace/svg?regex=Proxy::handle   the next request's call tree (or /trace/json)"
     );

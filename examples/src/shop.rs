@@ -23,7 +23,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use monitor_core::{monitored, ErrorKind, UniqueUsers};
+use monitor_core::{monitored, ErrorKind, Objective, UniqueUsers};
 use monitor_http::identity::UserIdentity;
 use monitor_http::layer::{ClientLayer, ClientService, ServerLayer};
 use monitor_sqlx::MonitoredPool;
@@ -147,7 +147,11 @@ struct Storefront {
 }
 
 /// Places order `id`: asks the inventory for its sku.
-#[monitored(name = "shop::place_order")]
+#[monitored(
+    name = "shop::place_order",
+    // Out of stock is an error of its own kind, about one order in twelve: within a 90% target.
+    objective(success = 90.0, latency = "250ms", latency_target = 99.0)
+)]
 async fn place_order(shop: Storefront, id: u32) -> Result<String, OrderError> {
     let sku = id % 100;
     let uri = format!("http://{}/stock/{sku}", shop.inventory);
@@ -202,9 +206,14 @@ pub async fn start(addr: &str) -> std::io::Result<Shop> {
     let storefront_state = Storefront { inventory, client: ClientLayer::new().layer(http) };
     let monitor = monitor_http::axum_router("/monitor")
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let orders = Objective::new()
+        .success(99.9)
+        .and_then(|o| o.latency(Duration::from_millis(100), 99.0))
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let layer = ServerLayer::new()
         .users(users, UserIdentity::new().cookies(&["session"]))
-        .trace_id_header("x-trace-id")
+        .objective("GET /orders/{id}", orders)
+        .and_then(|l| l.trace_id_header("x-trace-id"))
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let app = Router::new()
         .route("/", get(home))

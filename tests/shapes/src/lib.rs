@@ -85,6 +85,11 @@ fn one_line(x: u32) -> u32 {
     opaque(x) + 1
 }
 
+#[monitored(objective(success = 99.95, latency = "250ms", latency_target = 99.0, window = "30d"))]
+fn with_objective(x: u32) -> Result<u32, io::Error> {
+    Ok(opaque(x))
+}
+
 #[monitored]
 fn generic<T, U>(t: &T, u: U) -> String
 where
@@ -932,6 +937,7 @@ pub fn exercise(block_on: BlockOn<'_>) -> Exercised {
 fn exercise_plain() -> Exercised {
     nothing();
     assert_eq!(one_line(1), 2);
+    assert_eq!(with_objective(3).ok(), Some(3));
     assert_eq!(generic(&1, "a"), "1a");
     assert_eq!(impl_trait_arg(vec![1, 2]), 3);
     assert_eq!(longest("ab", "c"), "ab");

@@ -464,22 +464,34 @@ pub struct Prometheus {
 impl Prometheus {
     /// Starts one on a free loopback port, scraping `target`, with `args` besides.
     pub fn start(target: SocketAddr, args: &[&str]) -> Option<Prometheus> {
+        Prometheus::start_with_rules(target, None, args)
+    }
+
+    /// Like [`Prometheus::start`], also evaluating `rules` (a rule file's text) every second.
+    pub fn start_with_rules(
+        target: SocketAddr,
+        rules: Option<&str>,
+        args: &[&str],
+    ) -> Option<Prometheus> {
         let prometheus = tool("prometheus")?;
         let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("monitor-prometheus-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: monitor\n    \
-                 static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )
-        .unwrap();
+        let mut config =
+            String::from("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n");
+        if let Some(rules) = rules {
+            let file = dir.join("rules.yaml");
+            std::fs::write(&file, rules).unwrap();
+            config.push_str(&format!("rule_files:\n  - '{}'\n", file.display()));
+        }
+        config.push_str(&format!(
+            "scrape_configs:\n  - job_name: monitor\n    static_configs:\n      - targets: ['{target}']\n"
+        ));
+        let config_file = dir.join("prometheus.yml");
+        std::fs::write(&config_file, config).unwrap();
         let child = Command::new(prometheus)
-            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--config.file={}", config_file.display()))
             .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .args(args)
