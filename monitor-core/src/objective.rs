@@ -747,60 +747,14 @@ fn indicator(
 }
 
 // The linked objectives.
-
-#[cfg(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "fuchsia",
-    target_os = "freebsd",
-    target_os = "openbsd",
-))]
-// Reading a link section is unsafe by definition; see the SAFETY notes.
-#[allow(unsafe_code)]
-mod imp {
-    use super::LinkedObjective;
-
-    /// An empty element, so that the section exists in a program without objectives.
-    #[used]
-    #[unsafe(link_section = "monitor_objectives")]
-    static PRESENT: [&LinkedObjective; 0] = [];
-
-    // SAFETY: the linker defines both symbols, at the start and the end of the section, for
-    // any section whose name is a C identifier (and `PRESENT` makes sure there is one).
-    unsafe extern "Rust" {
-        #[link_name = "__start_monitor_objectives"]
-        static START: [&'static LinkedObjective; 0];
-        #[link_name = "__stop_monitor_objectives"]
-        static STOP: [&'static LinkedObjective; 0];
-    }
-
-    pub(super) fn linked() -> &'static [&'static LinkedObjective] {
-        let start = (&raw const START).cast::<&'static LinkedObjective>();
-        let stop = (&raw const STOP).cast::<&'static LinkedObjective>();
-        // SAFETY: every item in the section is a `&'static LinkedObjective` (the only statics
-        // put there are the expansion's `__MONITOR_OBJECTIVE_REF`s and `PRESENT`, of that
-        // type), laid out as an aligned array from `start` to `stop`, never written.
-        unsafe {
-            let len = usize::try_from(stop.offset_from(start)).unwrap_or(0);
-            std::slice::from_raw_parts(start, len)
-        }
-    }
-}
-
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "fuchsia",
-    target_os = "freebsd",
-    target_os = "openbsd",
-)))]
-mod imp {
-    use super::LinkedObjective;
-
-    pub(super) fn linked() -> &'static [&'static LinkedObjective] {
-        &crate::__private::OBJECTIVES
-    }
-}
+linked_items!(
+    imp,
+    crate::objective::LinkedObjective,
+    "monitor_objectives",
+    "__start_monitor_objectives",
+    "__stop_monitor_objectives",
+    OBJECTIVES
+);
 
 #[cfg(test)]
 mod tests {

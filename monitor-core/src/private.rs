@@ -21,7 +21,7 @@ pub use linkme;
 use crate::error::{short_type_name, ErrorKind};
 
 /// Every `#[monitored]` function's call site, gathered by the linker, where the expansion's
-/// own link section is not used (see `sections`).
+/// own link section is not used (see `linked_items!` in the crate root).
 #[cfg(not(any(
     target_os = "linux",
     target_os = "android",

@@ -214,8 +214,9 @@ fn returns(sig: &Signature) -> Returns {
 
 fn site(ctx: &Ctx, sig: &Signature) -> TokenStream {
     let Ctx { krate, name, category, objective } = ctx;
-    // file!() and line!() take the span of the function's name: its line, not the attribute's.
     let objective = objective.as_ref().map(|o| linked_objective(krate, o));
+    let gathered_site = gathered(krate, "monitor_call_sites", &quote!(CALL_SITES));
+    // file!() and line!() take the span of the function's name: its line, not the attribute's.
     let here = sig.ident.span();
     let file = quote_spanned!(here=> ::core::file!());
     let line = quote_spanned!(here=> ::core::line!());
@@ -230,30 +231,7 @@ fn site(ctx: &Ctx, sig: &Signature) -> TokenStream {
             #line,
             #category,
         );
-        // Gathered by the linker: on ELF targets in a link section of the runtime's, elsewhere
-        // through `linkme` (see monitor-core's `sections`).
-        #[cfg_attr(
-            any(
-                target_os = "linux",
-                target_os = "android",
-                target_os = "fuchsia",
-                target_os = "freebsd",
-                target_os = "openbsd",
-            ),
-            used,
-            unsafe(link_section = "monitor_call_sites")
-        )]
-        #[cfg_attr(
-            not(any(
-                target_os = "linux",
-                target_os = "android",
-                target_os = "fuchsia",
-                target_os = "freebsd",
-                target_os = "openbsd",
-            )),
-            #krate::__private::linkme::distributed_slice(#krate::__private::CALL_SITES),
-            linkme(crate = #krate::__private::linkme)
-        )]
+        #gathered_site
         static __MONITOR_SITE_REF: &#krate::__private::CallSite = &__MONITOR_SITE;
         #objective
     }
@@ -261,6 +239,18 @@ fn site(ctx: &Ctx, sig: &Signature) -> TokenStream {
 
 /// The objective of `objective(...)`, gathered by the linker like the site it names.
 fn linked_objective(krate: &TokenStream, objective: &TokenStream) -> TokenStream {
+    let gathered = gathered(krate, "monitor_objectives", &quote!(OBJECTIVES));
+    quote! {
+        #gathered
+        static __MONITOR_OBJECTIVE_REF: &#krate::__private::LinkedObjective =
+            &#krate::__private::LinkedObjective::new(&__MONITOR_SITE, #objective);
+    }
+}
+
+/// The attributes that have the linker gather the static they precede: on ELF targets into the
+/// runtime's link section `section`, elsewhere through `linkme` into `__private::slice` (see
+/// monitor-core's `linked_items!`).
+fn gathered(krate: &TokenStream, section: &str, slice: &TokenStream) -> TokenStream {
     quote! {
         #[cfg_attr(
             any(
@@ -271,7 +261,7 @@ fn linked_objective(krate: &TokenStream, objective: &TokenStream) -> TokenStream
                 target_os = "openbsd",
             ),
             used,
-            unsafe(link_section = "monitor_objectives")
+            unsafe(link_section = #section)
         )]
         #[cfg_attr(
             not(any(
@@ -281,11 +271,9 @@ fn linked_objective(krate: &TokenStream, objective: &TokenStream) -> TokenStream
                 target_os = "freebsd",
                 target_os = "openbsd",
             )),
-            #krate::__private::linkme::distributed_slice(#krate::__private::OBJECTIVES),
+            #krate::__private::linkme::distributed_slice(#krate::__private::#slice),
             linkme(crate = #krate::__private::linkme)
         )]
-        static __MONITOR_OBJECTIVE_REF: &#krate::__private::LinkedObjective =
-            &#krate::__private::LinkedObjective::new(&__MONITOR_SITE, #objective);
     }
 }
 
