@@ -76,6 +76,7 @@ fn main() {
     monitor_core::process::register();
     // Keep the last 32 traces in which a call failed, whole: /trace/errors/svg.
     monitor_core::trace::keep_failed_traces(32);
+    monitor_core::trace::keep_slow_traces(4, Duration::from_secs(3600));
     let server = match monitor_http::serve(addr) {
         Ok(server) => server,
         Err(e) => {

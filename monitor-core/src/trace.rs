@@ -49,12 +49,13 @@ use crate::span::Span;
 
 pub use crate::record::{
     add_batching_observer, add_observer, exemplar_trace, exemplar_traces_held, failed_traces,
-    in_flight, keep_exemplars, keep_failed_traces, observers, record_all, sample_ratio,
-    set_sample_ratio, stats, watches, AttributeValue, Exemplar, InFlightSpan, ObserverHandle,
-    ObserverStats, SpanAllocations, SpanEvent, SpanObserver, SpanOutcome, SpanRecord, Status,
-    Trace, TraceContextError, TraceError, TraceParent, TraceState, TraceStats, Watch, WatchError,
-    WatchFilter, WatchInfo, WatchWait, MAX_KEPT, MAX_PINNED_SPANS, MAX_PINNED_TRACES, MAX_WATCHES,
-    MAX_WATCH_SPANS,
+    in_flight, keep_exemplars, keep_failed_traces, keep_slow_traces, observers, record_all,
+    sample_ratio, set_sample_ratio, slow_traces, stats, watches, AttributeValue, Exemplar,
+    InFlightSpan, ObserverHandle, ObserverStats, SpanAllocations, SpanEvent, SpanObserver,
+    SpanOutcome, SpanRecord, Status, Trace, TraceContextError, TraceError, TraceParent, TraceState,
+    TraceStats, Watch, WatchError, WatchFilter, WatchInfo, WatchWait, MAX_KEPT, MAX_PINNED_SPANS,
+    MAX_PINNED_TRACES, MAX_SLOW_FUNCTIONS, MAX_SLOW_PER_FUNCTION, MAX_WATCHES, MAX_WATCH_SPANS,
+    SLOW_SPAN_BUDGET,
 };
 
 /// The trace id of the monitored call running on this thread (or in this task), for logs.

@@ -38,6 +38,7 @@
 //! | `/active`, `/active/json` | calls in flight per category | [`write_in_flight_text`], [`write_in_flight_json`] |
 //! | `/ps`, `/ps/json`, `/ps/dot` | recorded calls in flight as trees | [`write_in_flight_trees_text`], [`write_in_flight_trees_json`], [`write_in_flight_trees_dot`] |
 //! | `/trace/errors`, `/trace/errors/svg`, `/trace/errors/text` | the kept failed traces | [`write_traces_json`], [`write_traces_svg`], [`write_traces_text`] |
+//! | `/trace/slow`, `/trace/slow/svg` | the kept slowest traces of each entry function | [`write_traces_json`], [`write_traces_svg`] |
 //! | `/trace/watches` | the captures armed now (also listed atop `/ps`) | [`write_watches_json`] |
 //! | `/slo/json` | every objective's budget left and burn rates, computed in the process | [`write_slo_json`] |
 //! | `/slo/rules.yaml` | Prometheus recording and multi-window, multi-burn-rate alerting rules for them | [`write_slo_rules`] |

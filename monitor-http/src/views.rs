@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use monitor_core::trace::{failed_traces, in_flight};
+use monitor_core::trace::{failed_traces, in_flight, slow_traces};
 use monitor_core::Snapshot;
 
 use crate::render;
@@ -98,6 +98,14 @@ fn errors_json(out: &mut String) {
 
 fn errors_svg(out: &mut String) {
     render::trace::write_traces_svg(&failed_traces(), out);
+}
+
+fn slow_json(out: &mut String) {
+    render::trace::write_traces_json(&slow_traces(), out);
+}
+
+fn slow_svg(out: &mut String) {
+    render::trace::write_traces_svg(&slow_traces(), out);
 }
 
 fn errors_text(out: &mut String) {
@@ -218,6 +226,14 @@ pub(crate) const VIEWS: &[View] = &[
         false,
         Draw::Live(errors_json),
     ),
+    view(
+        &["/trace/slow", "/trace/slow/json"],
+        JSON,
+        Some("slowest traces per entry function (JSON)"),
+        false,
+        Draw::Live(slow_json),
+    ),
+    view(&["/trace/slow/svg"], SVG, Some("slowest traces (SVG)"), false, Draw::Live(slow_svg)),
     view(&["/trace/watches"], JSON, Some("captures armed (JSON)"), false, Draw::Live(watches_json)),
     view(
         &["/trace/errors/text"],

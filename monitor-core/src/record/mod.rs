@@ -6,6 +6,7 @@
 pub(crate) mod exemplars;
 mod live;
 pub(crate) mod observer;
+mod slow;
 mod tail;
 mod w3c;
 mod watch;
@@ -26,6 +27,9 @@ pub use exemplars::{
 pub use live::{in_flight, InFlightSpan};
 pub use observer::{
     add_batching_observer, add_observer, observers, ObserverHandle, ObserverStats, SpanObserver,
+};
+pub use slow::{
+    keep_slow_traces, slow_traces, MAX_SLOW_FUNCTIONS, MAX_SLOW_PER_FUNCTION, SLOW_SPAN_BUDGET,
 };
 pub use tail::{failed_traces, keep_failed_traces, record_all, MAX_KEPT};
 pub use w3c::{TraceContextError, TraceParent, TraceState};
@@ -457,6 +461,10 @@ pub struct TraceStats {
     pub tail_dropped: u64,
     /// Traces exemplars hold on to now, and their spans ([`exemplar_traces_held`]).
     pub exemplar_traces: (usize, usize),
+    /// Slow traces kept now ([`keep_slow_traces`]).
+    pub slow_kept: usize,
+    /// Slow traces not kept for lack of room (too many entry functions, or the span budget).
+    pub slow_refused: u64,
     /// Per observer: delivered and dropped spans.
     pub observers: Vec<ObserverStats>,
 }
@@ -475,6 +483,8 @@ pub fn stats() -> TraceStats {
         failed_kept: tail::kept(),
         tail_dropped: tail::dropped(),
         exemplar_traces: exemplar_traces_held(),
+        slow_kept: slow::kept(),
+        slow_refused: slow::refused(),
         observers: observers(),
     }
 }
@@ -487,7 +497,7 @@ pub(crate) fn register_stats() {
     ONCE.call_once(|| {
         let scope = crate::metrics::Scope::new("trace");
         type Read = fn() -> f64;
-        let gauges: [(&str, &str, Read); 5] = [
+        let gauges: [(&str, &str, Read); 7] = [
             ("recorded_spans", "Spans recorded since start.", || live::recorded() as f64),
             ("in_flight", "Recorded spans running now.", || live::count() as f64),
             ("watches", "Trace captures waiting or collecting now.", || watch::count() as f64),
@@ -496,6 +506,12 @@ pub(crate) fn register_stats() {
                 "tail_dropped",
                 "Traces not tracked for failure because too many were pending.",
                 || tail::dropped() as f64,
+            ),
+            ("slow_kept", "Slow traces kept now.", || slow::kept() as f64),
+            (
+                "slow_refused",
+                "Slow traces not kept for lack of room (entry functions or spans).",
+                || slow::refused() as f64,
             ),
         ];
         for (name, help, read) in gauges {

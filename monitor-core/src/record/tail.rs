@@ -44,8 +44,9 @@ fn shard(trace: TraceId) -> MutexGuard<'static, HashMap<u128, Pending>> {
     lock(&PENDING[(trace.to_u128() >> 64) as usize % SHARDS])
 }
 
-fn refresh_mode() {
-    let on = KEEP.load(Relaxed) > 0 || ALL.load(Relaxed);
+/// Turns the recording of every trace on while failed or slow traces are kept, or all asked.
+pub(crate) fn refresh_mode() {
+    let on = KEEP.load(Relaxed) > 0 || ALL.load(Relaxed) || super::slow::on();
     set_mode(mode::ALL, on);
     if on {
         super::register_stats();
@@ -96,9 +97,10 @@ pub fn failed_traces() -> Vec<Arc<Trace>> {
     lock(&KEPT).iter().cloned().collect()
 }
 
-/// Counts a recorded span of `trace` as open; false if failure tracking is off or full.
+/// Counts a recorded span of `trace` as open; false if neither failed nor slow traces are kept,
+/// or tracking is full.
 pub(crate) fn open(trace: TraceId) -> bool {
-    if KEEP.load(Relaxed) == 0 {
+    if KEEP.load(Relaxed) == 0 && !super::slow::on() {
         return false;
     }
     let mut pending = shard(trace);
@@ -138,8 +140,11 @@ pub(crate) fn close(record: Arc<SpanRecord>) {
     let Some(p) = done else { return };
     HELD.fetch_sub(p.spans.len(), Relaxed);
     let keep = KEEP.load(Relaxed);
-    // Failed traces are kept; others are built only where a span would be an exemplar.
-    if keep == 0 || !(p.failed || super::exemplars::wanted(&p.spans)) {
+    let slow = super::slow::on();
+    // Failed traces are kept; others are built only where a span would be an exemplar, or the
+    // trace may be among the slowest.
+    let failed_kept = keep > 0 && p.failed;
+    if !(failed_kept || slow || keep > 0 && super::exemplars::wanted(&p.spans)) {
         return;
     }
     // The root: the span whose parent is not among the trace's spans (the last such to end).
@@ -147,8 +152,11 @@ pub(crate) fn close(record: Arc<SpanRecord>) {
     let Some(root) = root else { return };
     let failed = p.failed;
     let kept = Arc::new(Trace { trace_id: trace, root, spans: p.spans, dropped_spans: p.dropped });
-    super::exemplars::offer(&kept);
-    if !failed {
+    if keep > 0 {
+        super::exemplars::offer(&kept);
+    }
+    super::slow::offer(&kept);
+    if !failed || keep == 0 {
         return;
     }
     for s in kept.spans.iter().filter(|s| !s.sampled) {
