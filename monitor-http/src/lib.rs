@@ -26,6 +26,7 @@
 //! | path | what | function |
 //! | --- | --- | --- |
 //! | `/` | HTML index: links and a table of the functions | [`write_html`] |
+//! | `/function` | one function's page (`?name=`): counts, errors by kind, latency histogram and quantiles, callers and callees, its kept traces, live | [`write_function_html`] |
 //! | `/funcs`, `/funcs/text` | per function: callers, counts, errors, latency quantiles | [`write_text`] |
 //! | `/funcs/json` | the same as JSON | [`write_functions_json`] |
 //! | `/funcs/dot` | the call graph for Graphviz | [`write_dot`] |
@@ -63,6 +64,7 @@ mod views;
 pub use body::Body;
 pub use render::dot::write_dot;
 pub use render::expvar::write_expvar;
+pub use render::function::write_function_html;
 pub use render::history::write_history_json;
 pub use render::html::write_html;
 pub use render::in_flight::{write_in_flight_json, write_in_flight_text};

@@ -11,7 +11,7 @@ use crate::render::json::FunctionsJsonWriter;
 use crate::render::prometheus::{Buckets, ExpositionFormat, MetricsWriter};
 use crate::render::Parts;
 use crate::views::{self, Draw, TraceFormat, PLAIN, SVG};
-use monitor_core::trace::{Trace, Watch, WatchError, WatchFilter};
+use monitor_core::trace::{failed_traces, slow_traces, Trace, Watch, WatchError, WatchFilter};
 use monitor_core::TraceId;
 
 /// The monitor's pages, answerable under any path prefix.
@@ -50,6 +50,7 @@ struct BadQuery(String);
 #[derive(Default)]
 struct Query {
     filter: Option<String>,
+    name: Option<String>,
     regex: Option<String>,
     trace_id: Option<String>,
     preselect: Option<String>,
@@ -69,6 +70,7 @@ fn parse_query(raw: Option<&str>) -> Result<Query, BadQuery> {
         let value = decode(v)?;
         let slot = match key.as_str() {
             "filter" => &mut q.filter,
+            "name" => &mut q.name,
             "regex" => &mut q.regex,
             "trace_id" => &mut q.trace_id,
             "preselect" => &mut q.preselect,
@@ -76,8 +78,8 @@ fn parse_query(raw: Option<&str>) -> Result<Query, BadQuery> {
             other => {
                 return Err(BadQuery(format!(
                     "unknown query parameter `{other}`; the function views accept \
-                     `filter=<part of a function name>`, the trace views `regex=`, `trace_id=`, \
-                     `timeout=` and `preselect=false`"
+                     `filter=<part of a function name>`, /function `name=<the monitored name>`, \
+                     the trace views `regex=`, `trace_id=`, `timeout=` and `preselect=false`"
                 )))
             }
         };
@@ -526,7 +528,9 @@ impl Routes {
             return Prepared::Done(not_found(path));
         };
         let capture = matches!(view.draw, Draw::Capture(_));
-        if let Some(resp) = query.misplaced(view.filter, capture) {
+        if let Some(resp) =
+            query.misplaced(view.filter, capture, matches!(view.draw, Draw::Function))
+        {
             return Prepared::Done(resp);
         }
         let mut body = String::new();
@@ -539,6 +543,22 @@ impl Routes {
                 &mut body,
             ),
             Draw::Snapshot(draw) => draw(&self.snapshot(&query), &mut body),
+            Draw::Function => {
+                let Some(name) = &query.name else {
+                    let msg = "give the function: /function?name=<the monitored name>\n";
+                    return Prepared::Done(text(StatusCode::BAD_REQUEST, PLAIN, msg.into()));
+                };
+                let (failed, slow) = (failed_traces(), slow_traces());
+                let snapshot = monitor_core::registry().snapshot();
+                if !render::function::write_function_html(
+                    &snapshot, name, &failed, &slow, &mut body,
+                ) {
+                    let shown: String = name.chars().take(200).collect();
+                    let msg =
+                        format!("no monitored function is named `{shown}`; /funcs lists them\n");
+                    return Prepared::Done(text(StatusCode::NOT_FOUND, PLAIN, msg));
+                }
+            }
             // Written while they are sent.
             Draw::FunctionsJson => {
                 let writer = FunctionsJsonWriter::new(self.snapshot(&query));
@@ -588,9 +608,12 @@ fn head(method: &Method, mut resp: Response<Body>) -> Response<Body> {
 impl Query {
     /// A 400 for parameters the view does not take: `filter` belongs to the function views,
     /// the trace parameters to `/trace/json` and `/trace/svg`.
-    fn misplaced(&self, filter_ok: bool, trace_ok: bool) -> Option<Response<Body>> {
+    fn misplaced(&self, filter_ok: bool, trace_ok: bool, name_ok: bool) -> Option<Response<Body>> {
         if !filter_ok && self.filter.is_some() {
             return Some(bad_param("filter", "the function views"));
+        }
+        if !name_ok && self.name.is_some() {
+            return Some(bad_param("name", "/function"));
         }
         if trace_ok {
             return None;

@@ -34,6 +34,8 @@ pub(crate) enum Draw {
     FunctionsJson,
     /// `/`: the index, from a snapshot and the objectives' budgets.
     Index,
+    /// `/function?name=`: one function's page, with the kept traces it is in.
+    Function,
     /// `/metrics`: Prometheus or OpenMetrics as the scraper asks, written while it is sent.
     Metrics,
     /// From live state, not a snapshot: recorded calls in flight, kept traces, the history.
@@ -131,6 +133,7 @@ fn history_json(out: &mut String) {
 /// Every view, in the order of the index's links.
 pub(crate) const VIEWS: &[View] = &[
     view(&["/"], HTML, None, true, Draw::Index),
+    view(&["/function"], HTML, None, false, Draw::Function),
     view(
         &["/funcs", "/funcs/", "/funcs/text"],
         PLAIN,

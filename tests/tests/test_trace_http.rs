@@ -230,7 +230,15 @@ fn trace_svg_parses_as_xml_and_renders_in_chromium() {
     // The index's capture link of the function answers the same way.
     let index = get(server.local_addr(), "/").body;
     let row = index.split("<tr").find(|r| r.contains(">test_trace_http::serve_page<")).unwrap();
-    let href = row.split("href=\"").nth(1).unwrap().split('"').next().unwrap();
+    // (The name links to the function's page; the capture link is the row's trace link.)
+    let href = row
+        .split("href=\"")
+        .skip(1)
+        .find(|h| h.starts_with("trace/svg?regex="))
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
     let r = get(server.local_addr(), &format!("/{href}"));
     assert_eq!(r.status, 200, "{href}: {}", r.body);
     assert!(r.body.contains("test_trace_http::serve_page ("));

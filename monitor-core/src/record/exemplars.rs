@@ -235,7 +235,7 @@ pub(crate) fn fill(functions: &mut [crate::snapshot::FunctionStats]) {
     }
 }
 
-/// The trace an exemplar leads to, while an exemplar holds it, or a kept failed trace.
+/// The trace an exemplar leads to, while an exemplar holds it, or a kept failed or slow trace.
 ///
 /// ```
 /// let id = monitor_core::TraceId::from_u128(7);
@@ -244,7 +244,9 @@ pub(crate) fn fill(functions: &mut [crate::snapshot::FunctionStats]) {
 pub fn exemplar_trace(id: TraceId) -> Option<Arc<Trace>> {
     let pinned =
         store().as_ref().and_then(|s| s.traces.get(&id.to_u128()).map(|(t, _)| Arc::clone(t)));
-    pinned.or_else(|| super::failed_traces().into_iter().find(|t| t.trace_id == id))
+    pinned
+        .or_else(|| super::failed_traces().into_iter().find(|t| t.trace_id == id))
+        .or_else(|| super::slow_traces().into_iter().find(|t| t.trace_id == id))
 }
 
 /// Traces exemplars hold on to, and their spans: what they cost in memory.

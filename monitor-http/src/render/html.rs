@@ -170,9 +170,11 @@ fn row(f: &FunctionStats, out: &mut String) {
     } else {
         html(&format!("{} ({}:{})", f.module, f.file, f.line), out);
     }
+    out.push_str("\"><a href=\"function?name=");
+    html(&super::function::percent(f.name), out);
     out.push_str("\">");
     html(f.name, out);
-    out.push_str("</td><td class=\"name\">");
+    out.push_str("</a></td><td class=\"name\">");
     html(f.category.unwrap_or(""), out);
     let _ = write!(
         out,
@@ -203,7 +205,7 @@ fn row(f: &FunctionStats, out: &mut String) {
 }
 
 /// `^name$` with the regex metacharacters escaped, percent-encoded for a query string.
-fn capture_query(name: &str) -> String {
+pub(crate) fn capture_query(name: &str) -> String {
     let mut re = String::from("^");
     for c in name.chars() {
         if "\\.+*?()|[]{}^$#&-~".contains(c) {
