@@ -106,8 +106,66 @@ fn render(c: &mut Criterion) {
             out
         })
     });
+    // One function's page at 10,000 sites (its callees are found among all of them).
+    let name = snap.functions[sites / 2].name;
+    g.bench_function("function_page", |b| {
+        b.iter(|| {
+            let mut out = String::new();
+            monitor_http::write_function_html(&snap, name, &[], &[], &mut out);
+            out
+        })
+    });
     g.finish();
 }
 
-criterion_group!(benches, render, scrape_interference);
+/// The call graph of 1,000 called functions, each drawn (no collapsing by module): a tree of
+/// run-time sites under one entry, three levels deep, with a cross edge from every node.
+fn call_graph(c: &mut Criterion) {
+    use monitor_core::{Outcome, Span};
+
+    let site = |i: usize| {
+        monitor_core::registry().site(&format!("graph::f{i}"), None).expect("within the budget")
+    };
+    let root = site(0).open_call(Span::none());
+    let mut level = vec![root.span()];
+    let mut next = 1;
+    let mut opened = vec![root];
+    while next < 1000 {
+        let mut below = Vec::new();
+        for &span in &level {
+            for _ in 0..10 {
+                if next >= 1000 {
+                    break;
+                }
+                let call = site(next).open_call(span);
+                // A cross edge: the node also calls its neighbour to the left.
+                if next > 1 {
+                    site(next - 1).open_call(call.span()).finish(Outcome::Success);
+                }
+                below.push(call.span());
+                opened.push(call);
+                next += 1;
+            }
+        }
+        level = below;
+    }
+    for call in opened.into_iter().rev() {
+        call.finish(Outcome::Success);
+    }
+    let mut snap = monitor_core::registry().snapshot();
+    snap.functions.retain(|f| f.name.starts_with("graph::f"));
+    assert_eq!(snap.iter_called().count(), 1000);
+    let mut g = c.benchmark_group("call_graph");
+    g.sample_size(20);
+    g.bench_function("svg_1000_functions", |b| {
+        b.iter(|| {
+            let mut out = String::new();
+            monitor_http::write_graph_svg_limited(&snap, 1000, &mut out);
+            out
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, render, scrape_interference, call_graph);
 criterion_main!(benches);

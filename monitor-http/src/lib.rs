@@ -29,6 +29,7 @@
 //! | `/function` | one function's page (`?name=`): counts, errors by kind, latency histogram and quantiles, callers and callees, its kept traces, live | [`write_function_html`] |
 //! | `/funcs`, `/funcs/text` | per function: callers, counts, errors, latency quantiles | [`write_text`] |
 //! | `/funcs/json` | the same as JSON | [`write_functions_json`] |
+//! | `/funcs/svg` | the call graph, laid out in process (no Graphviz), nodes linked to their pages | [`write_graph_svg`] |
 //! | `/funcs/dot` | the call graph for Graphviz | [`write_dot`] |
 //! | `/stats`, `/stats/text` | every series, `measurement,tag=value field value` | [`write_stats_text`] |
 //! | `/stats/json` | `[measurement, {tags}, field, value]` | [`write_stats_json`] |
@@ -65,6 +66,7 @@ pub use body::Body;
 pub use render::dot::write_dot;
 pub use render::expvar::write_expvar;
 pub use render::function::write_function_html;
+pub use render::graph::{write_graph_svg, write_graph_svg_limited};
 pub use render::history::write_history_json;
 pub use render::html::write_html;
 pub use render::in_flight::{write_in_flight_json, write_in_flight_text};

@@ -143,6 +143,13 @@ pub(crate) const VIEWS: &[View] = &[
     ),
     view(&["/funcs/json"], JSON, Some("functions (JSON)"), true, Draw::FunctionsJson),
     view(
+        &["/funcs/svg"],
+        SVG,
+        Some("call graph (SVG)"),
+        true,
+        Draw::Snapshot(render::graph::write_graph_svg),
+    ),
+    view(
         &["/funcs/dot"],
         DOT,
         Some("call graph (Graphviz dot)"),

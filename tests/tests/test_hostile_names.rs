@@ -134,6 +134,20 @@ fn every_view_is_valid_for_any_name_or_value() {
     monitor_http::write_traces_svg(&[&trace], &mut out);
     parse_xml("/trace/errors/svg", &out);
     out.clear();
+    monitor_http::write_graph_svg(&snap, &mut out);
+    parse_xml("/funcs/svg", &out);
+    out.clear();
+    monitor_http::write_graph_svg_limited(&snap, 1, &mut out);
+    parse_xml("/funcs/svg (by module)", &out);
+    for name in &names {
+        out.clear();
+        assert!(monitor_http::write_function_html(&snap, name, &[], &[], &mut out));
+        assert!(
+            !out.contains('\0') && !out.contains('\u{1b}'),
+            "a function page has a control character"
+        );
+    }
+    out.clear();
     monitor_http::write_html(&snap, &mut out);
     assert!(!out.contains('\0') && !out.contains('\u{1b}'), "the index has a control character");
 

@@ -54,6 +54,13 @@ pub(crate) fn write_index(
     ));
     super::history::write_history_charts(&monitor_core::history(), out);
     super::slo::write_slo_table(objectives, out);
+    if snapshot.iter_called().next().is_some() {
+        out.push_str(concat!(
+            "<h2>Call graph</h2>\n<div class=\"graph\" style=\"max-height:640px;overflow:auto;",
+            "border:1px solid #ddd\"><object id=\"graph\" data=\"funcs/svg\" ",
+            "type=\"image/svg+xml\">call graph</object></div>\n"
+        ));
+    }
     out.push_str("<h2>In flight by category</h2>\n");
     super::in_flight::write_in_flight_svg(snapshot, out);
     let called: Vec<&FunctionStats> = snapshot.iter_called().collect();

@@ -3,6 +3,7 @@
 pub(crate) mod dot;
 pub(crate) mod expvar;
 pub(crate) mod function;
+pub(crate) mod graph;
 pub(crate) mod history;
 pub(crate) mod html;
 pub(crate) mod in_flight;
