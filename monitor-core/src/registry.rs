@@ -118,9 +118,45 @@ impl Registry {
     /// }
     /// ```
     pub fn snapshot(&self) -> Snapshot {
+        let mut functions = self.functions(|_| true, None);
+        crate::record::exemplars::fill(&mut functions);
+        Snapshot { functions, metrics: crate::metrics::snapshot(), alloc: crate::alloc::stats() }
+    }
+
+    /// A snapshot for one function's view: the functions named `name` in full, the functions
+    /// they call with their counts and callers but no latency distributions, every other
+    /// function listed without statistics, and no instruments. Much cheaper than
+    /// [`Registry::snapshot`] with many functions: it reads one function's histograms and the
+    /// caller keys of the others.
+    ///
+    /// ```
+    /// #[monitor_core::monitored(name = "around_doc::f")]
+    /// fn f() {}
+    /// f();
+    /// let snap = monitor_core::registry().snapshot_around("around_doc::f");
+    /// assert_eq!(snap.function("around_doc::f").unwrap().success_times.count, 1);
+    /// assert!(snap.metrics.is_empty());
+    /// ```
+    pub fn snapshot_around(&self, name: &str) -> Snapshot {
+        let mut functions = self.functions(|site| site.name() == name, Some(name));
+        crate::record::exemplars::fill(&mut functions);
+        Snapshot { functions, metrics: Vec::new(), alloc: crate::alloc::stats() }
+    }
+
+    /// Every function's statistics, the latency distributions only of the sites `timed` picks;
+    /// with `callees_of`, the counts only of those and of the functions it calls.
+    fn functions(
+        &self,
+        timed: impl Fn(&CallSite) -> bool,
+        callees_of: Option<&str>,
+    ) -> Vec<FunctionStats> {
         let sites: Vec<&'static CallSite> = self.sites().collect();
         let name_of = |id: usize| sites.get(id).map_or("unknown", |s| s.name());
-        let mut functions: Vec<FunctionStats> = sites
+        let callers: Vec<usize> = match callees_of {
+            Some(name) => (0..sites.len()).filter(|&i| sites[i].name() == name).collect(),
+            None => Vec::new(),
+        };
+        sites
             .iter()
             .enumerate()
             .map(|(id, site)| {
@@ -146,17 +182,25 @@ impl Registry {
                     exemplars: Vec::new(),
                 };
                 if let Some(state) = site.state_if_called() {
-                    fill(&mut f, state, &name_of);
+                    let timed = timed(site);
+                    if timed || callees_of.is_none() {
+                        fill(&mut f, state, &name_of, timed);
+                    } else if state.has_caller_among(&callers) {
+                        fill(&mut f, state, &name_of, false);
+                    }
                 }
                 f
             })
-            .collect();
-        crate::record::exemplars::fill(&mut functions);
-        Snapshot { functions, metrics: crate::metrics::snapshot(), alloc: crate::alloc::stats() }
+            .collect()
     }
 }
 
-fn fill(f: &mut FunctionStats, state: &SiteState, name_of: &impl Fn(usize) -> &'static str) {
+fn fill(
+    f: &mut FunctionStats,
+    state: &SiteState,
+    name_of: &impl Fn(usize) -> &'static str,
+    timed: bool,
+) {
     // Errors first and counts after: a call finishing meanwhile may show in the counts and
     // not in the histogram, never the other way round.
     f.errors = state.kinds.read();
@@ -170,6 +214,9 @@ fn fill(f: &mut FunctionStats, state: &SiteState, name_of: &impl Fn(usize) -> &'
     f.allocations = c.allocations;
     f.allocated_bytes = c.allocated_bytes;
     f.polls = state.read_polls();
+    if !timed {
+        return;
+    }
     let failures = f.failures();
     f.success_times = state.success_times.distribution(
         &state.pool,

@@ -317,6 +317,15 @@ impl SiteState {
         CALLER_SLOTS
     }
 
+    /// Whether one of the functions of these snapshot ids is among the callers kept apart: read
+    /// from the caller keys alone, without summing the stripes.
+    pub(crate) fn has_caller_among(&self, ids: &[usize]) -> bool {
+        self.caller_keys.iter().any(|k| match k.load(Relaxed) {
+            0 | ENTRY_KEY => false,
+            k => ids.contains(&((k - 1) as usize)),
+        })
+    }
+
     pub(crate) fn read_callers(&self, name_of: impl Fn(usize) -> &'static str) -> Vec<CallerCount> {
         let mut counts = [0u64; CALLER_SLOTS + 1];
         for stripe in self.stripes.iter() {

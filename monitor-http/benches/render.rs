@@ -115,6 +115,16 @@ fn render(c: &mut Criterion) {
             out
         })
     });
+    // The same as a client gets it: the route's snapshot (counts and callers of every function,
+    // the histograms of this one alone) and the page.
+    let query: String = format!("name={}", name.replace(':', "%3A"));
+    g.bench_function("function_page_route", |b| {
+        b.iter(|| {
+            let resp = routes.respond(&Method::GET, "/function", Some(&query), &HeaderMap::new());
+            assert_eq!(resp.status(), 200);
+            resp
+        })
+    });
     g.finish();
 }
 

@@ -549,7 +549,7 @@ impl Routes {
                     return Prepared::Done(text(StatusCode::BAD_REQUEST, PLAIN, msg.into()));
                 };
                 let (failed, slow) = (failed_traces(), slow_traces());
-                let snapshot = monitor_core::registry().snapshot();
+                let snapshot = monitor_core::registry().snapshot_around(name);
                 if !render::function::write_function_html(
                     &snapshot, name, &failed, &slow, &mut body,
                 ) {

@@ -47,6 +47,18 @@ fn the_page_of_a_function() {
     for i in 0..20 {
         handle(i);
     }
+    // The page's snapshot: the function in full, its callees' counts, nothing else's.
+    let handle_name = "page::handle <\"a\">";
+    let around = monitor_core::registry().snapshot_around(handle_name);
+    let full = monitor_core::registry().snapshot();
+    let (a, f) = (around.function(handle_name).unwrap(), full.function(handle_name).unwrap());
+    assert_eq!((a.success, a.success_times.count), (f.success, f.success_times.count));
+    let (aq, fq) = (around.function("page::query").unwrap(), full.function("page::query").unwrap());
+    assert_eq!(
+        (aq.success, aq.errors.clone(), aq.callers.clone()),
+        (fq.success, fq.errors.clone(), fq.callers.clone())
+    );
+    assert_eq!(aq.success_times.count, 0, "a callee's histogram is not read");
     let server = monitor_http::serve("127.0.0.1:0").unwrap();
     let addr = server.local_addr();
     let page = common::get(addr, "/function?name=page%3A%3Aquery");
