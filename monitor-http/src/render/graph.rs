@@ -255,15 +255,20 @@ fn layout(g: &Graph) -> Layout {
     Layout { layer, row, layers, rows }
 }
 
-/// `name`, cut to its last [`SHOWN`] characters after an ellipsis: the end names the function,
-/// the start (crate and module) is in the tooltip.
+/// `name` in at most [`SHOWN`] characters, the whole in the tooltip: a path keeps its end (the
+/// function; the crate and module are what goes), other names (SQL, routes) their start.
 fn cut(name: &str) -> String {
     let chars = name.chars().count();
     if chars <= SHOWN {
         return name.to_string();
     }
-    let tail: String = name.chars().skip(chars - (SHOWN - 1)).collect();
-    format!("…{tail}")
+    if name.contains("::") {
+        let tail: String = name.chars().skip(chars - (SHOWN - 1)).collect();
+        format!("…{tail}")
+    } else {
+        let head: String = name.chars().take(SHOWN - 1).collect();
+        format!("{head}…")
+    }
 }
 
 /// `/funcs/svg`: the call graph as an SVG the monitor lays out itself (see the module docs).
