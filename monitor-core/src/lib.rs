@@ -151,7 +151,10 @@ pub use call::{Instrumented, OpenCall};
 pub use collector::set_collect_interval;
 pub use error::ErrorKind;
 pub use gauges::{gauge_time_limit, set_gauge_time_limit, stale_gauge_reads};
-pub use history::{enable_history, history, HistoryPoint, HISTORY_POINTS};
+pub use history::{
+    enable_history, function_history, history, FunctionPoint, HistoryPoint, HISTORY_POINTS,
+    TREND_FUNCTIONS,
+};
 pub use ids::{SpanId, TraceId};
 pub use metrics::{
     BoolVal, Counter, DurationVal, Event, FloatVal, IntVal, Meter, MetricError, MetricKind,

@@ -111,7 +111,7 @@ fn render(c: &mut Criterion) {
     g.bench_function("function_page", |b| {
         b.iter(|| {
             let mut out = String::new();
-            monitor_http::write_function_html(&snap, name, &[], &[], &mut out);
+            monitor_http::write_function_html(&snap, name, &[], &[], &[], &mut out);
             out
         })
     });

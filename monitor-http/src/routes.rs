@@ -550,9 +550,9 @@ impl Routes {
                 };
                 let (failed, slow) = (failed_traces(), slow_traces());
                 let snapshot = monitor_core::registry().snapshot_around(name);
-                if !render::function::write_function_html(
-                    &snapshot, name, &failed, &slow, &mut body,
-                ) {
+                let trend = monitor_core::function_history(name);
+                let page = render::function::write_function_html;
+                if !page(&snapshot, name, &trend, &failed, &slow, &mut body) {
                     let shown: String = name.chars().take(200).collect();
                     let msg =
                         format!("no monitored function is named `{shown}`; /funcs lists them\n");

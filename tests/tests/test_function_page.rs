@@ -119,3 +119,42 @@ fn the_page_of_a_function() {
     assert!(shown > first, "the count did not move: {first} then {shown}");
     assert!(dom.contains("<rect class=\"success\""), "the histogram is in the DOM");
 }
+
+#[monitored(name = "page::trended")]
+fn trended(i: u64) -> Result<u64, DbError> {
+    if i % 3 == 0 {
+        Err(DbError::Timeout)
+    } else {
+        Ok(i)
+    }
+}
+
+/// The page's trends are the function's own: calls/s and errors/s over each collector interval.
+#[test]
+fn trends_of_a_function() {
+    monitor_core::set_collect_interval(Duration::from_millis(200));
+    let server = monitor_http::serve("127.0.0.1:0").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut i = 0;
+    let points = loop {
+        for _ in 0..30 {
+            let _ = trended(i);
+            i += 1;
+        }
+        let points = monitor_core::function_history("page::trended");
+        if points.len() >= 3 {
+            break points;
+        }
+        assert!(std::time::Instant::now() < deadline, "no trend: {points:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(points.iter().any(|p| p.calls_per_s > 0.0), "{points:?}");
+    // A third of the calls fail (over the intervals together: one interval may hold a few).
+    let calls: f64 = points.iter().map(|p| p.calls_per_s).sum();
+    let errors: f64 = points.iter().map(|p| p.errors_per_s).sum();
+    assert!(errors > 0.0 && errors < calls, "{points:?}");
+    let page = common::get(server.local_addr(), "/function?name=page%3A%3Atrended").body;
+    server.shutdown();
+    let trends = &page[page.find("id=\"trends\"").expect("a trends section")..];
+    assert_eq!(trends.matches("<polyline").take(3).count(), 3, "three charts drawn");
+}

@@ -141,7 +141,7 @@ fn every_view_is_valid_for_any_name_or_value() {
     parse_xml("/funcs/svg (by module)", &out);
     for name in &names {
         out.clear();
-        assert!(monitor_http::write_function_html(&snap, name, &[], &[], &mut out));
+        assert!(monitor_http::write_function_html(&snap, name, &[], &[], &[], &mut out));
         assert!(
             !out.contains('\0') && !out.contains('\u{1b}'),
             "a function page has a control character"

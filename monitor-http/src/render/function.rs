@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use monitor_core::trace::Trace;
-use monitor_core::{Distribution, FunctionStats, Snapshot};
+use monitor_core::{Distribution, FunctionPoint, FunctionStats, Snapshot};
 
 use super::html::capture_query;
 use super::util::{html, Nanos};
@@ -18,17 +18,19 @@ const TRACES_LISTED: usize = 10;
 const BINS: usize = 48;
 
 /// `/function?name=<name>`: the page of the monitored function `name` (the first of that name,
-/// if several share it), with the kept `failed` and `slow` traces it takes part in. Returns
-/// false, writing nothing, when no function has that name.
+/// if several share it), with its `trend` ([`monitor_core::function_history`]) and the kept
+/// `failed` and `slow` traces it takes part in. Returns false, writing nothing, when no
+/// function has that name.
 ///
 /// ```
 /// let snap = monitor_core::registry().snapshot();
 /// let mut out = String::new();
-/// assert!(!monitor_http::write_function_html(&snap, "no such function", &[], &[], &mut out));
+/// assert!(!monitor_http::write_function_html(&snap, "no such function", &[], &[], &[], &mut out));
 /// ```
 pub fn write_function_html(
     snapshot: &Snapshot,
     name: &str,
+    trend: &[FunctionPoint],
     failed: &[Arc<Trace>],
     slow: &[Arc<Trace>],
     out: &mut String,
@@ -46,6 +48,7 @@ pub fn write_function_html(
         out.push_str("</code>.</p>");
     }
     counts(f, out);
+    trends(trend, out);
     latency(f, out);
     graph(snapshot, f, out);
     traces("Failed traces", f.name, failed, out);
@@ -104,6 +107,18 @@ fn capture_regex(name: &str) -> String {
     }
     re.push('$');
     re
+}
+
+/// Calls/s, errors/s and p99 over the collector's last half hour, for this function alone.
+fn trends(trend: &[FunctionPoint], out: &mut String) {
+    out.push_str("<h2>Trends</h2>\n<div class=\"cols\" id=\"trends\">");
+    let rate = |v: f64| format!("{v:.1}/s");
+    let series = |pick: fn(&FunctionPoint) -> f64| trend.iter().map(pick).collect::<Vec<f64>>();
+    super::history::chart("calls", &series(|p| p.calls_per_s), &rate, out);
+    super::history::chart("errors", &series(|p| p.errors_per_s), &rate, out);
+    let ns = |v: f64| Nanos(v as u128).to_string();
+    super::history::chart("p99", &series(|p| p.p99_ns as f64), &ns, out);
+    out.push_str("</div>\n");
 }
 
 fn counts(f: &FunctionStats, out: &mut String) {

@@ -44,7 +44,7 @@ const W: f64 = 260.0;
 const H: f64 = 56.0;
 
 /// One sparkline: a title with the latest value, a polyline scaled to the maximum.
-fn chart(title: &str, values: &[f64], show: &dyn Fn(f64) -> String, out: &mut String) {
+pub(crate) fn chart(title: &str, values: &[f64], show: &dyn Fn(f64) -> String, out: &mut String) {
     let max = values.iter().copied().fold(0.0f64, f64::max);
     let latest = values.last().copied().unwrap_or(0.0);
     out.push_str("<figure class=\"chart\"><figcaption>");
