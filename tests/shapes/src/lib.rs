@@ -87,7 +87,10 @@ fn one_line(x: u32) -> u32 {
 
 #[monitored(objective(success = 99.95, latency = "250ms", latency_target = 99.0, window = "30d"))]
 fn with_objective(x: u32) -> Result<u32, io::Error> {
-    Ok(opaque(x))
+    match opaque(x) {
+        0 => Err(io::Error::other("zero")),
+        x => Ok(x),
+    }
 }
 
 #[monitored]
