@@ -143,8 +143,6 @@ fn annotations(
 /// page and ticket alerts of the SRE workbook's multi-window, multi-burn-rate scheme.
 ///
 /// ```
-/// use monitor_core::{NamedObjective, Objective};
-/// # let o = Objective::new().success(99.9).unwrap();
 /// let mut out = String::new();
 /// monitor_http::write_slo_rules(&monitor_core::objectives(), &mut out);
 /// assert!(out.starts_with("# "));
@@ -253,10 +251,12 @@ pub fn write_slo_tests(objectives: &[NamedObjective], out: &mut String) {
             let minutes = 2 * page.long.as_secs().div_ceil(60).max(5);
             let at = prom_duration(Duration::from_secs(minutes * 60));
             let fifteen = ((15.0 * allowed * PER_MINUTE as f64).ceil() as u64).min(PER_MINUTE);
+            // A target so low that even every call failing is no 14.4-fold burn can never
+            // page: it gets the silent test alone.
             if (fifteen as f64) / (PER_MINUTE as f64) > page.burn_rate * allowed {
                 let what =
                     format!("{} {}: a burn of 15 times the budget pages", o.name, sli.as_str());
-                test(o, sli, target, &what, fifteen, minutes, out);
+                test(o, sli, &what, fifteen, minutes, out);
                 let labels = [("name", o.name.as_str()), ("sli", sli.as_str())];
                 for severity in [Severity::Page, Severity::Ticket] {
                     let _ = writeln!(
@@ -276,14 +276,11 @@ pub fn write_slo_tests(objectives: &[NamedObjective], out: &mut String) {
                         let _ = writeln!(out, "              {key}: {}", quoted(&text));
                     }
                 }
-            } else {
-                // A target this low allows so many bad calls that even all of them failing
-                // is no 14.4-fold burn: nothing can page. (Tested below: it stays silent.)
             }
             let one = (allowed * PER_MINUTE as f64).floor() as u64;
             let what =
                 format!("{} {}: a burn at the budget's rate does not page", o.name, sli.as_str());
-            test(o, sli, target, &what, one, minutes, out);
+            test(o, sli, &what, one, minutes, out);
             let _ = writeln!(
                 out,
                 "      - eval_time: {at}\n        alertname: {}\n        exp_alerts: []",
@@ -294,16 +291,7 @@ pub fn write_slo_tests(objectives: &[NamedObjective], out: &mut String) {
 }
 
 /// One test's header and input series: `bad` of [`PER_MINUTE`] calls each minute are bad.
-fn test(
-    o: &NamedObjective,
-    sli: Sli,
-    target: f64,
-    what: &str,
-    bad: u64,
-    minutes: u64,
-    out: &mut String,
-) {
-    let _ = target;
+fn test(o: &NamedObjective, sli: Sli, what: &str, bad: u64, minutes: u64, out: &mut String) {
     let _ = writeln!(out, "  - name: {}\n    interval: 1m\n    input_series:", quoted(what));
     let name = quoted(&o.name);
     let mut series = |metric: String, per_minute: u64| {
