@@ -9,7 +9,7 @@ use std::sync::Arc;
 use monitor_core::trace::Trace;
 use monitor_core::{Distribution, FunctionPoint, FunctionStats, Snapshot};
 
-use super::html::capture_query;
+use super::html::{capture_query, capture_regex, percent};
 use super::util::{html, Nanos};
 
 /// Traces listed per kind on the page.
@@ -94,19 +94,6 @@ fn head(f: &FunctionStats, out: &mut String) {
     ));
     html(&capture_query(f.name), out);
     out.push_str("\">link</a></form>\n");
-}
-
-/// `^name$` with the regex metacharacters escaped.
-fn capture_regex(name: &str) -> String {
-    let mut re = String::from("^");
-    for c in name.chars() {
-        if "\\.+*?()|[]{}^$#&-~".contains(c) {
-            re.push('\\');
-        }
-        re.push(c);
-    }
-    re.push('$');
-    re
 }
 
 /// Calls/s, errors/s and p99 over the collector's last half hour, for this function alone.
@@ -315,19 +302,6 @@ fn link_rows(rows: &[(&str, u64)], out: &mut String) {
         html(name, out);
         let _ = write!(out, "</a></td><td>{n}</td></tr>");
     }
-}
-
-/// `s` percent-encoded for a query value.
-pub(crate) fn percent(s: &str) -> String {
-    let mut q = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"_.~-".contains(&b) {
-            q.push(char::from(b));
-        } else {
-            let _ = write!(q, "%{b:02X}");
-        }
-    }
-    q
 }
 
 fn traces(title: &str, name: &str, traces: &[Arc<Trace>], out: &mut String) {

@@ -13,7 +13,7 @@ use std::fmt::Write;
 
 use monitor_core::{Caller, FunctionStats, Snapshot};
 
-use super::function::percent;
+use super::html::percent;
 use super::util::{html, Nanos};
 
 /// The most nodes drawn one per function; more are collapsed by module.

@@ -178,7 +178,7 @@ fn row(f: &FunctionStats, out: &mut String) {
         html(&format!("{} ({}:{})", f.module, f.file, f.line), out);
     }
     out.push_str("\"><a href=\"function?name=");
-    html(&super::function::percent(f.name), out);
+    html(&percent(f.name), out);
     out.push_str("\">");
     html(f.name, out);
     out.push_str("</a></td><td class=\"name\">");
@@ -211,8 +211,8 @@ fn row(f: &FunctionStats, out: &mut String) {
     out.push_str("\">capture</a></td></tr>\n");
 }
 
-/// `^name$` with the regex metacharacters escaped, percent-encoded for a query string.
-pub(crate) fn capture_query(name: &str) -> String {
+/// `^name$` with the regex metacharacters escaped.
+pub(crate) fn capture_regex(name: &str) -> String {
     let mut re = String::from("^");
     for c in name.chars() {
         if "\\.+*?()|[]{}^$#&-~".contains(c) {
@@ -221,9 +221,19 @@ pub(crate) fn capture_query(name: &str) -> String {
         re.push(c);
     }
     re.push('$');
+    re
+}
+
+/// [`capture_regex`] percent-encoded for a query string.
+pub(crate) fn capture_query(name: &str) -> String {
+    percent(&capture_regex(name))
+}
+
+/// `s` percent-encoded for a query value: all but letters, digits and `-._~`.
+pub(crate) fn percent(s: &str) -> String {
     let mut q = String::new();
-    for b in re.bytes() {
-        if b.is_ascii_alphanumeric() || b"_.~".contains(&b) {
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
             q.push(char::from(b));
         } else {
             let _ = write!(q, "%{b:02X}");
