@@ -104,7 +104,8 @@ fn main() {
     println!("demo: a caching proxy and a web shop under traffic. The monitor is at:");
     println!("  {base}/             index: every view, and a table of the functions");
     println!("  {base}/funcs        per function: callers, counts, errors, latency quantiles");
-    println!("  {base}/funcs/dot    the call graph (dot -Tsvg), /funcs/json, /stats, /stats/json");
+    println!("  {base}/funcs/svg    the call graph; each node opens its function's page");
+    println!("  {base}/funcs/dot    the same for Graphviz, /funcs/json, /stats, /stats/json");
     println!("  {base}/metrics      Prometheus; /debug/vars for expvar readers");
     println!("  {base}/slo/json     objectives: budget left, burn rates, whether they would page");
     println!("  {base}/slo/rules.yaml   their Prometheus alerting rules (and /slo/tests.yaml)");
