@@ -554,7 +554,8 @@ fn sample_now() {
     if all.is_empty() {
         return;
     }
-    let snap = crate::registry::registry().snapshot();
+    let snap =
+        crate::registry::registry().snapshot_named(|name| all.iter().any(|o| o.name == name));
     let unix_s = unix_now();
     let mut history = HISTORY.lock().unwrap_or_else(PoisonError::into_inner);
     // An objective declared again with other indicators leaves its old series behind: drop
@@ -665,7 +666,8 @@ pub fn objective_status() -> Vec<ObjectiveStatus> {
     if all.is_empty() {
         return Vec::new();
     }
-    let snap = crate::registry::registry().snapshot();
+    let snap =
+        crate::registry::registry().snapshot_named(|name| all.iter().any(|o| o.name == name));
     let now = unix_now();
     let started =
         crate::process::started_at().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());

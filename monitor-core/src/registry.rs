@@ -143,11 +143,19 @@ impl Registry {
         Snapshot { functions, metrics: Vec::new(), alloc: crate::alloc::stats() }
     }
 
-    /// Every function's statistics, the latency distributions only of the sites `timed` picks;
-    /// with `callees_of`, the counts only of those and of the functions it calls.
+    /// The functions whose name `named` accepts, in full; every other function listed without
+    /// statistics; no instruments or exemplars. What the objectives' sampler and status read:
+    /// the histograms of their own functions, not of every site.
+    pub(crate) fn snapshot_named(&self, named: impl Fn(&str) -> bool) -> Snapshot {
+        let functions = self.functions(|site| named(site.name()), None);
+        Snapshot { functions, metrics: Vec::new(), alloc: None }
+    }
+
+    /// Every function listed; the statistics only of the sites `full` picks, and with
+    /// `callees_of` the counts and callers (no histograms) of the functions it calls.
     fn functions(
         &self,
-        timed: impl Fn(&CallSite) -> bool,
+        full: impl Fn(&CallSite) -> bool,
         callees_of: Option<&str>,
     ) -> Vec<FunctionStats> {
         let sites: Vec<&'static CallSite> = self.sites().collect();
@@ -182,10 +190,9 @@ impl Registry {
                     exemplars: Vec::new(),
                 };
                 if let Some(state) = site.state_if_called() {
-                    let timed = timed(site);
-                    if timed || callees_of.is_none() {
-                        fill(&mut f, state, &name_of, timed);
-                    } else if state.has_caller_among(&callers) {
+                    if full(site) {
+                        fill(&mut f, state, &name_of, true);
+                    } else if callees_of.is_some() && state.has_caller_among(&callers) {
                         fill(&mut f, state, &name_of, false);
                     }
                 }
