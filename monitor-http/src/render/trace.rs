@@ -1,6 +1,6 @@
 //! Traces and spans in flight: JSON, an SVG timeline, and `/ps` as text, JSON and dot.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use monitor_core::trace::{
@@ -42,28 +42,33 @@ fn json_opt_id(id: Option<SpanId>, j: &mut Json<'_>) {
     };
 }
 
-/// Spans in display order: depth first from the roots (spans whose parent is not among them),
-/// siblings by start. Each span is `(span_id, parent_id, start)`; returns `(index, depth)`.
-fn ordered(spans: &[(SpanId, Option<SpanId>, u64)]) -> Vec<(usize, usize)> {
-    let ids: HashSet<SpanId> = spans.iter().map(|s| s.0).collect();
-    let mut children: HashMap<SpanId, Vec<usize>> = HashMap::new();
+/// The spans as a forest, each span `(span_id, parent_id, start)`: the roots (spans whose
+/// parent is not among them) and each span's children, both by start.
+fn forest(spans: &[(SpanId, Option<SpanId>, u64)]) -> (Vec<usize>, Vec<Vec<usize>>) {
+    let index: HashMap<SpanId, usize> = spans.iter().enumerate().map(|(i, s)| (s.0, i)).collect();
+    let mut kids = vec![Vec::new(); spans.len()];
     let mut roots = Vec::new();
     for (i, s) in spans.iter().enumerate() {
-        match s.1.filter(|p| ids.contains(p)) {
-            Some(p) => children.entry(p).or_default().push(i),
-            None => roots.push(i),
+        match s.1.and_then(|p| index.get(&p)) {
+            Some(&p) if p != i => kids[p].push(i),
+            _ => roots.push(i),
         }
     }
     let by_start = |v: &mut Vec<usize>| v.sort_by_key(|&i| (spans[i].2, spans[i].0));
     by_start(&mut roots);
-    children.values_mut().for_each(by_start);
+    kids.iter_mut().for_each(by_start);
+    (roots, kids)
+}
+
+/// Spans in display order: depth first from the roots, siblings by start (see [`forest`]);
+/// returns `(index, depth)`.
+fn ordered(spans: &[(SpanId, Option<SpanId>, u64)]) -> Vec<(usize, usize)> {
+    let (roots, kids) = forest(spans);
     let mut out = Vec::with_capacity(spans.len());
     let mut stack: Vec<(usize, usize)> = roots.into_iter().rev().map(|i| (i, 0)).collect();
     while let Some((i, depth)) = stack.pop() {
         out.push((i, depth));
-        if let Some(kids) = children.get(&spans[i].0) {
-            stack.extend(kids.iter().rev().map(|&k| (k, depth + 1)));
-        }
+        stack.extend(kids[i].iter().rev().map(|&k| (k, depth + 1)));
     }
     out
 }
@@ -171,6 +176,17 @@ pub fn write_traces_json(traces: &[std::sync::Arc<Trace>], out: &mut String) {
 
 const ROW: f64 = 22.0;
 const WIDTH: f64 = 1200.0;
+/// Left and right margin of the time axis.
+const PAD: f64 = 10.0;
+/// Rows one trace's timeline draws at most. Past it, runs of same-named siblings share a row
+/// and the deepest levels fold into their parents' labels, so a trace of any size stays
+/// readable and its picture bounded.
+pub(crate) const MAX_ROWS: usize = 150;
+/// Siblings of one name, one after another, that share a row once a trace is over
+/// [`MAX_ROWS`] spans.
+const RUN: usize = 3;
+/// Horizontal advance of one column of the label font (12px monospace is 0.6 em), rounded up.
+const COL: f64 = 7.5;
 
 fn colour(s: &SpanRecord) -> &'static str {
     match s.outcome {
@@ -179,6 +195,60 @@ fn colour(s: &SpanRecord) -> &'static str {
         SpanOutcome::Panic => "#a61e4d",
         _ => "#868e96",
     }
+}
+
+/// Columns `s` takes in the label font: one per ASCII character, two for any other (wide
+/// scripts take two; counting two for the rest only ever places a label more carefully).
+fn columns(s: &str) -> usize {
+    s.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum()
+}
+
+/// `name` then `suffix`, cut short with `…` to fit in `max` columns (the name first).
+fn fit(name: &str, suffix: &str, max: usize) -> String {
+    let cut = |s: &str, room: usize| {
+        let mut used = 0;
+        let mut out: String = s
+            .chars()
+            .take_while(|c| {
+                used += columns(c.encode_utf8(&mut [0; 4]));
+                used < room
+            })
+            .collect();
+        out.push('…');
+        out
+    };
+    if columns(name) + columns(suffix) <= max {
+        format!("{name}{suffix}")
+    } else if columns(suffix) + 6 <= max {
+        cut(name, max - columns(suffix) - 1) + suffix
+    } else if max >= 2 {
+        cut(&format!("{name}{suffix}"), max - 1)
+    } else {
+        String::new()
+    }
+}
+
+/// Where a label goes: inside its bar when it fits there, else beside it (right, then left),
+/// else cut to the widest of the three — never across one of the bar's ends, never past the
+/// picture's edge.
+#[derive(Clone, Copy)]
+struct Place {
+    x: f64,
+    anchor: &'static str,
+    inside: bool,
+    columns: usize,
+}
+
+fn place(x: f64, w: f64, columns: usize) -> Place {
+    let room = |px: f64| (px / COL).floor().max(0.0) as usize;
+    let at =
+        |x, anchor, inside, room: usize| Place { x, anchor, inside, columns: columns.min(room) };
+    let inside = at(x + 3.0, "start", true, room(w - 6.0));
+    let right = at(x + w + 4.0, "start", false, room(WIDTH - 2.0 - (x + w + 4.0)));
+    let left = at(x - 4.0, "end", false, room(x - 6.0));
+    [inside, right, left].into_iter().find(|p| p.columns == columns).unwrap_or_else(|| {
+        [left, right, inside].into_iter().max_by_key(|p| p.columns).unwrap_or(inside)
+    })
 }
 
 fn tooltip(s: &SpanRecord, t0: u64, out: &mut String) {
@@ -217,16 +287,187 @@ fn tooltip(s: &SpanRecord, t0: u64, out: &mut String) {
     html(&t, out);
 }
 
+/// One row of a timeline: a span, or a run of same-named siblings drawn side by side.
+struct Unit {
+    spans: Vec<usize>,
+    depth: usize,
+    kids: Vec<usize>,
+    /// Spans under it (its spans' descendants).
+    below: usize,
+    /// Spans under it that no row of their own shows.
+    folded: usize,
+}
+
+/// What a timeline draws: its rows (indexes into `units`, in display order), whether runs
+/// share rows, and how many spans are drawn nowhere (not even folded into a drawn row).
+struct Layout {
+    units: Vec<Unit>,
+    rows: Vec<usize>,
+    grouped: bool,
+    undrawn: usize,
+}
+
+/// Lays out a trace in at most [`MAX_ROWS`] rows: every span its own row while they fit;
+/// past that, runs of [`RUN`] or more same-named siblings share a row (their children merged,
+/// so a loop of a thousand calls is one row per level), and the rows nearest the root are
+/// drawn, each counting in its label the spans under it that have no row; if even the top
+/// level is too wide, the last roots are left out and counted.
+fn layout(spans: &[&SpanRecord]) -> Layout {
+    let keys: Vec<_> = spans.iter().map(|s| (s.span_id, s.parent_id, s.start_unix_ns)).collect();
+    let (roots, kids) = forest(&keys);
+    let grouped = spans.len() > MAX_ROWS;
+    let split = |members: Vec<usize>| -> Vec<Vec<usize>> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < members.len() {
+            let name = spans[members[i]].name;
+            let end = members[i..]
+                .iter()
+                .position(|&m| spans[m].name != name)
+                .map_or(members.len(), |n| i + n);
+            if grouped && end - i >= RUN {
+                out.push(members[i..end].to_vec());
+            } else {
+                out.extend(members[i..end].iter().map(|&m| vec![m]));
+            }
+            i = end;
+        }
+        out
+    };
+    // Breadth first: units come out level by level.
+    let mut units: Vec<Unit> = split(roots)
+        .into_iter()
+        .map(|spans| Unit { spans, depth: 0, kids: Vec::new(), below: 0, folded: 0 })
+        .collect();
+    let mut next = 0;
+    while next < units.len() {
+        let mut members: Vec<usize> =
+            units[next].spans.iter().flat_map(|&s| kids[s].iter().copied()).collect();
+        if units[next].spans.len() > 1 {
+            members.sort_by_key(|&i| (keys[i].2, keys[i].0));
+        }
+        let depth = units[next].depth + 1;
+        for group in split(members) {
+            let id = units.len();
+            units[next].kids.push(id);
+            units.push(Unit { spans: group, depth, kids: Vec::new(), below: 0, folded: 0 });
+        }
+        next += 1;
+    }
+    for u in (0..units.len()).rev() {
+        let below = units[u].kids.iter().map(|&k| units[k].spans.len() + units[k].below).sum();
+        units[u].below = below;
+    }
+    // Breadth-first order puts every parent before its children, so any prefix of it is a
+    // tree cut: draw the first units that fit, and fold the rest into their drawn ancestors.
+    let top_level = units.iter().take_while(|u| u.depth == 0).count();
+    let drawn = if units.len() <= MAX_ROWS {
+        units.len()
+    } else if top_level >= MAX_ROWS {
+        MAX_ROWS - 1
+    } else {
+        MAX_ROWS
+    };
+    for u in 0..drawn {
+        units[u].folded = units[u]
+            .kids
+            .iter()
+            .filter(|&&k| k >= drawn)
+            .map(|&k| units[k].spans.len() + units[k].below)
+            .sum();
+    }
+    let mut rows = Vec::with_capacity(drawn);
+    let mut stack: Vec<usize> = (0..top_level.min(drawn)).rev().collect();
+    while let Some(u) = stack.pop() {
+        rows.push(u);
+        stack.extend(units[u].kids.iter().rev().filter(|&&k| k < drawn));
+    }
+    let shown: usize = rows.iter().map(|&u| units[u].spans.len() + units[u].folded).sum();
+    Layout { units, rows, grouped, undrawn: spans.len() - shown }
+}
+
+/// `+2.5ms`: a tick's time with no trailing zeros.
+fn tick_label(ns: u128) -> String {
+    let s = Nanos(ns).to_string();
+    let unit_at = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (number, unit) = s.split_at(unit_at);
+    let number = if number.contains('.') {
+        number.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        number
+    };
+    format!("+{number}{unit}")
+}
+
+/// The time axis over `total` nanoseconds: ticks at round steps, each labelled inside the
+/// picture, with light grid lines down to `bottom`.
+fn axis(total: f64, y: f64, bottom: f64, out: &mut String) {
+    let raw = total / 5.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|&s| s >= raw)
+        .unwrap_or(10.0 * magnitude)
+        .max(1.0);
+    let mut k = 0u32;
+    loop {
+        let ns = (step * f64::from(k)).round();
+        if ns > total {
+            break;
+        }
+        let x = ns / total * (WIDTH - 2.0 * PAD) + PAD;
+        let label = tick_label(ns as u128);
+        let half = columns(&label) as f64 * COL * 0.5;
+        let (lx, anchor) = if x - half < 2.0 {
+            (x.max(2.0), "start")
+        } else if x + half > WIDTH - 2.0 {
+            (x.min(WIDTH - 2.0), "end")
+        } else {
+            (x, "middle")
+        };
+        let _ = writeln!(
+            out,
+            "<line x1=\"{x:.1}\" y1=\"{y:.0}\" x2=\"{x:.1}\" y2=\"{bottom:.0}\" class=\"tick\"/><text x=\"{lx:.1}\" y=\"{:.0}\" text-anchor=\"{anchor}\" class=\"t\">{label}</text>",
+            y - 2.0
+        );
+        k += 1;
+    }
+}
+
+/// The tooltip of a run of same-named siblings drawn on one row.
+fn run_tooltip(run: &[&SpanRecord], t0: u64, out: &mut String) {
+    let total: u64 = run.iter().map(|s| s.duration_ns).sum();
+    let shortest = run.iter().map(|s| s.duration_ns).min().unwrap_or(0);
+    let longest = run.iter().map(|s| s.duration_ns).max().unwrap_or(0);
+    let failed = run.iter().filter(|s| s.outcome.error_kind().is_some()).count();
+    let panics = run.iter().filter(|s| s.outcome == SpanOutcome::Panic).count();
+    let mut t = format!(
+        "{} ×{} one after another\nfrom +{}, {} in all, {} to {} each\n{} ok, {failed} errors, {panics} panics",
+        run[0].name,
+        run.len(),
+        Nanos(u128::from(run[0].start_unix_ns.saturating_sub(t0))),
+        Nanos(u128::from(total)),
+        Nanos(u128::from(shortest)),
+        Nanos(u128::from(longest)),
+        run.iter().filter(|s| s.outcome == SpanOutcome::Success).count(),
+    );
+    let _ = write!(t, "\nfirst span {}", run[0].span_id);
+    html(&t, out);
+}
+
 /// Draws one trace's timeline at vertical offset `y0`; returns its height.
 fn timeline(trace: &Trace, y0: f64, out: &mut String) -> f64 {
     let spans: Vec<&SpanRecord> = trace.spans.iter().map(|s| &**s).collect();
     let t0 = spans.iter().map(|s| s.start_unix_ns).min().unwrap_or(0);
     let t1 = spans.iter().map(|s| s.end_unix_ns()).max().unwrap_or(t0).max(t0 + 1);
     let total = (t1 - t0) as f64;
-    let x_of = |ns: u64| (ns.saturating_sub(t0)) as f64 / total * (WIDTH - 20.0) + 10.0;
+    let x_of = |ns: u64| (ns.saturating_sub(t0)) as f64 / total * (WIDTH - 2.0 * PAD) + PAD;
+    let width_of = |ns: u64| (ns as f64 / total * (WIDTH - 2.0 * PAD)).max(1.0);
+    let plan = layout(&spans);
     let _ = write!(
         out,
-        "<text x=\"10\" y=\"{:.0}\" class=\"h\">trace {} · {} spans · {}",
+        "<text x=\"{PAD}\" y=\"{:.0}\" class=\"h\">trace {} · {} spans · {}",
         y0 + 16.0,
         trace.trace_id,
         spans.len(),
@@ -235,54 +476,98 @@ fn timeline(trace: &Trace, y0: f64, out: &mut String) -> f64 {
     if trace.dropped_spans > 0 {
         let _ = write!(out, " · {} spans dropped", trace.dropped_spans);
     }
-    out.push_str("</text>\n");
-    // Time axis: five ticks.
-    let axis = y0 + 26.0;
-    for k in 0..=4 {
-        let x = 10.0 + (WIDTH - 20.0) * f64::from(k) / 4.0;
-        let ns = (total * f64::from(k) / 4.0) as u128;
-        let _ = writeln!(out, "<line x1=\"{x:.1}\" y1=\"{axis:.0}\" x2=\"{x:.1}\" y2=\"{:.0}\" class=\"tick\"/><text x=\"{:.1}\" y=\"{:.0}\" class=\"t\">+{}</text>", axis + 4.0, if k == 4 { x - 2.0 } else { x + 2.0 }, axis - 2.0, Nanos(ns));
+    if plan.grouped {
+        out.push_str(" · runs of one name share a row");
     }
-    let mut y = axis + 8.0;
-    for (i, _depth) in ordered_records(&spans) {
-        let s = spans[i];
-        let x = x_of(s.start_unix_ns);
-        let w = (s.duration_ns as f64 / total * (WIDTH - 20.0)).max(1.0);
-        let _ = write!(out, "<g class=\"span {}\"><title>", s.outcome);
-        tooltip(s, t0, out);
-        let _ = write!(out, "</title><rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{:.0}\" rx=\"2\" fill=\"{}\"/>", y, ROW - 4.0, colour(s));
-        for e in &s.events {
-            let ex = x_of(e.unix_ns);
-            let _ = write!(
-                out,
-                "<line x1=\"{ex:.1}\" y1=\"{:.1}\" x2=\"{ex:.1}\" y2=\"{:.1}\" class=\"ev\"/>",
-                y,
-                y + ROW - 4.0
-            );
-        }
-        // Labels start at their bar; in the right part they end at the bar's end instead.
-        let label_x = x + 3.0;
-        let anchor_right = label_x > WIDTH * 0.6;
-        let (lx, anchor) = if anchor_right { (x + w - 3.0, "end") } else { (label_x, "start") };
-        let _ =
-            write!(out, "<text x=\"{lx:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">", y + ROW - 9.0);
-        html(&format!("{} ({})", s.name, Nanos(u128::from(s.duration_ns))), out);
+    let folded: usize = plan.rows.iter().map(|&u| plan.units[u].folded).sum();
+    if folded > 0 {
+        let _ = write!(out, " · {folded} spans folded into the rows above them");
+    }
+    out.push_str("</text>\n");
+    let top = y0 + 36.0;
+    let rows = plan.rows.len() + usize::from(plan.undrawn > 0);
+    let bottom = top + ROW * rows as f64;
+    axis(total, top - 6.0, bottom - 4.0, out);
+    let mut y = top;
+    for &u in &plan.rows {
+        let unit = &plan.units[u];
+        let run: Vec<&SpanRecord> = unit.spans.iter().map(|&i| spans[i]).collect();
+        let s = run[0];
+        let folded = unit.folded;
+        let (x, w, suffix) = if run.len() == 1 {
+            let _ = write!(out, "<g class=\"span {}\"><title>", s.outcome);
+            tooltip(s, t0, out);
+            let (x, w) = (x_of(s.start_unix_ns), width_of(s.duration_ns));
+            let _ = write!(out, "</title><rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{:.0}\" rx=\"2\" fill=\"{}\"/>", ROW - 4.0, colour(s));
+            for e in &s.events {
+                let ex = x_of(e.unix_ns);
+                let _ = write!(
+                    out,
+                    "<line x1=\"{ex:.1}\" y1=\"{y:.1}\" x2=\"{ex:.1}\" y2=\"{:.1}\" class=\"ev\"/>",
+                    y + ROW - 4.0
+                );
+            }
+            (x, w, format!(" ({})", Nanos(u128::from(s.duration_ns))))
+        } else {
+            out.push_str("<g class=\"span run\"><title>");
+            run_tooltip(&run, t0, out);
+            let start = run.iter().map(|s| s.start_unix_ns).min().unwrap_or(t0);
+            let end = run.iter().map(|s| s.end_unix_ns()).max().unwrap_or(start);
+            let (x, w) = (x_of(start), width_of(end - start));
+            // The run's extent is its bar; each call is drawn on it.
+            let _ = write!(out, "</title><rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{:.0}\" rx=\"2\" class=\"extent\"/>", ROW - 4.0);
+            for m in &run {
+                let _ = write!(
+                    out,
+                    "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.0}\" fill=\"{}\"/>",
+                    x_of(m.start_unix_ns),
+                    width_of(m.duration_ns),
+                    ROW - 4.0,
+                    colour(m)
+                );
+            }
+            let total: u64 = run.iter().map(|s| s.duration_ns).sum();
+            (x, w, format!(" ×{} ({} in all)", run.len(), Nanos(u128::from(total))))
+        };
+        let suffix = if folded > 0 { format!("{suffix} +{folded} spans folded") } else { suffix };
+        let at = place(x, w, columns(s.name) + columns(&suffix));
+        let class = if at.inside && run.len() == 1 { " class=\"in\"" } else { "" };
+        let _ = write!(
+            out,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{}\"{class}>",
+            at.x,
+            y + ROW - 9.0,
+            at.anchor
+        );
+        html(&fit(s.name, &suffix, at.columns), out);
         out.push_str("</text></g>\n");
         y += ROW;
     }
-    y - y0 + 10.0
+    if plan.undrawn > 0 {
+        let _ = writeln!(
+            out,
+            "<text x=\"{PAD}\" y=\"{:.1}\" class=\"more\">{} more spans not drawn (the trace's JSON holds every span)</text>",
+            y + ROW - 9.0,
+            plan.undrawn
+        );
+    }
+    bottom - y0 + 6.0
 }
 
 const SVG_STYLE: &str = concat!(
     "<style>text{font:12px ui-monospace,monospace;fill:#111}text.h{font-weight:bold}",
-    "text.t{fill:#666;font-size:10px}line.tick{stroke:#bbb}line.ev{stroke:#fff;stroke-width:1.5}",
-    "g.span text{fill:#111;paint-order:stroke;stroke:#fff;stroke-width:3px}</style>\n"
+    "text.t{fill:#666;font-size:10px}line.tick{stroke:#e4e4e4}line.ev{stroke:#fff;stroke-width:1.5}",
+    "rect.extent{fill:#dee2e6}text.more{fill:#666}",
+    "g.span text{fill:#111;paint-order:stroke;stroke:#fff;stroke-width:3px}",
+    "g.span text.in{fill:#fff;stroke:none}</style>\n"
 );
 
 /// A trace as an SVG timeline: one bar per span, nested by parent (depth first, children by
 /// start), coloured by outcome (green success, orange error, crimson panic, grey cancelled),
-/// labelled `name (duration)`, with a tooltip of ids, outcome, annotations and events (white
-/// ticks on the bar).
+/// labelled `name (duration)` inside the bar where it fits and beside it where not, with a
+/// tooltip of ids, outcome, annotations and events (white ticks on the bar). A trace of more
+/// than 150 spans is drawn in at most 150 rows: runs of same-named siblings share one, and
+/// spans that still do not fit are counted on the row of their nearest drawn ancestor.
 ///
 /// ```
 /// # fn show(trace: &monitor_core::trace::Trace) {

@@ -97,7 +97,9 @@ impl fmt::Display for Quantile {
     }
 }
 
-/// Appends `s` escaped for HTML text and attribute values.
+/// Appends `s` escaped for HTML text and attribute values. Characters XML does not allow and
+/// the bidirectional controls (an override in a name would reorder the text after it, the
+/// numbers beside the name included) are written as U+FFFD.
 pub(crate) fn html(s: &str, out: &mut String) {
     push_escaped(s, out, |c| match c {
         '&' => Some("&amp;".into()),
@@ -105,15 +107,21 @@ pub(crate) fn html(s: &str, out: &mut String) {
         '>' => Some("&gt;".into()),
         '"' => Some("&quot;".into()),
         '\'' => Some("&#39;".into()),
-        c if !xml_char(c) => Some(REPLACEMENT.into()),
+        c if !xml_char(c) || bidi_control(c) => Some(REPLACEMENT.into()),
         _ => None,
     });
 }
 
-/// `s` for a line of a text view: line breaks and other control characters (a terminal would
-/// act on an escape sequence in a name) written as Rust escapes, `\n`, `\u{1b}`.
+/// The characters that change the direction of the text around them.
+const fn bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` for a line of a text view: line breaks, other control characters (a terminal would
+/// act on an escape sequence in a name) and bidirectional controls written as Rust escapes,
+/// `\n`, `\u{1b}`, `\u{202e}`.
 pub(crate) fn printable(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
+    if !s.chars().any(|c| c.is_control() || bidi_control(c)) {
         return s.into();
     }
     let mut out = String::with_capacity(s.len() + 8);
@@ -121,7 +129,7 @@ pub(crate) fn printable(s: &str) -> Cow<'_, str> {
         '\n' => Some("\\n".into()),
         '\r' => Some("\\r".into()),
         '\t' => Some("\\t".into()),
-        c if c.is_control() => Some(format!("\\u{{{:x}}}", u32::from(c)).into()),
+        c if c.is_control() || bidi_control(c) => Some(format!("\\u{{{:x}}}", u32::from(c)).into()),
         _ => None,
     });
     out.into()
@@ -252,5 +260,8 @@ mod tests {
         let mut s = String::new();
         html("<a href=\"x\">&'", &mut s);
         assert_eq!(s, "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        s.clear();
+        html("a\u{202e}b\u{2067}c\u{200f}d", &mut s);
+        assert_eq!(s, "a\u{fffd}b\u{fffd}c\u{200f}d", "overrides and isolates go, marks stay");
     }
 }
