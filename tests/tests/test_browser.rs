@@ -1,10 +1,19 @@
 //! The index page in a real browser: headless Chromium loads it from the server and the
-//! function table is there, with the numbers of known calls.
+//! function table is there, with the numbers of known calls; and while traffic runs, the page
+//! refreshes its numbers in place.
 //!
 //! Ports: the server listens on a free loopback port; Chromium loads it (skipped outside CI when
 //! Chromium is missing).
+//!
+//! Wall clock: Chromium runs the page's refresh timer in virtual time (`--virtual-time-budget`)
+//! while a thread keeps calling a function; the test checks that the count shown grew from the
+//! one the page came with, not by how much.
 
 mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use monitor_core::monitored;
 
@@ -42,4 +51,48 @@ fn chromium_renders_the_function_table() {
     let Some(png) = common::screenshot(&url, 1200, 600) else { return };
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real picture of the page");
     server.shutdown();
+}
+
+#[monitored(name = "live_index::busy")]
+fn busy(i: u64) -> u64 {
+    i.wrapping_mul(31)
+}
+
+#[test]
+fn the_index_refreshes_its_numbers_in_place() {
+    busy(0);
+    let server = monitor_http::serve("127.0.0.1:0").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut i = 1;
+            while !stop.load(Ordering::Relaxed) {
+                busy(i);
+                i += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let url = format!("http://{}/", server.local_addr());
+    let out = common::chromium(&["--dump-dom", "--virtual-time-budget=7000"], &url);
+    stop.store(true, Ordering::Relaxed);
+    traffic.join().unwrap();
+    server.shutdown();
+    let Some(out) = out else { return };
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("data-refreshed="), "the refresh never ran:\n{dom}");
+    let row = dom
+        .split("<tr")
+        .find(|r| r.contains(">live_index::busy<"))
+        .unwrap_or_else(|| panic!("no row for the function in:\n{dom}"));
+    // The success cell (the fifth) changed: marked, the old count beside the new one.
+    let cells: Vec<&str> = row.split("<td").skip(1).collect();
+    let success = cells[4];
+    let was = success.split("data-was=\"").nth(1).unwrap_or_else(|| panic!("unchanged: {row}"));
+    let (was, now) = was.split_once("\">").unwrap();
+    let was: u64 = was.parse().unwrap();
+    let now: u64 = now.split('<').next().unwrap().parse().unwrap();
+    assert!(success.contains("class=\"changed\""), "{success}");
+    assert!(now > was, "the count did not move: {was} then {now}");
 }

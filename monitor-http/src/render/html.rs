@@ -10,7 +10,8 @@ use super::util::{html, Nanos};
 /// ([`monitor_core::history`]), calls in flight by category, and a table of the called functions (name, category,
 /// current, highwater, success, errors, panics, cancelled, p50 and p99 of successes); functions
 /// never called are listed below it. All links are relative, so the page works under any
-/// prefix the routes are mounted at.
+/// prefix the routes are mounted at. A small inline script keeps the sections current in
+/// place (every 2 s or more, see the README), marking the numbers that changed.
 ///
 /// ```
 /// let mut out = String::new();
@@ -39,6 +40,7 @@ pub(crate) fn write_index(
         "tr.panic td.panics{color:#c00;font-weight:bold}.muted{color:#888}",
         "nav a{margin-right:1em}.charts{display:flex;flex-wrap:wrap;gap:1em}",
         "figure.chart{margin:0}figcaption{font-size:12px}",
+        "td.changed{animation:changed 2s ease-out}@keyframes changed{from{background:#ffe066}}",
         "</style></head><body>\n<h1>monitor</h1>\n<nav>"
     ));
     for (href, title) in crate::views::links() {
@@ -52,8 +54,10 @@ pub(crate) fn write_index(
         "<button>trace (SVG)</button> <button formaction=\"trace/json\">trace (JSON)</button>",
         "</form>\n"
     ));
+    out.push_str("<div id=\"live-trends\" data-live>\n");
     super::history::write_history_charts(&monitor_core::history(), out);
     super::slo::write_slo_table(objectives, out);
+    out.push_str("</div>\n");
     if snapshot.iter_called().next().is_some() {
         out.push_str(concat!(
             "<h2>Call graph</h2>\n<div class=\"graph\" style=\"max-height:640px;overflow:auto;",
@@ -61,8 +65,9 @@ pub(crate) fn write_index(
             "type=\"image/svg+xml\">call graph</object></div>\n"
         ));
     }
-    out.push_str("<h2>In flight by category</h2>\n");
+    out.push_str("<div id=\"live-in-flight\" data-live>\n<h2>In flight by category</h2>\n");
     super::in_flight::write_in_flight_svg(snapshot, out);
+    out.push_str("</div>\n<div id=\"live-functions\" data-live>\n");
     let called: Vec<&FunctionStats> = snapshot.iter_called().collect();
     let _ = writeln!(
         out,
@@ -93,11 +98,42 @@ pub(crate) fn write_index(
         }
         out.push_str("</ul></details>\n");
     }
+    out.push_str("</div>\n");
     if !snapshot.metrics.is_empty() {
+        out.push_str("<div id=\"live-metrics\" data-live>\n");
         metrics_table(snapshot, out);
+        out.push_str("</div>\n");
     }
+    out.push_str(LIVE_SCRIPT);
     out.push_str("</body></html>\n");
 }
+
+/// Keeps the index current without reloading it: every few seconds it fetches the page again
+/// and swaps in each `data-live` section (trends and objectives, in flight, the functions, the
+/// metrics), marking the cells whose text changed (`class="changed"`, the old text in
+/// `data-was`) and keeping an opened list open. It waits twenty times as long as the last fetch
+/// took (at least 2 s, at most a minute), so a large page is fetched less often; the call graph
+/// is reloaded when the number of called functions changes, and at least every 30 s.
+const LIVE_SCRIPT: &str = concat!(
+    "<script>(()=>{let graphAt=Date.now();",
+    "async function refresh(){const t0=performance.now();try{",
+    "const r=await fetch(location.href,{cache:'no-store'});if(!r.ok)return;",
+    "const doc=new DOMParser().parseFromString(await r.text(),'text/html');",
+    "const called=s=>s.querySelectorAll('#functions tr[data-id]').length;const before=called(document);",
+    "for(const old of document.querySelectorAll('[data-live]')){",
+    "const fresh=doc.getElementById(old.id);if(!fresh)continue;",
+    "const rows=new Map();for(const tr of old.querySelectorAll('tr[data-id]'))rows.set(tr.dataset.id,tr);",
+    "for(const tr of fresh.querySelectorAll('tr[data-id]')){const was=rows.get(tr.dataset.id);if(!was)continue;",
+    "tr.querySelectorAll('td').forEach((td,i)=>{const w=was.cells[i];",
+    "if(w&&w.textContent!==td.textContent){td.classList.add('changed');td.dataset.was=w.textContent;}});}",
+    "const open=old.querySelector('details[open]'),twin=fresh.querySelector('details');",
+    "if(open&&twin)twin.open=true;old.replaceWith(document.adoptNode(fresh));}",
+    "const g=document.getElementById('graph');",
+    "if(g&&(called(document)!==before||Date.now()-graphAt>30000)){g.replaceWith(g.cloneNode(true));graphAt=Date.now();}",
+    "document.body.dataset.refreshed=Date.now();",
+    "}catch(e){}finally{setTimeout(refresh,Math.min(60000,Math.max(2000,(performance.now()-t0)*20)));}}",
+    "setTimeout(refresh,2000);})();</script>\n"
+);
 
 /// The registered instruments: scope, name, tags, kind and a one-line summary of the values.
 fn metrics_table(snapshot: &Snapshot, out: &mut String) {
@@ -171,7 +207,7 @@ fn row(f: &FunctionStats, out: &mut String) {
         (false, true) => " class=\"err\"",
         (false, false) => "",
     };
-    let _ = write!(out, "<tr{class}><td class=\"name\" title=\"");
+    let _ = write!(out, "<tr{class} data-id=\"{}\"><td class=\"name\" title=\"", f.id);
     if f.file.is_empty() {
         html(f.module, out); // made at run time: no source location
     } else {
