@@ -45,11 +45,20 @@ impl TraceId {
 }
 
 /// Writes the low `out.len()` nibbles of `v` into `out` as lower-case hex, most significant first.
-pub(crate) fn put_hex(mut v: u128, out: &mut [u8]) {
+/// (A byte of `v` at a time, from its big-endian bytes: shifting a `u128` by a nibble per digit
+/// was most of the cost of writing a `traceparent` header.)
+pub(crate) fn put_hex(v: u128, out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in out.iter_mut().rev() {
-        *b = DIGITS[(v & 0xf) as usize];
-        v >>= 4;
+    let bytes = v.to_be_bytes();
+    // Digits past the 32 a u128 has are zeros.
+    let zeros = out.len().saturating_sub(32);
+    let (lead, digits) = out.split_at_mut(zeros);
+    lead.fill(b'0');
+    let first = 32 - digits.len();
+    for (i, d) in digits.iter_mut().enumerate() {
+        let nibble = first + i;
+        let byte = bytes[nibble / 2];
+        *d = DIGITS[usize::from(if nibble % 2 == 0 { byte >> 4 } else { byte & 0xf })];
     }
 }
 
@@ -116,4 +125,28 @@ pub(crate) mod flags {
     pub(crate) const REMOTE: u8 = 4;
     /// What a child inherits from its parent.
     pub(crate) const INHERITED: u8 = RECORDED | SAMPLED;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::put_hex;
+
+    #[test]
+    fn hex_digits_of_any_width() {
+        let v = 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128;
+        let hex = |v: u128, n: usize| {
+            let mut out = vec![0; n];
+            put_hex(v, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(hex(v, 32), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(hex(v, 16), "a3ce929d0e0e4736");
+        assert_eq!(hex(v, 3), "736");
+        assert_eq!(hex(1, 2), "01");
+        assert_eq!(hex(v, 34), "004bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(hex(v, 0), "");
+        for n in [0u128, 1, 0xab, u128::MAX, u128::from(u64::MAX)] {
+            assert_eq!(hex(n, 32), format!("{n:032x}"));
+        }
+    }
 }

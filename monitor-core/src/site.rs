@@ -499,6 +499,8 @@ struct Dynamic {
     len: AtomicUsize,
     /// Position + 1 of the site whose name hashes here (0: empty).
     index: Box<[AtomicU32]>,
+    /// The seed of [`hash`].
+    seed: u64,
     grow: Mutex<()>,
 }
 
@@ -508,6 +510,10 @@ impl Dynamic {
             sites: (0..MAX_DYNAMIC_SITES).map(|_| OnceLock::new()).collect(),
             len: AtomicUsize::new(0),
             index: (0..INDEX_SLOTS).map(|_| AtomicU32::new(0)).collect(),
+            seed: std::hash::BuildHasher::hash_one(
+                &std::collections::hash_map::RandomState::new(),
+                0,
+            ),
             grow: Mutex::new(()),
         }
     }
@@ -519,7 +525,7 @@ impl Dynamic {
 
     /// The site named so, or the index slot where it would go.
     fn find(&self, name: &str, category: Option<&str>) -> Result<&'static CallSite, usize> {
-        let mut slot = hash(name, category) as usize % INDEX_SLOTS;
+        let mut slot = hash(self.seed, name, category) as usize % INDEX_SLOTS;
         loop {
             let pos = self.index[slot].load(Ordering::Acquire);
             if pos == 0 {
@@ -575,15 +581,35 @@ fn no_path() -> &'static str {
     ""
 }
 
-/// FNV-1a over the name and category: the index only needs spread, the comparison decides.
-fn hash(name: &str, category: Option<&str>) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let bytes = name.bytes().chain([0xff]).chain(category.unwrap_or("").bytes());
-    for b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+/// The name and category hashed eight bytes at a time, from a seed chosen per process: the
+/// index only needs spread (the comparison decides), and names clients choose (request paths)
+/// cannot be crafted offline to collide. Each request through the HTTP layers hashes its
+/// site's name, so a byte at a time (FNV) was a tenth of a request's cost there.
+fn hash(seed: u64, name: &str, category: Option<&str>) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mix = |h: u64, word: u64| (h.rotate_left(5) ^ word).wrapping_mul(K);
+    let words = |mut h: u64, bytes: &[u8]| {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            h = mix(h, u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        let mut word = [0; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        // The length ends each part, so "ab" + "c" and "a" + "bc" differ.
+        mix(mix(h, u64::from_le_bytes(word)), bytes.len() as u64)
+    };
+    let h = words(seed, name.as_bytes());
+    let h = match category {
+        Some(c) => words(h ^ 1, c.as_bytes()),
+        None => mix(h, 0),
+    };
+    // The index uses the low bits: fold the high ones in (splitmix64's finish).
+    let h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -606,6 +632,22 @@ linked_items!(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn the_index_hash_spreads_similar_names_and_keeps_parts_apart() {
+        let seed = 0x1234_5678;
+        assert_ne!(hash(seed, "ab", Some("c")), hash(seed, "a", Some("bc")));
+        assert_ne!(hash(seed, "GET /a", None), hash(seed, "GET /a", Some("")));
+        assert_ne!(hash(seed, "GET /a", None), hash(seed + 1, "GET /a", None));
+        // Route-like names differing in a few bytes: slots as many as a random hash fills
+        // (4,096 keys in 16,384 slots: 3,624 expected).
+        let slots: HashSet<usize> = (0..4096)
+            .map(|i| hash(seed, &format!("GET /users/{i}/orders"), Some("http_server")) as usize)
+            .map(|h| h % INDEX_SLOTS)
+            .collect();
+        assert!(slots.len() > 3_400, "{} slots", slots.len());
+    }
 
     #[test]
     fn clean_paths() {
