@@ -2,6 +2,7 @@
 //! of a list of cookies, else the client's IP address (from a trusted forwarded-for header
 //! when one is configured).
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use http::header::{HeaderMap, HeaderName, COOKIE};
@@ -74,10 +75,22 @@ impl UserIdentity {
     /// assert_eq!(who.identify(&http::HeaderMap::new(), Some(peer)).as_deref(), Some("10.0.0.7"));
     /// ```
     pub fn identify(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<String> {
+        self.identify_with(headers, peer, str::to_string)
+    }
+
+    /// [`identify`](Self::identify) without allocating: `with` gets the identity, borrowed
+    /// from the headers or an address written on the stack. What `ServerLayer` counts each
+    /// request with.
+    pub(crate) fn identify_with<R>(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+        with: impl FnOnce(&str) -> R,
+    ) -> Option<R> {
         if let Some(name) = &self.header {
             let v = headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
             if let Some(v) = v.filter(|v| !v.is_empty()) {
-                return Some(v.to_string());
+                return Some(with(v));
             }
         }
         for wanted in &self.cookies {
@@ -86,12 +99,13 @@ impl UserIdentity {
                     if let Some((k, v)) = pair.trim().split_once('=') {
                         let v = v.trim().trim_matches('"');
                         if k.trim() == wanted && !v.is_empty() {
-                            return Some(v.to_string());
+                            return Some(with(v));
                         }
                     }
                 }
             }
         }
+        let mut ip = peer;
         if let Some(name) = &self.forwarded_for {
             let forwarded = headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| {
                 if name.as_str() == "forwarded" {
@@ -100,11 +114,39 @@ impl UserIdentity {
                     v.split(',').next().and_then(|a| a.trim().parse::<IpAddr>().ok())
                 }
             });
-            if let Some(ip) = forwarded {
-                return Some(ip.to_string());
-            }
+            ip = forwarded.or(ip);
         }
-        peer.map(|ip| ip.to_string())
+        let mut text = AddressText::default();
+        write!(text, "{}", ip?).ok()?;
+        Some(with(text.as_str()))
+    }
+}
+
+/// An IP address written out on the stack (the longest, an IPv6 address with an embedded IPv4
+/// one, is 45 bytes).
+struct AddressText {
+    bytes: [u8; 48],
+    len: usize,
+}
+
+impl Default for AddressText {
+    fn default() -> Self {
+        AddressText { bytes: [0; 48], len: 0 }
+    }
+}
+
+impl AddressText {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Write for AddressText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 

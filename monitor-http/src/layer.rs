@@ -50,7 +50,7 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
-use http::header::{HeaderName, HeaderValue, HOST};
+use http::header::{HeaderName, HOST};
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use monitor_core::{
@@ -60,7 +60,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::identity::UserIdentity;
-use crate::propagation::{extract, TRACEPARENT};
+use crate::propagation::{extract, header_value, TRACEPARENT};
 
 /// Category of the calls [`ServerLayer`] makes (one per request).
 pub const HTTP_SERVER: &str = "http_server";
@@ -322,9 +322,7 @@ impl ServerConfig {
 
     fn count_user<B>(&self, req: &Request<B>) {
         if let Some((users, identity)) = &self.users {
-            if let Some(id) = identity.identify(req.headers(), peer(req.extensions())) {
-                users.observe(&id);
-            }
+            identity.identify_with(req.headers(), peer(req.extensions()), |id| users.observe(id));
         }
     }
 }
@@ -505,7 +503,7 @@ where
         if let Ok(resp) = &mut out {
             span.annotate("http.response.status_code", i64::from(resp.status().as_u16()));
             if let (Some(name), Some(id)) = (this.trace_header.take(), span.trace_id()) {
-                if let Ok(value) = HeaderValue::from_bytes(&id.to_hex()) {
+                if let Some(value) = header_value(&id.to_hex()) {
                     resp.headers_mut().insert(name, value);
                 }
             }
@@ -717,8 +715,7 @@ fn host_header(headers: &http::HeaderMap) -> Option<&str> {
 
 /// Sets `traceparent` for `span` (leaving any `tracestate` the caller set).
 fn send_traceparent(span: &Span, headers: &mut http::HeaderMap) {
-    if let Some(v) = span.traceparent().and_then(|tp| HeaderValue::from_bytes(&tp.to_bytes()).ok())
-    {
+    if let Some(v) = span.traceparent().and_then(|tp| header_value(&tp.to_bytes())) {
         headers.insert(TRACEPARENT, v);
     }
 }
@@ -954,7 +951,7 @@ mod tests {
         let uri: http::Uri = "https://user:pw@api.example.com:8443/a?token=1".parse().unwrap();
         assert_eq!(uri_without_secrets(&uri), "https://api.example.com:8443/a");
         let mut h = http::HeaderMap::new();
-        h.insert(HOST, HeaderValue::from_static("svc.local:81"));
+        h.insert(HOST, http::HeaderValue::from_static("svc.local:81"));
         assert_eq!(host_header(&h), Some("svc.local"));
     }
 }

@@ -86,6 +86,32 @@ pub fn extract(headers: &HeaderMap) -> Option<RemoteContext> {
     Some(RemoteContext { parent, state })
 }
 
+/// Bytes of header values are cut from a chunk of this size, per thread.
+const HEADER_CHUNK: usize = 16 * 1024;
+
+std::thread_local! {
+    /// The rest of this thread's chunk.
+    static HEADER_BYTES: std::cell::RefCell<bytes::BytesMut> =
+        std::cell::RefCell::new(bytes::BytesMut::new());
+}
+
+/// A header value of `bytes` (a `traceparent`, a trace id) that shares a per-thread 16 KiB
+/// chunk with the values made before it, so a request's header costs no allocation of its
+/// own: one chunk serves about 290 `traceparent`s, and is freed when the last value cut from
+/// it is dropped. `None` if `bytes` is not a valid header value.
+pub(crate) fn header_value(bytes: &[u8]) -> Option<HeaderValue> {
+    HEADER_BYTES
+        .with(|chunk| {
+            let mut chunk = chunk.try_borrow_mut().ok()?;
+            if chunk.capacity() - chunk.len() < bytes.len() {
+                *chunk = bytes::BytesMut::with_capacity(HEADER_CHUNK.max(bytes.len()));
+            }
+            chunk.extend_from_slice(bytes);
+            HeaderValue::from_maybe_shared(chunk.split().freeze()).ok()
+        })
+        .or_else(|| HeaderValue::from_bytes(bytes).ok())
+}
+
 /// Writes `span`'s `traceparent` (and `state`, if not empty, as `tracestate`) into `headers`,
 /// replacing any there. Does nothing for the empty span.
 ///
@@ -96,7 +122,7 @@ pub fn extract(headers: &HeaderMap) -> Option<RemoteContext> {
 /// ```
 pub fn inject(span: &Span, state: Option<&TraceState>, headers: &mut HeaderMap) {
     let Some(tp) = span.traceparent() else { return };
-    if let Ok(v) = HeaderValue::from_bytes(&tp.to_bytes()) {
+    if let Some(v) = header_value(&tp.to_bytes()) {
         headers.insert(TRACEPARENT, v);
     }
     match state.filter(|s| !s.is_empty()).map(|s| HeaderValue::from_str(&s.to_string())) {
