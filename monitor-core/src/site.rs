@@ -311,7 +311,7 @@ fn address(site: &CallSite) -> usize {
 
 impl SiteTable {
     fn build() -> SiteTable {
-        let mut sites: Vec<&'static CallSite> = linked_sites().to_vec();
+        let mut sites: Vec<&'static CallSite> = linked_sites().collect();
         sites.sort_by(|a, b| {
             (a.name(), a.file(), a.line(), a.module()).cmp(&(
                 b.name(),
@@ -616,12 +616,12 @@ fn hash(seed: u64, name: &str, category: Option<&str>) -> u64 {
 // The static sites, from the linker.
 
 /// Every `#[monitored]` function's call site in the program.
-fn linked_sites() -> &'static [&'static CallSite] {
+fn linked_sites() -> impl Iterator<Item = &'static CallSite> {
     imp::linked()
 }
 
 linked_items!(
-    imp,
+    values imp,
     crate::site::CallSite,
     "monitor_call_sites",
     "__start_monitor_call_sites",
@@ -665,9 +665,8 @@ mod tests {
 
     #[test]
     fn the_section_holds_every_site_once() {
-        let sites = super::linked_sites();
-        let here = sites.iter().filter(|s| s.name().ends_with("in_the_section")).count();
+        let here = super::linked_sites().filter(|s| s.name().ends_with("in_the_section")).count();
         assert_eq!(here, 1);
-        assert!(sites.iter().all(|s| !s.name().is_empty()));
+        assert!(super::linked_sites().all(|s| !s.name().is_empty()));
     }
 }

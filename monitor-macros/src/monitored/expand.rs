@@ -215,14 +215,18 @@ fn returns(sig: &Signature) -> Returns {
 fn site(ctx: &Ctx, sig: &Signature) -> TokenStream {
     let Ctx { krate, name, category, objective } = ctx;
     let objective = objective.as_ref().map(|o| linked_objective(krate, o));
-    let gathered_site = gathered(krate, "monitor_call_sites", &quote!(CALL_SITES));
+    let elf = elf();
     // file!() and line!() take the span of the function's name: its line, not the attribute's.
     let here = sig.ident.span();
     let file = quote_spanned!(here=> ::core::file!());
     let line = quote_spanned!(here=> ::core::line!());
+    // On ELF targets the site itself goes in the runtime's link section (one static per
+    // function: each static costs the compiler about as much as the rest of the expansion);
+    // elsewhere `linkme` gathers a reference to it.
     quote! {
         #[allow(dead_code)]
         struct __MonitorMarker;
+        #[cfg_attr(#elf, used, unsafe(link_section = "monitor_call_sites"))]
         static __MONITOR_SITE: #krate::__private::CallSite = #krate::__private::CallSite::new(
             #name,
             ::core::any::type_name::<__MonitorMarker>,
@@ -231,7 +235,9 @@ fn site(ctx: &Ctx, sig: &Signature) -> TokenStream {
             #line,
             #category,
         );
-        #gathered_site
+        #[cfg(not(#elf))]
+        #[#krate::__private::linkme::distributed_slice(#krate::__private::CALL_SITES)]
+        #[linkme(crate = #krate::__private::linkme)]
         static __MONITOR_SITE_REF: &#krate::__private::CallSite = &__MONITOR_SITE;
         #objective
     }
@@ -247,30 +253,29 @@ fn linked_objective(krate: &TokenStream, objective: &TokenStream) -> TokenStream
     }
 }
 
+/// The targets whose linker gathers a named section between `__start_`/`__stop_` symbols
+/// (monitor-core's `linked_items!` reads them there).
+fn elf() -> TokenStream {
+    quote! {
+        any(
+            target_os = "linux",
+            target_os = "android",
+            target_os = "fuchsia",
+            target_os = "freebsd",
+            target_os = "openbsd",
+        )
+    }
+}
+
 /// The attributes that have the linker gather the static they precede: on ELF targets into the
 /// runtime's link section `section`, elsewhere through `linkme` into `__private::slice` (see
 /// monitor-core's `linked_items!`).
 fn gathered(krate: &TokenStream, section: &str, slice: &TokenStream) -> TokenStream {
+    let elf = elf();
     quote! {
+        #[cfg_attr(#elf, used, unsafe(link_section = #section))]
         #[cfg_attr(
-            any(
-                target_os = "linux",
-                target_os = "android",
-                target_os = "fuchsia",
-                target_os = "freebsd",
-                target_os = "openbsd",
-            ),
-            used,
-            unsafe(link_section = #section)
-        )]
-        #[cfg_attr(
-            not(any(
-                target_os = "linux",
-                target_os = "android",
-                target_os = "fuchsia",
-                target_os = "freebsd",
-                target_os = "openbsd",
-            )),
+            not(#elf),
             #krate::__private::linkme::distributed_slice(#krate::__private::#slice),
             linkme(crate = #krate::__private::linkme)
         )]
