@@ -49,15 +49,14 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
-/// Declares `mod $module` with `fn linked() -> &'static [&'static $ty]`: every `&$ty` the
-/// expansion of `#[monitored]` put in the link section `$section` (ELF targets, where the
-/// linker defines `__start_`/`__stop_` symbols around it), elsewhere the `linkme` slice
-/// `__private::$slice`; with `values`, the `$ty` statics put in the section themselves.
+/// Declares `mod $module` with `fn linked() -> impl Iterator<Item = &'static $ty>`: every `$ty`
+/// static the expansion of `#[monitored]` put in the link section `$section` (ELF targets,
+/// where the linker defines `__start_`/`__stop_` symbols around it), elsewhere the references
+/// to them in the `linkme` slice `__private::$slice`.
 macro_rules! linked_items {
-    // The items themselves, not references to them: `fn linked() -> impl Iterator<Item =
-    // &'static $ty>`. One static per item instead of two is a fifth of what `#[monitored]`
-    // costs `cargo check` per function. Elsewhere than ELF, `linkme` gathers references.
-    (values $module:ident, $ty:path, $section:literal, $start:literal, $stop:literal, $slice:ident) => {
+    // The items themselves, not references to them: one static per item instead of two is a
+    // fifth of what `#[monitored]` costs `cargo check` per function.
+    ($module:ident, $ty:path, $section:literal, $start:literal, $stop:literal, $slice:ident) => {
         #[cfg(any(
             target_os = "linux",
             target_os = "android",
@@ -113,62 +112,6 @@ macro_rules! linked_items {
         mod $module {
             pub(crate) fn linked() -> impl Iterator<Item = &'static $ty> {
                 crate::__private::$slice.iter().copied()
-            }
-        }
-    };
-    ($module:ident, $ty:path, $section:literal, $start:literal, $stop:literal, $slice:ident) => {
-        #[cfg(any(
-            target_os = "linux",
-            target_os = "android",
-            target_os = "fuchsia",
-            target_os = "freebsd",
-            target_os = "openbsd",
-        ))]
-        // Reading a link section is unsafe by definition; see the SAFETY notes.
-        #[allow(unsafe_code)]
-        mod $module {
-            use $ty as Item;
-
-            /// An empty element, so that the section exists (and its bounds are defined) in a
-            /// program with no item in it.
-            #[used]
-            #[unsafe(link_section = $section)]
-            static PRESENT: [&Item; 0] = [];
-
-            // SAFETY: the linker defines both symbols, at the start and the end of the section,
-            // for any section whose name is a C identifier (and `PRESENT` makes sure there is
-            // one).
-            unsafe extern "Rust" {
-                #[link_name = $start]
-                static START: [&'static Item; 0];
-                #[link_name = $stop]
-                static STOP: [&'static Item; 0];
-            }
-
-            pub(crate) fn linked() -> &'static [&'static Item] {
-                let start = (&raw const START).cast::<&'static Item>();
-                let stop = (&raw const STOP).cast::<&'static Item>();
-                // SAFETY: every item in the section is a `&'static Item` (the only statics put
-                // there are the expansion's references of that type, and `PRESENT`), so the
-                // linker lays out an array of them, aligned, from `start` to `stop`; it is never
-                // written after the program is loaded.
-                unsafe {
-                    let len = usize::try_from(stop.offset_from(start)).unwrap_or(0);
-                    std::slice::from_raw_parts(start, len)
-                }
-            }
-        }
-
-        #[cfg(not(any(
-            target_os = "linux",
-            target_os = "android",
-            target_os = "fuchsia",
-            target_os = "freebsd",
-            target_os = "openbsd",
-        )))]
-        mod $module {
-            pub(crate) fn linked() -> &'static [&'static $ty] {
-                &crate::__private::$slice
             }
         }
     };

@@ -621,7 +621,7 @@ fn linked_sites() -> impl Iterator<Item = &'static CallSite> {
 }
 
 linked_items!(
-    values imp,
+    imp,
     crate::site::CallSite,
     "monitor_call_sites",
     "__start_monitor_call_sites",

@@ -215,42 +215,45 @@ fn returns(sig: &Signature) -> Returns {
 fn site(ctx: &Ctx, sig: &Signature) -> TokenStream {
     let Ctx { krate, name, category, objective } = ctx;
     let objective = objective.as_ref().map(|o| linked_objective(krate, o));
-    let elf = elf();
     // file!() and line!() take the span of the function's name: its line, not the attribute's.
     let here = sig.ident.span();
     let file = quote_spanned!(here=> ::core::file!());
     let line = quote_spanned!(here=> ::core::line!());
-    // On ELF targets the site itself goes in the runtime's link section (one static per
-    // function: each static costs the compiler about as much as the rest of the expansion);
-    // elsewhere `linkme` gathers a reference to it.
+    let site = linked(
+        krate,
+        "__MONITOR_SITE",
+        &quote!(CallSite),
+        &quote! {
+            #krate::__private::CallSite::new(
+                #name,
+                ::core::any::type_name::<__MonitorMarker>,
+                ::core::module_path!(),
+                #file,
+                #line,
+                #category,
+            )
+        },
+        "monitor_call_sites",
+        &quote!(CALL_SITES),
+    );
     quote! {
         #[allow(dead_code)]
         struct __MonitorMarker;
-        #[cfg_attr(#elf, used, unsafe(link_section = "monitor_call_sites"))]
-        static __MONITOR_SITE: #krate::__private::CallSite = #krate::__private::CallSite::new(
-            #name,
-            ::core::any::type_name::<__MonitorMarker>,
-            ::core::module_path!(),
-            #file,
-            #line,
-            #category,
-        );
-        #[cfg(not(#elf))]
-        #[#krate::__private::linkme::distributed_slice(#krate::__private::CALL_SITES)]
-        #[linkme(crate = #krate::__private::linkme)]
-        static __MONITOR_SITE_REF: &#krate::__private::CallSite = &__MONITOR_SITE;
+        #site
         #objective
     }
 }
 
 /// The objective of `objective(...)`, gathered by the linker like the site it names.
 fn linked_objective(krate: &TokenStream, objective: &TokenStream) -> TokenStream {
-    let gathered = gathered(krate, "monitor_objectives", &quote!(OBJECTIVES));
-    quote! {
-        #gathered
-        static __MONITOR_OBJECTIVE_REF: &#krate::__private::LinkedObjective =
-            &#krate::__private::LinkedObjective::new(&__MONITOR_SITE, #objective);
-    }
+    linked(
+        krate,
+        "__MONITOR_OBJECTIVE",
+        &quote!(LinkedObjective),
+        &quote!(#krate::__private::LinkedObjective::new(&__MONITOR_SITE, #objective)),
+        "monitor_objectives",
+        &quote!(OBJECTIVES),
+    )
 }
 
 /// The targets whose linker gathers a named section between `__start_`/`__stop_` symbols
@@ -267,18 +270,28 @@ fn elf() -> TokenStream {
     }
 }
 
-/// The attributes that have the linker gather the static they precede: on ELF targets into the
-/// runtime's link section `section`, elsewhere through `linkme` into `__private::slice` (see
-/// monitor-core's `linked_items!`).
-fn gathered(krate: &TokenStream, section: &str, slice: &TokenStream) -> TokenStream {
+/// `static name: __private::ty = init;`, gathered by the linker for the runtime
+/// (monitor-core's `linked_items!`): on ELF targets the static itself goes in the link section
+/// `section` (one static per item: each costs the compiler about as much as the rest of the
+/// expansion); elsewhere `linkme` gathers a reference to it into `__private::slice`.
+fn linked(
+    krate: &TokenStream,
+    name: &str,
+    ty: &TokenStream,
+    init: &TokenStream,
+    section: &str,
+    slice: &TokenStream,
+) -> TokenStream {
     let elf = elf();
+    let reference = Ident::new(&format!("{name}_REF"), Span::call_site());
+    let name = Ident::new(name, Span::call_site());
     quote! {
         #[cfg_attr(#elf, used, unsafe(link_section = #section))]
-        #[cfg_attr(
-            not(#elf),
-            #krate::__private::linkme::distributed_slice(#krate::__private::#slice),
-            linkme(crate = #krate::__private::linkme)
-        )]
+        static #name: #krate::__private::#ty = #init;
+        #[cfg(not(#elf))]
+        #[#krate::__private::linkme::distributed_slice(#krate::__private::#slice)]
+        #[linkme(crate = #krate::__private::linkme)]
+        static #reference: &#krate::__private::#ty = &#name;
     }
 }
 
