@@ -58,13 +58,17 @@ pub(crate) fn write_index(
     super::history::write_history_charts(&monitor_core::history(), out);
     super::slo::write_slo_table(objectives, out);
     out.push_str("</div>\n");
-    if snapshot.iter_called().next().is_some() {
-        out.push_str(concat!(
-            "<h2>Call graph</h2>\n<div class=\"graph\" style=\"max-height:640px;overflow:auto;",
-            "border:1px solid #ddd\"><object id=\"graph\" data=\"funcs/svg\" ",
-            "type=\"image/svg+xml\">call graph</object></div>\n"
-        ));
-    }
+    // Hidden until a function is called; the refresh shows it then.
+    let hidden = if snapshot.iter_called().next().is_some() { "" } else { " hidden" };
+    let _ = writeln!(
+        out,
+        concat!(
+            "<section id=\"graph-section\"{}><h2>Call graph</h2>\n<div class=\"graph\" ",
+            "style=\"max-height:640px;overflow:auto;border:1px solid #ddd\"><object id=\"graph\" ",
+            "data=\"funcs/svg\" type=\"image/svg+xml\">call graph</object></div></section>"
+        ),
+        hidden
+    );
     out.push_str("<div id=\"live-in-flight\" data-live>\n<h2>In flight by category</h2>\n");
     super::in_flight::write_in_flight_svg(snapshot, out);
     out.push_str("</div>\n<div id=\"live-functions\" data-live>\n");
@@ -99,11 +103,12 @@ pub(crate) fn write_index(
         out.push_str("</ul></details>\n");
     }
     out.push_str("</div>\n");
+    // There even when empty, so instruments registered later appear.
+    out.push_str("<div id=\"live-metrics\" data-live>\n");
     if !snapshot.metrics.is_empty() {
-        out.push_str("<div id=\"live-metrics\" data-live>\n");
         metrics_table(snapshot, out);
-        out.push_str("</div>\n");
     }
+    out.push_str("</div>\n");
     out.push_str(LIVE_SCRIPT);
     out.push_str("</body></html>\n");
 }
@@ -113,7 +118,8 @@ pub(crate) fn write_index(
 /// metrics), marking the cells whose text changed (`class="changed"`, the old text in
 /// `data-was`) and keeping an opened list open. It waits twenty times as long as the last fetch
 /// took (at least 2 s, at most a minute), so a large page is fetched less often; the call graph
-/// is reloaded when the number of called functions changes, and at least every 30 s.
+/// is shown once a function is called, and reloaded when the number of called functions
+/// changes and at least every 30 s.
 const LIVE_SCRIPT: &str = concat!(
     "<script>(()=>{let graphAt=Date.now();",
     "async function refresh(){const t0=performance.now();try{",
@@ -128,8 +134,9 @@ const LIVE_SCRIPT: &str = concat!(
     "if(w&&w.textContent!==td.textContent){td.classList.add('changed');td.dataset.was=w.textContent;}});}",
     "const open=old.querySelector('details[open]'),twin=fresh.querySelector('details');",
     "if(open&&twin)twin.open=true;old.replaceWith(document.adoptNode(fresh));}",
-    "const g=document.getElementById('graph');",
-    "if(g&&(called(document)!==before||Date.now()-graphAt>30000)){g.replaceWith(g.cloneNode(true));graphAt=Date.now();}",
+    "const g=document.getElementById('graph'),section=document.getElementById('graph-section');",
+    "const now=called(document);if(section&&section.hidden&&now>0)section.hidden=false;",
+    "if(g&&now>0&&(now!==before||Date.now()-graphAt>30000)){g.replaceWith(g.cloneNode(true));graphAt=Date.now();}",
     "document.body.dataset.refreshed=Date.now();",
     "}catch(e){}finally{setTimeout(refresh,Math.min(60000,Math.max(2000,(performance.now()-t0)*20)));}}",
     "setTimeout(refresh,2000);})();</script>\n"
