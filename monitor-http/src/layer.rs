@@ -307,19 +307,6 @@ fn route_site(method: &str, route: &str) -> Option<&'static CallSite> {
 }
 
 impl ServerConfig {
-    /// The site of a request whose parts a route function names.
-    fn routed_site(
-        &self,
-        method: &str,
-        route: RouteFn,
-        parts: &Parts,
-    ) -> Option<&'static CallSite> {
-        match route(parts) {
-            Some(route) => route_site(method, &route),
-            None => default_site(method, &parts.uri, &parts.extensions),
-        }
-    }
-
     fn count_user<B>(&self, req: &Request<B>) {
         if let Some((users, identity)) = &self.users {
             identity.identify_with(req.headers(), peer(req.extensions()), |id| users.observe(id));
@@ -533,7 +520,10 @@ where
         let site = match config.route {
             Some(route) => {
                 let (parts, body) = req.into_parts();
-                let site = config.routed_site(method, route, &parts);
+                let site = match route(&parts) {
+                    Some(route) => route_site(method, &route),
+                    None => default_site(method, &parts.uri, &parts.extensions),
+                };
                 req = Request::from_parts(parts, body);
                 site
             }
@@ -684,27 +674,11 @@ impl ClientSites {
             buf.push_str(host.unwrap_or("(no host)"));
             if let Some(port) = port {
                 buf.push(':');
-                push_decimal(port, buf);
+                crate::render::util::push_u64(u64::from(port), buf);
             }
         });
         site.or(self.overflow)
     }
-}
-
-/// Appends `n` in decimal (`write!` goes through the formatting machinery, a tenth of what
-/// naming a client request cost).
-fn push_decimal(mut n: u16, buf: &mut String) {
-    let mut digits = [0u8; 5];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    buf.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 /// The host of a `Host` header (for requests whose URI has none).

@@ -290,7 +290,6 @@ fn tooltip(s: &SpanRecord, t0: u64, out: &mut String) {
 /// One row of a timeline: a span, or a run of same-named siblings drawn side by side.
 struct Unit {
     spans: Vec<usize>,
-    depth: usize,
     kids: Vec<usize>,
     /// Spans under it (its spans' descendants).
     below: usize,
@@ -337,8 +336,9 @@ fn layout(spans: &[&SpanRecord]) -> Layout {
     // Breadth first: units come out level by level.
     let mut units: Vec<Unit> = split(roots)
         .into_iter()
-        .map(|spans| Unit { spans, depth: 0, kids: Vec::new(), below: 0, folded: 0 })
+        .map(|spans| Unit { spans, kids: Vec::new(), below: 0, folded: 0 })
         .collect();
+    let top_level = units.len();
     let mut next = 0;
     while next < units.len() {
         let mut members: Vec<usize> =
@@ -346,11 +346,10 @@ fn layout(spans: &[&SpanRecord]) -> Layout {
         if units[next].spans.len() > 1 {
             members.sort_by_key(|&i| (keys[i].2, keys[i].0));
         }
-        let depth = units[next].depth + 1;
         for group in split(members) {
             let id = units.len();
             units[next].kids.push(id);
-            units.push(Unit { spans: group, depth, kids: Vec::new(), below: 0, folded: 0 });
+            units.push(Unit { spans: group, kids: Vec::new(), below: 0, folded: 0 });
         }
         next += 1;
     }
@@ -360,7 +359,6 @@ fn layout(spans: &[&SpanRecord]) -> Layout {
     }
     // Breadth-first order puts every parent before its children, so any prefix of it is a
     // tree cut: draw the first units that fit, and fold the rest into their drawn ancestors.
-    let top_level = units.iter().take_while(|u| u.depth == 0).count();
     let drawn = if units.len() <= MAX_ROWS {
         units.len()
     } else if top_level >= MAX_ROWS {
@@ -493,7 +491,6 @@ fn timeline(trace: &Trace, y0: f64, out: &mut String) -> f64 {
         let unit = &plan.units[u];
         let run: Vec<&SpanRecord> = unit.spans.iter().map(|&i| spans[i]).collect();
         let s = run[0];
-        let folded = unit.folded;
         let (x, w, suffix) = if run.len() == 1 {
             let _ = write!(out, "<g class=\"span {}\"><title>", s.outcome);
             tooltip(s, t0, out);
@@ -529,7 +526,10 @@ fn timeline(trace: &Trace, y0: f64, out: &mut String) -> f64 {
             let total: u64 = run.iter().map(|s| s.duration_ns).sum();
             (x, w, format!(" ×{} ({} in all)", run.len(), Nanos(u128::from(total))))
         };
-        let suffix = if folded > 0 { format!("{suffix} +{folded} spans folded") } else { suffix };
+        let suffix = match unit.folded {
+            0 => suffix,
+            folded => format!("{suffix} +{folded} spans folded"),
+        };
         let at = place(x, w, columns(s.name) + columns(&suffix));
         let class = if at.inside && run.len() == 1 { " class=\"in\"" } else { "" };
         let _ = write!(
