@@ -143,14 +143,26 @@ fn serve_all(
     svc: &mut monitor_http::layer::ServerService<Prebuilt>,
     requests: Vec<http::Request<()>>,
 ) -> usize {
+    poll_each(svc, requests, |resp| resp.headers().contains_key("x-trace-id"))
+}
+
+/// Polls each request's future once through `svc` (services here answer at once); how many
+/// answers `good` accepts.
+fn poll_each<S>(
+    svc: &mut S,
+    requests: Vec<http::Request<()>>,
+    good: impl Fn(&http::Response<()>) -> bool,
+) -> usize
+where
+    S: tower_service::Service<http::Request<()>, Response = http::Response<()>>,
+{
     use std::future::Future;
-    use tower_service::Service;
     let mut ok = 0;
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     for req in requests {
         let mut fut = std::pin::pin!(svc.call(req));
         if let std::task::Poll::Ready(Ok(resp)) = fut.as_mut().poll(&mut cx) {
-            ok += usize::from(resp.headers().contains_key("x-trace-id"));
+            ok += usize::from(good(&resp));
         }
     }
     ok
@@ -214,17 +226,7 @@ fn send_all(
     svc: &mut monitor_http::layer::ClientService<ServiceFn<Answer>>,
     requests: Vec<http::Request<()>>,
 ) -> usize {
-    use std::future::Future;
-    use tower_service::Service;
-    let mut ok = 0;
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    for req in requests {
-        let mut fut = std::pin::pin!(svc.call(req));
-        if let std::task::Poll::Ready(Ok(resp)) = fut.as_mut().poll(&mut cx) {
-            ok += usize::from(resp.status() == 200);
-        }
-    }
-    ok
+    poll_each(svc, requests, |resp| resp.status() == 200)
 }
 
 /// Requests whose header maps have room for one more header, as a client's usually do once it

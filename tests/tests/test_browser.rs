@@ -11,10 +11,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-
 use monitor_core::monitored;
 
 #[monitored(category = "render")]
@@ -62,22 +58,12 @@ fn busy(i: u64) -> u64 {
 fn the_index_refreshes_its_numbers_in_place() {
     busy(0);
     let server = monitor_http::serve("127.0.0.1:0").unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let traffic = {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let mut i = 1;
-            while !stop.load(Ordering::Relaxed) {
-                busy(i);
-                i += 1;
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        })
-    };
+    let traffic = common::Calling::start(1, |i| {
+        busy(i);
+    });
     let url = format!("http://{}/", server.local_addr());
     let out = common::chromium(&["--dump-dom", "--virtual-time-budget=7000"], &url);
-    stop.store(true, Ordering::Relaxed);
-    traffic.join().unwrap();
+    drop(traffic);
     server.shutdown();
     let Some(out) = out else { return };
     let dom = String::from_utf8_lossy(&out.stdout);

@@ -9,8 +9,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use monitor_core::monitored;
@@ -90,22 +88,12 @@ fn the_page_of_a_function() {
     monitor_core::trace::keep_slow_traces(0, Duration::from_secs(1));
 
     // In a browser, with traffic running: the refresh changes the count in place.
-    let stop = Arc::new(AtomicBool::new(false));
-    let traffic = {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let mut i = 100;
-            while !stop.load(Ordering::Relaxed) {
-                handle(i);
-                i += 1;
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        })
-    };
+    let traffic = common::Calling::start(100, |i| {
+        handle(i);
+    });
     let url = format!("http://{addr}/function?name=page%3A%3Aquery");
     let out = common::chromium(&["--dump-dom", "--virtual-time-budget=7000"], &url);
-    stop.store(true, Ordering::Relaxed);
-    traffic.join().unwrap();
+    drop(traffic);
     server.shutdown();
     let Some(out) = out else { return };
     let dom = String::from_utf8_lossy(&out.stdout);

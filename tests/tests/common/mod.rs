@@ -527,3 +527,38 @@ pub fn promql(q: &str) -> String {
         })
         .collect()
 }
+
+/// Calls `call(first)`, `call(first + 1)`, … every 2 ms on a thread of its own until dropped:
+/// traffic for a page's live refresh to show.
+pub struct Calling {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Calling {
+    pub fn start(first: u64, call: impl Fn(u64) + Send + 'static) -> Calling {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut i = first;
+                while !stop.load(Ordering::Relaxed) {
+                    call(i);
+                    i += 1;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            })
+        };
+        Calling { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Calling {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
