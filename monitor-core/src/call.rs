@@ -165,14 +165,14 @@ impl Call {
             stripe.success_recent.set(ns, at);
             state.success_times.record(
                 ns,
-                &state.pool,
+                &state.chunks,
                 &stripe.success_lane,
                 &state.success_lanes(),
             );
             return;
         }
         match end {
-            Outcome::Error(kind) => state.kinds.record(kind),
+            Outcome::Error(kind) => state.record_error(kind),
             Outcome::Panic => {
                 stripe.panics.fetch_add(1, Relaxed);
             }
@@ -182,7 +182,7 @@ impl Call {
         }
         stripe.failure_sum.add(ns);
         stripe.failure_recent.set(ns, at);
-        state.failure_times.record(ns, &state.pool, &stripe.failure_lane, &state.failure_lanes());
+        state.failure_times.record(ns, &state.chunks, &stripe.failure_lane, &state.failure_lanes());
     }
 }
 

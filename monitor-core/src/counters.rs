@@ -3,12 +3,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::histogram::{ChunkPool, Lane, Lanes, OctaveMap, SLOTS};
+use crate::histogram::{Chunks, Lane, Lanes, OctaveMap, OwnChunks, SLOTS};
 use crate::snapshot::Distribution;
 
-/// A full pool for a histogram of its own ([`crate::DurationVal`]): every octave keeps 1%.
-pub(crate) fn full_pool() -> ChunkPool {
-    ChunkPool::new(SLOTS)
+/// Chunks for every octave of a histogram of its own ([`crate::DurationVal`]): each keeps 1%.
+pub(crate) fn all_octaves() -> OwnChunks {
+    OwnChunks::new(SLOTS)
 }
 
 /// A sum of nanoseconds that cannot overflow: a carry word counts wraps of the low word.
@@ -52,10 +52,6 @@ impl Recent {
     }
 }
 
-/// Octave chunks a site's success and failure histograms share: 11 KiB, enough for both to
-/// keep 1% precision over 44 octaves between them.
-pub(crate) const SITE_POOL: usize = 44;
-
 /// A duration histogram (chunks from a pool) with its exact extremes.
 pub(crate) struct Times {
     hist: OctaveMap,
@@ -71,7 +67,7 @@ impl Times {
     /// The distribution, given the exact count, sum and most recent value kept elsewhere.
     pub(crate) fn distribution(
         &self,
-        pool: &ChunkPool,
+        chunks: &impl Chunks,
         lanes: &impl Lanes,
         count: u64,
         sum: u128,
@@ -83,14 +79,14 @@ impl Times {
             self.min.load(Relaxed),
             self.max.load(Relaxed),
             recent,
-            self.hist.read(pool, lanes),
+            self.hist.read(chunks, lanes),
         )
     }
 
     /// Records `ns` through `lane`, one of `lanes`.
     #[inline(always)]
-    pub(crate) fn record(&self, ns: u64, pool: &ChunkPool, lane: &Lane, lanes: &impl Lanes) {
-        self.hist.record(ns, pool, lane, lanes);
+    pub(crate) fn record(&self, ns: u64, chunks: &impl Chunks, lane: &Lane, lanes: &impl Lanes) {
+        self.hist.record(ns, chunks, lane, lanes);
         // Load first: after warm-up a new extreme is rare, and a load of a line nobody writes
         // stays in this core's cache, where an RMW would take the line away from other cores.
         if ns < self.min.load(Relaxed) {

@@ -11,8 +11,10 @@
 //! shape, and so every quantile, survives, while exact counts and sums are kept elsewhere.
 
 use std::sync::atomic::{
-    AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed,
+    AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
 };
+use std::sync::OnceLock;
 
 const SUB_BITS: u32 = 6;
 const SUB: usize = 1 << SUB_BITS;
@@ -151,16 +153,6 @@ impl AtomicHistogram {
         self.halving.store(false, Relaxed);
     }
 
-    /// The non-empty buckets among `start .. start + len`, as `(index - start, count)`.
-    fn read_range(&self, start: usize, len: usize) -> impl Iterator<Item = (usize, u64)> + '_ {
-        self.buckets.iter().skip(start).take(len).enumerate().filter_map(|(i, b)| {
-            match b.load(Relaxed) {
-                0 => None,
-                n => Some((i, u64::from(n))),
-            }
-        })
-    }
-
     /// The non-empty buckets as `(index, count)`.
     pub(crate) fn read(&self) -> Vec<(usize, u64)> {
         self.buckets
@@ -273,35 +265,237 @@ mod tests {
 /// 2^40 ns. Slot `s` holds the buckets `s * 64 .. s * 64 + 64` of [`bucket_index`].
 pub(crate) const SLOTS: usize = BUCKETS / SUB;
 
-/// A fixed pool of 64-bucket octave chunks, allocated up front, that [`OctaveMap`]s take from
-/// the first time a value lands in an octave. Several histograms may share one pool.
-pub(crate) struct ChunkPool {
-    next: AtomicUsize,
-    chunks: AtomicHistogram,
-    size: usize,
-}
+/// The 64 buckets of one octave.
+pub(crate) struct Chunk([AtomicU32; SUB]);
 
-impl ChunkPool {
-    /// A pool of `size` chunks (at most 255).
-    pub(crate) fn new(size: usize) -> Self {
-        let size = size.min(255);
-        Self { next: AtomicUsize::new(0), chunks: AtomicHistogram::with_buckets(size * SUB), size }
+impl Chunk {
+    /// Counts one value in bucket `sub`; `owner` is halved if the bucket grows too big.
+    #[inline(always)]
+    fn record(&self, sub: usize, owner: &impl Chunks) {
+        let Some(bucket) = self.0.get(sub) else { return };
+        // Relaxed: a bucket count is a statistic read at snapshot time; no other memory is
+        // published through it.
+        if bucket.fetch_add(1, Relaxed) >= HALVE_AT {
+            halve(owner);
+        }
     }
 
-    /// The next free chunk, if any.
-    fn take(&self) -> Option<usize> {
-        let chunk = self.next.fetch_add(1, Relaxed);
-        if chunk < self.size {
-            Some(chunk)
-        } else {
-            self.next.store(self.size, Relaxed);
-            None
+    /// The non-empty buckets, as `(sub-bucket, count)`.
+    fn read(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.0.iter().enumerate().filter_map(|(i, b)| match b.load(Relaxed) {
+            0 => None,
+            n => Some((i, u64::from(n))),
+        })
+    }
+}
+
+/// Halves every bucket of every chunk `owner` has taken: the shape of all its histograms, and
+/// so every quantile, survives. One thread halves; the others carry on recording (a bucket
+/// keeps 2^31 of headroom, far more than can arrive while one pass runs).
+#[cold]
+#[inline(never)]
+fn halve(owner: &dyn Chunks) {
+    if owner.halving().swap(true, Relaxed) {
+        return;
+    }
+    for chunk in (0..owner.taken()).filter_map(|n| owner.chunk(n)) {
+        for b in &chunk.0 {
+            let _ = b.fetch_update(Relaxed, Relaxed, |x| Some(x - x / 2));
+        }
+    }
+    owner.halving().store(false, Relaxed);
+}
+
+/// Where the octave chunks of one or more histograms come from, numbered `0..` in the order
+/// they were taken (at most 255 of them, so that a [`Lane`] names one in a byte).
+pub(crate) trait Chunks {
+    /// A new chunk's number, if one can be had.
+    fn take(&self) -> Option<usize>;
+    /// Chunk `n`, if it was taken (and, from another thread, is seen to be).
+    fn chunk(&self, n: usize) -> Option<&Chunk>;
+    /// How many numbers were handed out (a lost race may leave one of them without a chunk).
+    fn taken(&self) -> usize;
+    /// Set while one thread halves the buckets.
+    fn halving(&self) -> &AtomicBool;
+}
+
+/// Chunks of one owner alone, all allocated up front: for a histogram that may be dropped
+/// ([`crate::DurationVal`]), whose memory goes with it.
+pub(crate) struct OwnChunks {
+    chunks: Box<[Chunk]>,
+    next: AtomicUsize,
+    halving: AtomicBool,
+}
+
+impl OwnChunks {
+    /// `size` chunks (at most 255).
+    pub(crate) fn new(size: usize) -> Self {
+        let chunk = || Chunk(std::array::from_fn(|_| AtomicU32::new(0)));
+        Self {
+            chunks: (0..size.min(255)).map(|_| chunk()).collect(),
+            next: AtomicUsize::new(0),
+            halving: AtomicBool::new(false),
         }
     }
 }
 
-/// Which pool chunk holds each octave for one lane of writers: 0 if none yet, else the chunk's
-/// index + 1 (a pool holds at most 255 chunks).
+impl Chunks for OwnChunks {
+    fn take(&self) -> Option<usize> {
+        let n = self.next.fetch_add(1, Relaxed);
+        if n < self.chunks.len() {
+            Some(n)
+        } else {
+            self.next.store(self.chunks.len(), Relaxed);
+            None
+        }
+    }
+
+    #[inline(always)]
+    fn chunk(&self, n: usize) -> Option<&Chunk> {
+        self.chunks.get(n)
+    }
+
+    fn taken(&self) -> usize {
+        self.next.load(Relaxed).min(self.chunks.len())
+    }
+
+    fn halving(&self) -> &AtomicBool {
+        &self.halving
+    }
+}
+
+/// Chunks a site may take from the process's store: enough for its success and failure
+/// histograms to keep 1% precision over 44 octaves between them. A site holds only the chunks
+/// of the octaves its calls reached.
+pub(crate) const SITE_CHUNKS: usize = 44;
+
+/// Chunks drawn from the process's store as they are first needed, for an owner that lives as
+/// long as the program (a call site): the store never takes a chunk back.
+pub(crate) struct SharedChunks {
+    /// The store's index of each chunk taken, plus one (0: none yet).
+    ids: [AtomicU32; SITE_CHUNKS],
+    next: AtomicUsize,
+    halving: AtomicBool,
+}
+
+impl SharedChunks {
+    pub(crate) fn new() -> Self {
+        Self {
+            ids: std::array::from_fn(|_| AtomicU32::new(0)),
+            next: AtomicUsize::new(0),
+            halving: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Chunks for SharedChunks {
+    fn take(&self) -> Option<usize> {
+        if self.next.load(Relaxed) >= SITE_CHUNKS {
+            return None;
+        }
+        let id = STORE.take()?;
+        let n = self.next.fetch_add(1, Relaxed);
+        // A thread that lost the race for the last number leaves its chunk unused: at most one
+        // chunk per racing thread, once per site.
+        let slot = self.ids.get(n)?;
+        // Store indices are below SEGMENTS * SEGMENT (2^19): `id + 1` fits.
+        slot.store(id as u32 + 1, Relaxed);
+        Some(n)
+    }
+
+    #[inline(always)]
+    fn chunk(&self, n: usize) -> Option<&Chunk> {
+        // Relaxed: the thread that took a chunk stored its id itself; another lane sharing it
+        // may not see the id yet, and then counts the value per octave (see `OctaveMap`).
+        let id = self.ids.get(n)?.load(Relaxed).checked_sub(1)?;
+        STORE.chunk(id as usize)
+    }
+
+    fn taken(&self) -> usize {
+        self.next.load(Relaxed).min(SITE_CHUNKS)
+    }
+
+    fn halving(&self) -> &AtomicBool {
+        &self.halving
+    }
+}
+
+/// Chunks in one segment of the store: 1 MiB.
+const SEGMENT: usize = 4096;
+/// The most segments the store makes: 128 MiB of chunks, all 44 of more than 11,000 sites.
+const SEGMENTS: usize = 128;
+/// The fewest chunks the store keeps ready for sites to take without allocating.
+const READY: usize = 2048;
+
+/// The process's octave chunks, handed out one at a time and never taken back. Segments are
+/// allocated zeroed: the pages of chunks nobody has written stay unmapped, so what is resident
+/// follows the chunks in use, not the chunks ready.
+struct Store {
+    segments: [OnceLock<Box<[Chunk; SEGMENT]>>; SEGMENTS],
+    /// Chunks handed out.
+    taken: AtomicUsize,
+    /// Chunks in the segments made.
+    made: AtomicUsize,
+}
+
+static STORE: Store = Store {
+    segments: [const { OnceLock::new() }; SEGMENTS],
+    taken: AtomicUsize::new(0),
+    made: AtomicUsize::new(0),
+};
+
+impl Store {
+    /// A ready chunk's index, if one is left; never allocates.
+    fn take(&self) -> Option<usize> {
+        // Acquire: a chunk counted in `made` is in a segment that is set.
+        let made = self.made.load(Acquire);
+        self.taken.fetch_update(Relaxed, Relaxed, |t| (t < made).then_some(t + 1)).ok()
+    }
+
+    #[inline(always)]
+    fn chunk(&self, id: usize) -> Option<&Chunk> {
+        self.segments.get(id / SEGMENT)?.get()?.get(id % SEGMENT)
+    }
+}
+
+/// Makes sure the store holds chunks nobody has taken, one for each of `owners` and at least
+/// [`READY`], allocating segments if it does not: every owner can then reach a new octave, or
+/// a new thread, without finding the store empty. Ready chunks are untouched zeroed pages, so
+/// they take address space, not resident memory. Called where allocating is fine: a site's
+/// first call, a snapshot. An owner that finds the store empty in between shares another
+/// lane's chunk, or counts its new octave's values per octave, until the next call of this.
+pub(crate) fn keep_chunks_ready(owners: usize) {
+    let ready = owners.max(READY);
+    loop {
+        let made = STORE.made.load(Acquire);
+        if made.saturating_sub(STORE.taken.load(Relaxed)) >= ready {
+            return;
+        }
+        let Some(segment) = STORE.segments.get(made / SEGMENT) else { return };
+        segment.get_or_init(zeroed_segment);
+        // Release: whoever reads the new count sees the segment set.
+        STORE.made.fetch_max(made + SEGMENT, Release);
+    }
+}
+
+/// A segment of zeroed chunks, straight from the allocator: zeroed pages it gets fresh from
+/// the system are not touched, so they cost no resident memory until a chunk is written.
+#[allow(unsafe_code)]
+fn zeroed_segment() -> Box<[Chunk; SEGMENT]> {
+    let layout = std::alloc::Layout::new::<[Chunk; SEGMENT]>();
+    // SAFETY: the layout is of a non-zero-sized type.
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<[Chunk; SEGMENT]>();
+    if ptr.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: `ptr` is non-null, was allocated by the global allocator with the layout of
+    // `[Chunk; SEGMENT]` (as `Box` frees it), and its bytes are zero: a `Chunk` is an array of
+    // `AtomicU32`, which has the in-memory representation of `u32`, for which zero is valid.
+    unsafe { Box::from_raw(ptr) }
+}
+
+/// Which chunk holds each octave for one lane of writers: 0 if none yet, else the chunk's
+/// number + 1.
 ///
 /// A site gives each of its counter stripes a lane, so threads on different stripes count the
 /// same octave in different chunks and never write the same cache line; a snapshot adds the
@@ -337,15 +531,16 @@ impl Lanes for Lane {
     }
 }
 
-/// A duration histogram with the layout of [`bucket_index`] whose octaves live in chunks of a
-/// [`ChunkPool`], taken on first use per [`Lane`]: recording never allocates, memory follows the
-/// octaves in use, and a snapshot reads only those. Once the pool is empty, a lane reaching a
-/// new octave shares the chunk another lane holds for it, and only an octave no lane holds is
-/// counted per octave and reported with that coarser precision.
+/// A duration histogram with the layout of [`bucket_index`] whose octaves live in [`Chunks`],
+/// taken on first use per [`Lane`]: recording never allocates, memory follows the octaves in
+/// use, and a snapshot reads only those. When no chunk can be taken, a lane reaching a new
+/// octave shares the chunk another lane holds for it, and only an octave no lane holds is
+/// counted per octave and reported with that coarser precision (and the lane tries again at
+/// its next value there).
 pub(crate) struct OctaveMap {
     /// Octaves some lane has a chunk for, one bit each: a read visits only those.
     mapped: AtomicU64,
-    /// Values of octaves that found the pool empty and no chunk to share.
+    /// Values of octaves that found no chunk.
     coarse: [AtomicU32; SLOTS],
 }
 
@@ -356,14 +551,15 @@ impl OctaveMap {
         Self { mapped: AtomicU64::new(0), coarse: std::array::from_fn(|_| AtomicU32::new(0)) }
     }
 
-    /// Counts `v` through `lane`, one of `lanes`.
+    /// Counts `v` through `lane`, one of `lanes`, in a chunk of `chunks`.
     #[inline(always)]
-    pub(crate) fn record(&self, v: u64, pool: &ChunkPool, lane: &Lane, lanes: &impl Lanes) {
+    pub(crate) fn record(&self, v: u64, chunks: &impl Chunks, lane: &Lane, lanes: &impl Lanes) {
         let i = bucket_index(v);
         let (slot, sub) = (i / SUB, i % SUB);
-        match lane.0[slot].load(Relaxed) {
-            0 => self.record_cold(slot, sub, pool, lane, lanes),
-            m => pool.chunks.record_index((usize::from(m) - 1) * SUB + sub),
+        let mark = lane.0[slot].load(Relaxed);
+        match usize::from(mark).checked_sub(1).and_then(|n| chunks.chunk(n)) {
+            Some(chunk) => chunk.record(sub, chunks),
+            None => self.record_cold(slot, sub, chunks, lane, lanes),
         }
     }
 
@@ -373,16 +569,21 @@ impl OctaveMap {
         &self,
         slot: usize,
         sub: usize,
-        pool: &ChunkPool,
+        chunks: &impl Chunks,
         lane: &Lane,
         lanes: &dyn Lanes,
     ) {
-        match Self::claim(slot, pool, lane, lanes) {
+        let chunk = match lane.0[slot].load(Relaxed) {
+            0 => Self::claim(slot, chunks, lane, lanes),
+            // Mapped by another thread, whose chunk this one does not see yet.
+            m => Some(usize::from(m) - 1),
+        };
+        match chunk.and_then(|n| chunks.chunk(n)) {
             Some(chunk) => {
                 // Set by every lane that maps the octave, after mapping it: a read racing with
                 // this misses at most the counts of this instant.
                 self.mapped.fetch_or(1 << slot, Relaxed);
-                pool.chunks.record_index(chunk * SUB + sub);
+                chunk.record(sub, chunks);
             }
             None => {
                 self.coarse[slot].fetch_add(1, Relaxed);
@@ -390,14 +591,14 @@ impl OctaveMap {
         }
     }
 
-    /// Gives `slot` of `lane` a chunk: a new one from the pool, else one another lane holds for
-    /// the same octave. Two threads racing for one slot agree on the winner's chunk (the loser's
-    /// chunk stays unused).
-    fn claim(slot: usize, pool: &ChunkPool, lane: &Lane, lanes: &dyn Lanes) -> Option<usize> {
-        let mark = match pool.take() {
-            // Chunks are preallocated, zeroed atomics: mapping one publishes no other memory.
-            // The pool holds at most 255 chunks, so `chunk + 1` fits.
-            Some(chunk) => chunk as u8 + 1,
+    /// Gives `slot` of `lane` a chunk: a new one, else one another lane holds for the same
+    /// octave. Two threads racing for one slot agree on the winner's chunk (the loser's stays
+    /// unused).
+    fn claim(slot: usize, chunks: &dyn Chunks, lane: &Lane, lanes: &dyn Lanes) -> Option<usize> {
+        let mark = match chunks.take() {
+            // Chunks are zeroed atomics: mapping one publishes no other memory. An owner
+            // hands out at most 255 chunk numbers, so `n + 1` fits.
+            Some(n) => u8::try_from(n + 1).ok()?,
             None => {
                 (0..lanes.count()).map(|i| lanes.lane(i).0[slot].load(Relaxed)).find(|&m| m != 0)?
             }
@@ -410,33 +611,33 @@ impl OctaveMap {
 
     /// The non-empty buckets as `(low, high, count)`, in increasing order of `low`: each chunk
     /// any of `lanes` maps is counted once, however many lanes share it.
-    pub(crate) fn read(&self, pool: &ChunkPool, lanes: &impl Lanes) -> Vec<(u64, u64, u64)> {
+    pub(crate) fn read(&self, chunks: &impl Chunks, lanes: &impl Lanes) -> Vec<(u64, u64, u64)> {
         let mut out = Vec::new();
         // The distinct chunks of one octave (marks are at most 255).
-        let mut chunks = [0u8; 255];
+        let mut marks = [0u8; 255];
         let mapped = self.mapped.load(Relaxed);
         for slot in 0..SLOTS {
             let mut n = 0;
             let lanes_here = if mapped & (1 << slot) == 0 { 0 } else { lanes.count() };
             for i in 0..lanes_here {
                 let m = lanes.lane(i).0[slot].load(Relaxed);
-                if m != 0 && !chunks[..n].contains(&m) && n < chunks.len() {
-                    chunks[n] = m;
+                if m != 0 && !marks[..n].contains(&m) && n < marks.len() {
+                    marks[n] = m;
                     n += 1;
                 }
             }
-            let base = |m: u8| (usize::from(m) - 1) * SUB;
-            match &chunks[..n] {
+            let chunk = |m: u8| chunks.chunk(usize::from(m) - 1);
+            match &marks[..n] {
                 [] => {}
                 // The common case, one lane (or one chunk every lane shares): read it as is.
-                &[m] => out.extend(pool.chunks.read_range(base(m), SUB).map(|(sub, n)| {
+                &[m] => out.extend(chunk(m).into_iter().flat_map(Chunk::read).map(|(sub, n)| {
                     let (lo, hi) = bucket_range(slot * SUB + sub);
                     (lo, hi, n)
                 })),
                 several => {
                     let mut counts = [0u64; SUB];
-                    for &m in several {
-                        for (sub, n) in pool.chunks.read_range(base(m), SUB) {
+                    for c in several.iter().filter_map(|&m| chunk(m)) {
+                        for (sub, n) in c.read() {
                             counts[sub] += n;
                         }
                     }
@@ -482,12 +683,12 @@ mod pooled_tests {
             Single(OctaveMap::new(), Lane::new())
         }
 
-        fn record(&self, v: u64, pool: &ChunkPool) {
-            self.0.record(v, pool, &self.1, &self.1);
+        fn record(&self, v: u64, chunks: &impl Chunks) {
+            self.0.record(v, chunks, &self.1, &self.1);
         }
 
-        fn read(&self, pool: &ChunkPool) -> Vec<(u64, u64, u64)> {
-            self.0.read(pool, &self.1)
+        fn read(&self, chunks: &impl Chunks) -> Vec<(u64, u64, u64)> {
+            self.0.read(chunks, &self.1)
         }
     }
 
@@ -506,7 +707,7 @@ mod pooled_tests {
 
     #[test]
     fn a_full_pool_matches_the_dense_histogram() {
-        let pool = ChunkPool::new(SLOTS);
+        let pool = OwnChunks::new(SLOTS);
         let h = Single::new();
         let values = || (0..200_000u64).map(|i| i.wrapping_mul(0x9e37_79b9) % (1 << 41));
         values().for_each(|v| h.record(v, &pool));
@@ -518,17 +719,17 @@ mod pooled_tests {
         // Lane 0 takes the pool's 12 chunks for 12 octaves; then 4 threads, one per lane, count
         // values of those octaves. Lanes 1 to 3 find the pool empty and share lane 0's chunks:
         // every value lands in its full-precision bucket, counted once.
-        let pool = Arc::new(ChunkPool::new(12));
+        let pool = Arc::new(OwnChunks::new(12));
         let h = Arc::new(Striped(OctaveMap::new(), (0..4).map(|_| Lane::new()).collect()));
         let first: Vec<u64> = (0..12).map(|e| 64u64 << e).collect();
-        first.iter().for_each(|&v| h.0.record(v, &pool, &h.1[0], &h.1));
+        first.iter().for_each(|&v| h.0.record(v, &*pool, &h.1[0], &h.1));
         let values = |t: u64| (0..30_000u64).map(move |i| (64 + (i * 7 + t) % 64) << (i % 12));
         let threads: Vec<_> = (0..4u64)
             .map(|t| {
                 let (pool, h) = (Arc::clone(&pool), Arc::clone(&h));
                 std::thread::spawn(move || {
                     let lane = &h.1[t as usize];
-                    values(t).for_each(|v| h.0.record(v, &pool, lane, &h.1));
+                    values(t).for_each(|v| h.0.record(v, &*pool, lane, &h.1));
                 })
             })
             .collect();
@@ -536,7 +737,7 @@ mod pooled_tests {
             t.join().unwrap();
         }
         let all = first.iter().copied().chain((0..4).flat_map(values));
-        assert_eq!(h.0.read(&pool, &h.1), dense(all));
+        assert_eq!(h.0.read(&*pool, &h.1), dense(all));
         for lane in &h.1 {
             let marks: Vec<u8> = lane.0.iter().map(|m| m.load(Relaxed)).collect();
             assert_eq!(marks, h.1[0].0.iter().map(|m| m.load(Relaxed)).collect::<Vec<_>>());
@@ -545,7 +746,7 @@ mod pooled_tests {
 
     #[test]
     fn two_maps_share_a_pool_and_overflow_coarsely() {
-        let pool = ChunkPool::new(10);
+        let pool = OwnChunks::new(10);
         let (a, b) = (Single::new(), Single::new());
         // 8 octaves each: 10 get chunks, 6 are counted per octave.
         for e in 6..14 {
@@ -561,14 +762,14 @@ mod pooled_tests {
 
     #[test]
     fn claiming_mt_keeps_every_count() {
-        let pool = Arc::new(ChunkPool::new(12));
+        let pool = Arc::new(OwnChunks::new(12));
         let h = Arc::new(Single::new());
         let threads: Vec<_> = (0..4u64)
             .map(|t| {
                 let (pool, h) = (Arc::clone(&pool), Arc::clone(&h));
                 std::thread::spawn(move || {
                     for i in 0..40_000u64 {
-                        h.record(1 << (6 + (i + t) % 24), &pool);
+                        h.record(1 << (6 + (i + t) % 24), &*pool);
                     }
                 })
             })
@@ -576,6 +777,97 @@ mod pooled_tests {
         for t in threads {
             t.join().unwrap();
         }
-        assert_eq!(h.read(&pool).iter().map(|b| b.2).sum::<u64>(), 160_000);
+        assert_eq!(h.read(&*pool).iter().map(|b| b.2).sum::<u64>(), 160_000);
+    }
+
+    /// Shared chunks for a test, with the store stocked first (other tests take from it too).
+    fn shared() -> SharedChunks {
+        keep_chunks_ready(0);
+        SharedChunks::new()
+    }
+
+    #[test]
+    fn shared_chunks_match_the_dense_histogram() {
+        let chunks = shared();
+        let (success, failure) = (Single::new(), Single::new());
+        // Every octave: values below 64, then 64..128 shifted into each of the others.
+        let values = || {
+            (0..200_000u64).map(|i| match i % 35 {
+                0 => i % 64,
+                e => (64 + i * 7 % 64) << (e - 1),
+            })
+        };
+        // Two histograms over all 35 octaves share one site's 44 chunks: the first takes 35,
+        // the second 9, its other octaves are counted per octave, and every value is counted.
+        values().for_each(|v| success.record(v, &chunks));
+        values().for_each(|v| failure.record(v, &chunks));
+        assert_eq!(chunks.taken(), SITE_CHUNKS);
+        assert_eq!(success.read(&chunks), dense(values()));
+        let read = failure.read(&chunks);
+        assert_eq!(read.iter().map(|b| b.2).sum::<u64>(), 200_000);
+        let whole_octaves = read.iter().filter(|(lo, hi, _)| hi - lo >= (*lo).max(64)).count();
+        assert_eq!(whole_octaves, 2 * SLOTS - SITE_CHUNKS);
+    }
+
+    #[test]
+    fn a_site_holds_only_the_octaves_it_reached() {
+        let chunks = shared();
+        let h = Single::new();
+        for v in [100, 120, 5_000, 5_100, 5_200] {
+            h.record(v, &chunks);
+        }
+        assert_eq!(chunks.taken(), 2, "two octaves, two chunks");
+        assert_eq!(h.read(&chunks).iter().map(|b| b.2).sum::<u64>(), 5);
+    }
+
+    #[test]
+    fn shared_chunks_mt_keep_every_count_and_precision() {
+        let chunks = Arc::new(shared());
+        let h = Arc::new(Striped(OctaveMap::new(), (0..4).map(|_| Lane::new()).collect()));
+        let values = |t: u64| (0..30_000u64).map(move |i| (64 + (i * 7 + t) % 64) << (i % 5));
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let (chunks, h) = (Arc::clone(&chunks), Arc::clone(&h));
+                std::thread::spawn(move || {
+                    let lane = &h.1[t as usize];
+                    values(t).for_each(|v| h.0.record(v, &*chunks, lane, &h.1));
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // Four lanes of five octaves: twenty chunks, within a site's 44.
+        assert_eq!(h.0.read(&*chunks, &h.1), dense((0..4).flat_map(values)));
+        assert_eq!(chunks.taken(), 20);
+    }
+
+    #[test]
+    fn halving_covers_the_owners_chunks_alone() {
+        let (mine, other) = (shared(), shared());
+        let (a, b, c) = (Single::new(), Single::new(), Single::new());
+        a.record(100, &mine);
+        b.record(5_000, &mine);
+        c.record(100, &other);
+        for _ in 0..4 {
+            b.record(5_000, &mine);
+        }
+        fn bucket(chunks: &SharedChunks, n: usize, v: u64) -> &AtomicU32 {
+            chunks.chunk(n).map(|c| &c.0[bucket_index(v) % SUB]).expect("a chunk taken")
+        }
+        bucket(&mine, 0, 100).store(HALVE_AT, Relaxed);
+        a.record(100, &mine);
+        assert_eq!(a.read(&mine)[0].2, u64::from(HALVE_AT / 2 + 1));
+        assert_eq!(b.read(&mine)[0].2, 3, "the owner's other histogram halves with it");
+        assert_eq!(c.read(&other)[0].2, 1, "another owner's chunks are untouched");
+        assert!(!mine.halving().load(Relaxed));
+    }
+
+    #[test]
+    fn a_zeroed_segment_reads_as_empty() {
+        let segment = zeroed_segment();
+        assert!(segment.iter().all(|c| c.read().next().is_none()));
+        segment[SEGMENT - 1].record(3, &OwnChunks::new(0));
+        assert_eq!(segment[SEGMENT - 1].read().collect::<Vec<_>>(), vec![(3, 1)]);
     }
 }

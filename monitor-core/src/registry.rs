@@ -158,6 +158,8 @@ impl Registry {
         full: impl Fn(&CallSite) -> bool,
         callees_of: Option<&str>,
     ) -> Vec<FunctionStats> {
+        // Readers stock the histogram chunks that calls take, so calls need not allocate.
+        crate::alloc::uncounted(crate::state::keep_site_chunks_ready);
         let sites: Vec<&'static CallSite> = self.sites().collect();
         let name_of = |id: usize| sites.get(id).map_or("unknown", |s| s.name());
         let callers: Vec<usize> = match callees_of {
@@ -210,7 +212,7 @@ fn fill(
 ) {
     // Errors first and counts after: a call finishing meanwhile may show in the counts and
     // not in the histogram, never the other way round.
-    f.errors = state.kinds.read();
+    f.errors = state.read_errors();
     let c = state.read_counts();
     f.callers = state.read_callers(name_of);
     f.in_flight = c.current;
@@ -226,14 +228,14 @@ fn fill(
     }
     let failures = f.failures();
     f.success_times = state.success_times.distribution(
-        &state.pool,
+        &state.chunks,
         &state.success_lanes(),
         c.success,
         c.success_sum,
         c.recent_success,
     );
     f.failure_times = state.failure_times.distribution(
-        &state.pool,
+        &state.chunks,
         &state.failure_lanes(),
         failures,
         c.failure_sum,

@@ -715,10 +715,10 @@ pub enum MetricValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::histogram::{ChunkPool, Lane, OctaveMap, SLOTS};
+    use crate::histogram::{Lane, OctaveMap, OwnChunks, SLOTS};
 
     fn dist(values: &[u64]) -> Distribution {
-        let pool = ChunkPool::new(SLOTS);
+        let pool = OwnChunks::new(SLOTS);
         let (h, lane) = (OctaveMap::new(), Lane::new());
         for &v in values {
             h.record(v, &pool, &lane, &lane);

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-use crate::counters::{Recent, Times, WideSum, SITE_POOL};
-use crate::histogram::{ChunkPool, Lane, Lanes};
+use crate::counters::{Recent, Times, WideSum};
+use crate::histogram::{keep_chunks_ready, Lane, Lanes, SharedChunks};
 use crate::polls::SLOW_POLL;
 use crate::snapshot::{Caller, CallerCount, PollStats};
 
@@ -135,10 +135,14 @@ pub(crate) struct SiteState {
     /// Read by every call, written only when the bound they keep moves.
     peaks: CachePadded<Peaks>,
     stripes: Box<[CachePadded<Stripe>]>,
-    pub(crate) pool: ChunkPool,
+    /// The chunks of the site's two histograms, taken from the process's store as their
+    /// octaves are first reached.
+    pub(crate) chunks: SharedChunks,
     pub(crate) success_times: Times,
     pub(crate) failure_times: Times,
-    pub(crate) kinds: ErrorKinds,
+    /// Errors by kind, made at the site's first error: most functions never fail, and the
+    /// table is the biggest part of a site.
+    kinds: OnceLock<Box<ErrorKinds>>,
     /// Caller keys: 0 is an empty slot, [`ENTRY_KEY`] is entry, else the caller's id + 1.
     caller_keys: [AtomicU32; CALLER_SLOTS],
     /// Poll counts, one per stripe, made at the site's first poll timed (see `crate::polls`).
@@ -178,6 +182,15 @@ struct Peaks {
 
 static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
 
+/// Sites whose statistics were made (that were called).
+static CALLED: AtomicUsize = AtomicUsize::new(0);
+
+/// Keeps a histogram chunk ready for every called site, and a few more (see
+/// [`keep_chunks_ready`]).
+pub(crate) fn keep_site_chunks_ready() {
+    keep_chunks_ready(CALLED.load(Relaxed));
+}
+
 /// A stripe index for a new thread: round robin, so concurrently started threads spread out.
 /// (Sites take it modulo their number of stripes.)
 pub(crate) fn next_stripe() -> usize {
@@ -186,6 +199,9 @@ pub(crate) fn next_stripe() -> usize {
 
 impl SiteState {
     pub(crate) fn new(id: u32) -> Self {
+        // The site's first call may allocate, so it stocks the store its calls take from.
+        CALLED.fetch_add(1, Relaxed);
+        keep_site_chunks_ready();
         Self {
             id,
             peaks: CachePadded::new(Peaks {
@@ -193,15 +209,33 @@ impl SiteState {
                 highwater: AtomicU64::new(0),
             }),
             stripes: (0..stripes()).map(|_| CachePadded::new(Stripe::default())).collect(),
-            pool: ChunkPool::new(SITE_POOL),
+            chunks: SharedChunks::new(),
             success_times: Times::new(),
             failure_times: Times::new(),
-            kinds: ErrorKinds::new(),
+            kinds: OnceLock::new(),
             caller_keys: std::array::from_fn(|_| AtomicU32::new(0)),
             polls: OnceLock::new(),
             #[cfg(feature = "tracing")]
             tracing: crate::tracing_spans::Slot::default(),
         }
+    }
+
+    /// Counts an error of `kind`. The site's first error makes its table of kinds, as the
+    /// monitor's memory rather than the call's.
+    #[inline]
+    pub(crate) fn record_error(&self, kind: &'static str) {
+        let kinds = match self.kinds.get() {
+            Some(kinds) => kinds,
+            None => {
+                crate::alloc::uncounted(|| self.kinds.get_or_init(|| Box::new(ErrorKinds::new())))
+            }
+        };
+        kinds.record(kind);
+    }
+
+    /// Errors by kind, sorted by kind.
+    pub(crate) fn read_errors(&self) -> Vec<(&'static str, u64)> {
+        self.kinds.get().map_or_else(Vec::new, |kinds| kinds.read())
     }
 
     /// Counts a poll of `ns` timed on stripe `i`.

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::counters::{full_pool, Times, WideSum};
-use crate::histogram::{float_index, float_range, AtomicHistogram, ChunkPool, Lane, F_BUCKETS};
+use crate::counters::{all_octaves, Times, WideSum};
+use crate::histogram::{float_index, float_range, AtomicHistogram, Lane, OwnChunks, F_BUCKETS};
 use crate::snapshot::{Distribution, Values};
 
 /// An exact sum of `i64`s: a carry word counts wraps of the low word, both ways.
@@ -350,7 +350,7 @@ impl fmt::Debug for BoolVal {
 pub struct DurationVal(Arc<DurationInner>);
 
 struct DurationInner {
-    pool: ChunkPool,
+    chunks: OwnChunks,
     lane: Lane,
     times: Times,
     count: AtomicU64,
@@ -372,7 +372,7 @@ impl DurationVal {
     /// ```
     pub fn new() -> DurationVal {
         DurationVal(Arc::new(DurationInner {
-            pool: full_pool(),
+            chunks: all_octaves(),
             lane: Lane::new(),
             times: Times::new(),
             count: AtomicU64::new(0),
@@ -396,7 +396,7 @@ impl DurationVal {
     #[inline]
     pub(super) fn observe_nanos(&self, ns: u64) {
         let inner = &self.0;
-        inner.times.record(ns, &inner.pool, &inner.lane, &inner.lane);
+        inner.times.record(ns, &inner.chunks, &inner.lane, &inner.lane);
         inner.sum.add(ns);
         inner.recent.store(ns, Relaxed);
         inner.count.fetch_add(1, Relaxed);
@@ -410,7 +410,7 @@ impl DurationVal {
     pub fn stats(&self) -> Distribution {
         let inner = &self.0;
         inner.times.distribution(
-            &inner.pool,
+            &inner.chunks,
             &inner.lane,
             inner.count.load(Relaxed),
             inner.sum.get(),
