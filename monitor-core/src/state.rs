@@ -2,7 +2,7 @@
 //! edges, histograms and the highwater. The hot path's writes land here.
 
 use std::sync::atomic::{
-    AtomicI64, AtomicU32, AtomicU64, AtomicUsize,
+    AtomicI64, AtomicU16, AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{Relaxed, SeqCst},
 };
 use std::sync::OnceLock;
@@ -76,10 +76,46 @@ fn clamp_count(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
 
+/// Distinct error kinds the process keeps apart, over all its sites; a kind first seen after
+/// that is counted as `other` at the sites that had not seen it yet.
+const MAX_KINDS: usize = 4096;
+
+/// Every error kind any site has seen, in the order first seen, never emptied: a site keeps a
+/// kind as its position here (two bytes, where the name would take 24). Static and zeroed, so
+/// the pages of unused entries stay unmapped.
+static KIND_NAMES: [OnceLock<&'static str>; MAX_KINDS] = [const { OnceLock::new() }; MAX_KINDS];
+
+const _: () = assert!(MAX_KINDS < u16::MAX as usize, "a kind's position + 1 fits a u16");
+
+/// Whether entry `id` (position + 1) of [`KIND_NAMES`] is `kind`.
+fn is_kind(id: u16, kind: &'static str) -> bool {
+    let Some(name) = usize::from(id).checked_sub(1).and_then(|i| KIND_NAMES.get(i)?.get()) else {
+        return false;
+    };
+    std::ptr::eq(*name, kind) || *name == kind
+}
+
+/// `kind`'s position + 1 in [`KIND_NAMES`], added if new; `None` once the table is full.
+/// Scans the filled entries: it runs at a kind's first sight at a site, the only time an error
+/// may wait (on an entry's once while another thread fills it).
+fn kind_id(kind: &'static str) -> Option<u16> {
+    KIND_NAMES.iter().zip(1..).find_map(|(name, id)| {
+        let claimed = match name.get() {
+            Some(k) => k,
+            None => match name.set(kind) {
+                Ok(()) => kind,
+                Err(_) => name.get().copied().unwrap_or(""),
+            },
+        };
+        (std::ptr::eq(claimed, kind) || claimed == kind).then_some(id)
+    })
+}
+
 /// Error counts by kind. Slots fill in order and never empty, so a kind is found by scanning the
 /// filled prefix, and two threads racing to add the same new kind meet on the same slot.
 pub(crate) struct ErrorKinds {
-    names: [OnceLock<&'static str>; KIND_SLOTS],
+    /// The kind of each slot, as its position + 1 in [`KIND_NAMES`] (0: empty).
+    ids: [AtomicU16; KIND_SLOTS],
     counts: [AtomicU64; KIND_SLOTS],
     other: AtomicU64,
 }
@@ -87,24 +123,26 @@ pub(crate) struct ErrorKinds {
 impl ErrorKinds {
     fn new() -> Self {
         Self {
-            names: std::array::from_fn(|_| OnceLock::new()),
+            ids: std::array::from_fn(|_| AtomicU16::new(0)),
             counts: std::array::from_fn(|_| AtomicU64::new(0)),
             other: AtomicU64::new(0),
         }
     }
 
     pub(crate) fn record(&self, kind: &'static str) {
-        for (name, count) in self.names.iter().zip(&self.counts) {
-            let claimed = match name.get() {
-                Some(k) => k,
-                // First sight of a kind at this site: the only time this path may wait (on the
-                // slot's once), and never more than KIND_SLOTS times per site.
-                None => match name.set(kind) {
-                    Ok(()) => kind,
-                    Err(_) => name.get().copied().unwrap_or(""),
-                },
+        for (slot, count) in self.ids.iter().zip(&self.counts) {
+            let id = match slot.load(Relaxed) {
+                // First sight of a kind at this site, never more than KIND_SLOTS times.
+                0 => {
+                    let Some(new) = kind_id(kind) else { break };
+                    match slot.compare_exchange(0, new, Relaxed, Relaxed) {
+                        Ok(_) => new,
+                        Err(id) => id,
+                    }
+                }
+                id => id,
             };
-            if std::ptr::eq(claimed, kind) || claimed == kind {
+            if is_kind(id, kind) {
                 count.fetch_add(1, Relaxed);
                 return;
             }
@@ -114,10 +152,13 @@ impl ErrorKinds {
 
     pub(crate) fn read(&self) -> Vec<(&'static str, u64)> {
         let mut out: Vec<_> = self
-            .names
+            .ids
             .iter()
             .zip(&self.counts)
-            .filter_map(|(name, count)| Some((*name.get()?, count.load(Relaxed))))
+            .filter_map(|(id, count)| {
+                let i = usize::from(id.load(Relaxed)).checked_sub(1)?;
+                Some((*KIND_NAMES.get(i)?.get()?, count.load(Relaxed)))
+            })
             .filter(|(_, n)| *n > 0)
             .collect();
         match self.other.load(Relaxed) {
@@ -140,9 +181,7 @@ pub(crate) struct SiteState {
     pub(crate) chunks: SharedChunks,
     pub(crate) success_times: Times,
     pub(crate) failure_times: Times,
-    /// Errors by kind, made at the site's first error: most functions never fail, and the
-    /// table is the biggest part of a site.
-    kinds: OnceLock<Box<ErrorKinds>>,
+    kinds: ErrorKinds,
     /// Caller keys: 0 is an empty slot, [`ENTRY_KEY`] is entry, else the caller's id + 1.
     caller_keys: [AtomicU32; CALLER_SLOTS],
     /// Poll counts, one per stripe, made at the site's first poll timed (see `crate::polls`).
@@ -212,7 +251,7 @@ impl SiteState {
             chunks: SharedChunks::new(),
             success_times: Times::new(),
             failure_times: Times::new(),
-            kinds: OnceLock::new(),
+            kinds: ErrorKinds::new(),
             caller_keys: std::array::from_fn(|_| AtomicU32::new(0)),
             polls: OnceLock::new(),
             #[cfg(feature = "tracing")]
@@ -220,22 +259,15 @@ impl SiteState {
         }
     }
 
-    /// Counts an error of `kind`. The site's first error makes its table of kinds, as the
-    /// monitor's memory rather than the call's.
+    /// Counts an error of `kind`.
     #[inline]
     pub(crate) fn record_error(&self, kind: &'static str) {
-        let kinds = match self.kinds.get() {
-            Some(kinds) => kinds,
-            None => {
-                crate::alloc::uncounted(|| self.kinds.get_or_init(|| Box::new(ErrorKinds::new())))
-            }
-        };
-        kinds.record(kind);
+        self.kinds.record(kind);
     }
 
     /// Errors by kind, sorted by kind.
     pub(crate) fn read_errors(&self) -> Vec<(&'static str, u64)> {
-        self.kinds.get().map_or_else(Vec::new, |kinds| kinds.read())
+        self.kinds.read()
     }
 
     /// Counts a poll of `ns` timed on stripe `i`.
@@ -489,6 +521,22 @@ mod tests {
         let mut unique: Vec<_> = kept.iter().map(|(k, _)| *k).collect();
         unique.dedup();
         assert_eq!(unique.len(), KIND_SLOTS);
+    }
+
+    #[test]
+    fn sites_share_the_names_of_kinds() {
+        // The same name from two places (two pointers) is one kind, at any site, and one entry
+        // of the process's table.
+        let (a, b) = (ErrorKinds::new(), ErrorKinds::new());
+        let name: &'static str = Box::leak(String::from("SharedKindName").into_boxed_str());
+        a.record("SharedKindName");
+        b.record(name);
+        b.record("Another");
+        a.record(name);
+        assert_eq!(a.read(), vec![("SharedKindName", 2)]);
+        assert_eq!(b.read(), vec![("Another", 1), ("SharedKindName", 1)]);
+        let entries = KIND_NAMES.iter().filter_map(OnceLock::get);
+        assert_eq!(entries.filter(|n| **n == "SharedKindName").count(), 1);
     }
 
     #[test]
