@@ -3,16 +3,16 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 
 use crate::clock;
 use crate::context::SpanCtx;
+use crate::counters::add;
 use crate::ids::SpanId;
 use crate::outcome::Outcome;
 use crate::site::CallSite;
 use crate::span::{self, replace_current, Span};
-use crate::state::SiteState;
+use crate::state::{SiteState, OWNED};
 
 /// A call's `tracing` span (feature `tracing`): made when the call starts, entered while it
 /// runs. Without the feature, nothing.
@@ -149,19 +149,22 @@ impl Call {
         let at = clock::now();
         let ns = clock::nanos_between(self.start, at);
         let state = self.state;
-        let stripe_index = self.stripe as usize;
-        state.end(stripe_index);
+        // In flight on the stripe the call started on; the rest on this thread's, whose
+        // counters it may own (a future may end on another thread than it started on).
+        state.end(self.stripe as usize);
         if self.rec != 0 {
             self.close_span(ns, end);
         }
-        let stripe = state.stripe(stripe_index);
+        let here = span::stripe();
+        let sole = here & OWNED != 0;
+        let stripe = state.stripe(here);
         if self.allocated != (0, 0) {
-            stripe.allocations.fetch_add(self.allocated.0, Relaxed);
-            stripe.allocated_bytes.fetch_add(self.allocated.1, Relaxed);
+            add(&stripe.allocations, self.allocated.0, sole);
+            add(&stripe.allocated_bytes, self.allocated.1, sole);
         }
         if let Outcome::Success = end {
-            stripe.success.fetch_add(1, Relaxed);
-            stripe.success_sum.add(ns);
+            add(&stripe.success, 1, sole);
+            stripe.success_sum.add(ns, sole);
             stripe.success_recent.set(ns, at);
             state.success_times.record(
                 ns,
@@ -173,14 +176,10 @@ impl Call {
         }
         match end {
             Outcome::Error(kind) => state.record_error(kind),
-            Outcome::Panic => {
-                stripe.panics.fetch_add(1, Relaxed);
-            }
-            _ => {
-                stripe.cancelled.fetch_add(1, Relaxed);
-            }
+            Outcome::Panic => add(&stripe.panics, 1, sole),
+            _ => add(&stripe.cancelled, 1, sole),
         }
-        stripe.failure_sum.add(ns);
+        stripe.failure_sum.add(ns, sole);
         stripe.failure_recent.set(ns, at);
         state.failure_times.record(ns, &state.chunks, &stripe.failure_lane, &state.failure_lanes());
     }

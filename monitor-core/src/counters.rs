@@ -18,12 +18,30 @@ pub(crate) struct WideSum {
     high: AtomicU64,
 }
 
+/// Adds `n` to `counter`: with `sole` (the calling thread is the counter's only writer) a
+/// plain load and store, else a locked read-modify-write. Readers load either alike.
+#[inline(always)]
+pub(crate) fn add(counter: &AtomicU64, n: u64, sole: bool) {
+    if sole {
+        counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+    } else {
+        counter.fetch_add(n, Relaxed);
+    }
+}
+
 impl WideSum {
+    /// Adds `v`; `sole` as for [`add`].
     #[inline]
-    pub(crate) fn add(&self, v: u64) {
-        let prev = self.low.fetch_add(v, Relaxed);
+    pub(crate) fn add(&self, v: u64, sole: bool) {
+        let prev = if sole {
+            let prev = self.low.load(Relaxed);
+            self.low.store(prev.wrapping_add(v), Relaxed);
+            prev
+        } else {
+            self.low.fetch_add(v, Relaxed)
+        };
         if prev.checked_add(v).is_none() {
-            self.high.fetch_add(1, Relaxed);
+            add(&self.high, 1, sole);
         }
     }
 
@@ -105,8 +123,8 @@ mod tests {
     #[test]
     fn wide_sum_carries() {
         let s = WideSum::default();
-        s.add(u64::MAX);
-        s.add(2);
+        s.add(u64::MAX, false);
+        s.add(2, true);
         assert_eq!(s.get(), u128::from(u64::MAX) + 2);
     }
 }

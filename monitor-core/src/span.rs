@@ -13,7 +13,7 @@ use crate::context::{SpanCtx, REMOTE_SITE};
 use crate::ids::{flags, SpanId, TraceId};
 use crate::record::{self, AttributeValue, Status, TraceParent};
 use crate::site::CallSite;
-use crate::state::{next_stripe, ENTRY_KEY};
+use crate::state::{claim_stripe, release_stripe, shared_stripe, ENTRY_KEY, OWNED};
 
 // Per-thread state of the hot path: three `const`-initialised cells without `Drop`, so each
 // access is a plain thread-local load or store. They are separate keys, each read through a
@@ -23,11 +23,30 @@ thread_local! {
     static CURRENT: Cell<Option<SpanCtx>> = const { Cell::new(None) };
     static RNG: Cell<u64> = const { Cell::new(0) };
     static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// The stripe this thread owns, given back when the thread ends. Touched once, at the
+    /// thread's first call: a key with a destructor costs a check on every access.
+    static OWNS: OwnedStripe = const { OwnedStripe(Cell::new(usize::MAX)) };
 }
 
-/// This thread's stripe (and, on its first call, its random seed).
+/// A stripe index a thread owns (see `crate::state::claim_stripe`), until it ends.
+struct OwnedStripe(Cell<usize>);
+
+impl Drop for OwnedStripe {
+    fn drop(&mut self) {
+        let i = self.0.replace(usize::MAX);
+        if i != usize::MAX {
+            // Calls this thread still makes (other keys' destructors) count on a shared stripe
+            // from now on; only then may another thread own this one.
+            STRIPE.set(shared_stripe());
+            release_stripe(i);
+        }
+    }
+}
+
+/// This thread's stripe, with [`OWNED`] if it owns it (and, on its first call, its random
+/// seed).
 #[inline(always)]
-fn stripe() -> usize {
+pub(crate) fn stripe() -> usize {
     match STRIPE.get() {
         usize::MAX => init_thread(),
         s => s,
@@ -37,7 +56,16 @@ fn stripe() -> usize {
 #[cold]
 #[inline(never)]
 fn init_thread() -> usize {
-    let s = next_stripe();
+    // Registering the key's destructor is the monitor's memory, not the call's.
+    let s = match claim_stripe() {
+        Some(i) if crate::alloc::uncounted(|| OWNS.try_with(|o| o.0.set(i))).is_ok() => i | OWNED,
+        // The thread is ending: nothing would give the stripe back.
+        Some(i) => {
+            release_stripe(i);
+            shared_stripe()
+        }
+        None => shared_stripe(),
+    };
     STRIPE.set(s);
     // Seeded from std's per-process random keys, mixed with the stripe counter and the
     // thread's address of its cell, so threads and processes draw different ids without a

@@ -2,15 +2,15 @@
 //! edges, histograms and the highwater. The hot path's writes land here.
 
 use std::sync::atomic::{
-    AtomicI64, AtomicU16, AtomicU32, AtomicU64, AtomicUsize,
-    Ordering::{Relaxed, SeqCst},
+    AtomicBool, AtomicI64, AtomicU16, AtomicU32, AtomicU64, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release, SeqCst},
 };
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-use crate::counters::{Recent, Times, WideSum};
+use crate::counters::{add, Recent, Times, WideSum};
 use crate::histogram::{keep_chunks_ready, Lane, Lanes, SharedChunks};
 use crate::polls::SLOW_POLL;
 use crate::snapshot::{Caller, CallerCount, PollStats};
@@ -41,6 +41,11 @@ pub(crate) const ENTRY_KEY: u32 = u32::MAX;
 
 /// Counters one thread (of those sharing the stripe) writes. With its two histogram lanes it
 /// fills the 256 bytes its padding takes anyway.
+///
+/// A stripe whose index a thread owns ([`OWNED`]) has that thread as its only writer of
+/// everything but `current` (which a call's end lowers from whichever thread ends it) and the
+/// histogram buckets its lanes map (which lanes may share), so the owner adds to the other
+/// counters with plain loads and stores ([`add`]).
 #[derive(Default)]
 pub(crate) struct Stripe {
     /// Calls started on this stripe and not ended yet (a call ends on the stripe it started on,
@@ -221,6 +226,38 @@ struct Peaks {
 
 static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
 
+/// Set in a thread's stripe index when the thread owns the stripe (fits a `u32`; masking the
+/// index with the number of stripes drops it).
+pub(crate) const OWNED: usize = 1 << 31;
+
+/// Which stripe indices a thread owns.
+static OWNERS: [AtomicBool; MAX_STRIPES] = [const { AtomicBool::new(false) }; MAX_STRIPES];
+
+/// Stripes threads may own: all but a quarter (at least one), which the other threads share.
+/// A program's busy threads (a worker per CPU, its main thread) mostly fit in the first.
+fn ownable() -> usize {
+    let n = stripes();
+    n - (n / 4).max(1)
+}
+
+/// A stripe index for a new thread to own: the first ownable one no living thread owns.
+/// Until the thread gives it back ([`release_stripe`]), no other thread writes its stripe of
+/// any site but what [`Stripe`] says.
+pub(crate) fn claim_stripe() -> Option<usize> {
+    OWNERS.iter().take(ownable()).position(|owner| {
+        // Acquire: the stores of the thread that owned it before happen before this one's.
+        owner.compare_exchange(false, true, Acquire, Relaxed).is_ok()
+    })
+}
+
+/// Gives back a stripe index a thread owned (the thread is ending).
+pub(crate) fn release_stripe(i: usize) {
+    if let Some(owner) = OWNERS.get(i & !OWNED) {
+        // Release: this thread's stores to the stripe happen before the next owner's.
+        owner.store(false, Release);
+    }
+}
+
 /// Sites whose statistics were made (that were called).
 static CALLED: AtomicUsize = AtomicUsize::new(0);
 
@@ -230,10 +267,11 @@ pub(crate) fn keep_site_chunks_ready() {
     keep_chunks_ready(CALLED.load(Relaxed));
 }
 
-/// A stripe index for a new thread: round robin, so concurrently started threads spread out.
-/// (Sites take it modulo their number of stripes.)
-pub(crate) fn next_stripe() -> usize {
-    NEXT_STRIPE.fetch_add(1, Relaxed)
+/// A stripe index shared by the threads that own none: one of the stripes nobody may own,
+/// round robin, so concurrently started threads spread out.
+pub(crate) fn shared_stripe() -> usize {
+    let owned = ownable();
+    owned + NEXT_STRIPE.fetch_add(1, Relaxed) % (stripes() - owned)
 }
 
 impl SiteState {
@@ -310,9 +348,11 @@ impl SiteState {
         &self.stripes[i & (self.stripes.len() - 1)]
     }
 
-    /// Counts a call starting on stripe `i`: in flight, highwater, and the caller edge.
+    /// Counts a call starting on stripe `i` (this thread's): in flight, highwater, and the
+    /// caller edge.
     #[inline(always)]
     pub(crate) fn begin(&self, i: usize, caller_key: u32) {
+        let sole = i & OWNED != 0;
         let i = i & (self.stripes.len() - 1);
         let stripe = &self.stripes[i];
         let now = clamp_count(stripe.current.fetch_add(1, SeqCst) + 1);
@@ -326,7 +366,7 @@ impl SiteState {
         if sum > self.peaks.highwater.load(SeqCst) {
             self.settle();
         }
-        stripe.callers[self.caller_slot(caller_key)].fetch_add(1, Relaxed);
+        add(&stripe.callers[self.caller_slot(caller_key)], 1, sole);
     }
 
     /// The lanes of the site's success histogram, one per stripe.

@@ -109,3 +109,46 @@ fn highwater_sees_true_concurrency() {
     let f = after.function("test_threads::hold").unwrap();
     assert_eq!((f.in_flight, f.highwater, f.success), (0, n as u64, n as u64));
 }
+
+#[monitored]
+fn short_lived(i: u64) -> Result<u64, std::io::Error> {
+    if i % 5 == 0 {
+        Err(std::io::Error::from(std::io::ErrorKind::TimedOut))
+    } else {
+        Ok(i)
+    }
+}
+
+#[test]
+fn counts_stay_exact_as_threads_come_and_go() {
+    // Waves of threads, each wave joined before the next starts: a thread that owns a stripe
+    // gives it back when it ends, and a thread of the next wave counts on from there with
+    // plain stores. Nothing any of them counted may be lost.
+    const WAVES: u64 = 6;
+    const PER_WAVE: u64 = 5;
+    const N: u64 = 4_000;
+    for wave in 0..WAVES {
+        let threads: Vec<_> = (0..PER_WAVE)
+            .map(|t| {
+                thread::spawn(move || {
+                    for i in 0..N {
+                        let _ = short_lived((wave * PER_WAVE + t) * N + i);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
+    let total = WAVES * PER_WAVE * N;
+    let snap = registry().snapshot();
+    let f = snap.function("test_threads::short_lived").unwrap();
+    assert_eq!(f.error("TimedOut"), total / 5);
+    assert_eq!(f.success, total - total / 5);
+    assert_eq!(f.success_times.count, f.success);
+    let hist: u64 = f.success_times.buckets.iter().map(|b| b.count).sum();
+    assert_eq!(hist, f.success);
+    assert_eq!(f.calls_from("entry"), total);
+    assert_eq!((f.in_flight, f.panics, f.cancelled), (0, 0, 0));
+}

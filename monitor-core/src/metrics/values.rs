@@ -397,7 +397,7 @@ impl DurationVal {
     pub(super) fn observe_nanos(&self, ns: u64) {
         let inner = &self.0;
         inner.times.record(ns, &inner.chunks, &inner.lane, &inner.lane);
-        inner.sum.add(ns);
+        inner.sum.add(ns, false);
         inner.recent.store(ns, Relaxed);
         inner.count.fetch_add(1, Relaxed);
     }
