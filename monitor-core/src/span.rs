@@ -16,9 +16,10 @@ use crate::site::CallSite;
 use crate::state::{claim_stripe, release_stripe, shared_stripe, ENTRY_KEY, OWNED};
 
 // Per-thread state of the hot path: three `const`-initialised cells without `Drop`, so each
-// access is a plain thread-local load or store. They are separate keys, each read through a
-// small closure, because one `LocalKey::with` around all the entry work grew too large for the
-// compiler to inline it (it then went through an out-of-line call and a TLS getter per call).
+// access is a plain thread-local load or store (the fourth key, with a destructor, is touched
+// once per thread). They are separate keys, each read through a small closure, because one
+// `LocalKey::with` around all the entry work grew too large for the compiler to inline it (it
+// then went through an out-of-line call and a TLS getter per call).
 thread_local! {
     static CURRENT: Cell<Option<SpanCtx>> = const { Cell::new(None) };
     static RNG: Cell<u64> = const { Cell::new(0) };
