@@ -142,28 +142,35 @@ impl AtomicHistogram {
     #[cold]
     #[inline(never)]
     fn halve(&self) {
-        // One thread halves; the others carry on recording. A bucket keeps 2^31 of headroom, far
-        // more than can arrive while one pass over the buckets runs.
-        if self.halving.swap(true, Relaxed) {
-            return;
-        }
-        for b in self.buckets.iter() {
-            let _ = b.fetch_update(Relaxed, Relaxed, |x| Some(x - x / 2));
-        }
-        self.halving.store(false, Relaxed);
+        halve_once(&self.halving, std::iter::once(&self.buckets[..]));
     }
 
     /// The non-empty buckets as `(index, count)`.
     pub(crate) fn read(&self) -> Vec<(usize, u64)> {
-        self.buckets
-            .iter()
-            .enumerate()
-            .filter_map(|(i, b)| match b.load(Relaxed) {
-                0 => None,
-                n => Some((i, u64::from(n))),
-            })
-            .collect()
+        non_empty(&self.buckets).collect()
     }
+}
+
+/// The non-empty buckets of `buckets`, as `(index, count)`.
+fn non_empty(buckets: &[AtomicU32]) -> impl Iterator<Item = (usize, u64)> + '_ {
+    buckets.iter().enumerate().filter_map(|(i, b)| match b.load(Relaxed) {
+        0 => None,
+        n => Some((i, u64::from(n))),
+    })
+}
+
+/// Halves every bucket of `runs`, rounding up, so no bucket that saw a value goes back to zero:
+/// the shape of the histograms, and so every quantile, survives. One thread halves (the one
+/// that sets `halving`); the others carry on recording. A bucket keeps 2^31 of headroom, far
+/// more than can arrive while one pass over the buckets runs.
+fn halve_once<'a>(halving: &AtomicBool, runs: impl Iterator<Item = &'a [AtomicU32]>) {
+    if halving.swap(true, Relaxed) {
+        return;
+    }
+    for b in runs.flatten() {
+        let _ = b.fetch_update(Relaxed, Relaxed, |x| Some(x - x / 2));
+    }
+    halving.store(false, Relaxed);
 }
 
 #[cfg(test)]
@@ -282,28 +289,16 @@ impl Chunk {
 
     /// The non-empty buckets, as `(sub-bucket, count)`.
     fn read(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
-        self.0.iter().enumerate().filter_map(|(i, b)| match b.load(Relaxed) {
-            0 => None,
-            n => Some((i, u64::from(n))),
-        })
+        non_empty(&self.0)
     }
 }
 
-/// Halves every bucket of every chunk `owner` has taken: the shape of all its histograms, and
-/// so every quantile, survives. One thread halves; the others carry on recording (a bucket
-/// keeps 2^31 of headroom, far more than can arrive while one pass runs).
+/// Halves every bucket of every chunk `owner` has taken, which all its histograms share.
 #[cold]
 #[inline(never)]
 fn halve(owner: &dyn Chunks) {
-    if owner.halving().swap(true, Relaxed) {
-        return;
-    }
-    for chunk in (0..owner.taken()).filter_map(|n| owner.chunk(n)) {
-        for b in &chunk.0 {
-            let _ = b.fetch_update(Relaxed, Relaxed, |x| Some(x - x / 2));
-        }
-    }
-    owner.halving().store(false, Relaxed);
+    let chunks = (0..owner.taken()).filter_map(|n| owner.chunk(n)).map(|c| &c.0[..]);
+    halve_once(owner.halving(), chunks);
 }
 
 /// Where the octave chunks of one or more histograms come from, numbered `0..` in the order
@@ -695,6 +690,36 @@ mod pooled_tests {
     /// A histogram recorded through several lanes.
     struct Striped(OctaveMap, Vec<Lane>);
 
+    impl Striped {
+        /// Four lanes.
+        fn four() -> Arc<Self> {
+            Arc::new(Striped(OctaveMap::new(), (0..4).map(|_| Lane::new()).collect()))
+        }
+
+        /// Four threads at once, thread `t` recording `values(t)` through lane `t`.
+        fn record_on_four_threads<C, I>(
+            self: &Arc<Self>,
+            chunks: &Arc<C>,
+            values: impl Fn(u64) -> I + Copy + Send + 'static,
+        ) where
+            C: Chunks + Send + Sync + 'static,
+            I: Iterator<Item = u64>,
+        {
+            let threads: Vec<_> = (0..4u64)
+                .map(|t| {
+                    let (chunks, h) = (Arc::clone(chunks), Arc::clone(self));
+                    std::thread::spawn(move || {
+                        let lane = &h.1[t as usize];
+                        values(t).for_each(|v| h.0.record(v, &*chunks, lane, &h.1));
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+        }
+    }
+
     impl Lanes for Vec<Lane> {
         fn count(&self) -> usize {
             self.len()
@@ -720,22 +745,11 @@ mod pooled_tests {
         // values of those octaves. Lanes 1 to 3 find the pool empty and share lane 0's chunks:
         // every value lands in its full-precision bucket, counted once.
         let pool = Arc::new(OwnChunks::new(12));
-        let h = Arc::new(Striped(OctaveMap::new(), (0..4).map(|_| Lane::new()).collect()));
+        let h = Striped::four();
         let first: Vec<u64> = (0..12).map(|e| 64u64 << e).collect();
         first.iter().for_each(|&v| h.0.record(v, &*pool, &h.1[0], &h.1));
         let values = |t: u64| (0..30_000u64).map(move |i| (64 + (i * 7 + t) % 64) << (i % 12));
-        let threads: Vec<_> = (0..4u64)
-            .map(|t| {
-                let (pool, h) = (Arc::clone(&pool), Arc::clone(&h));
-                std::thread::spawn(move || {
-                    let lane = &h.1[t as usize];
-                    values(t).for_each(|v| h.0.record(v, &*pool, lane, &h.1));
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
+        h.record_on_four_threads(&pool, values);
         let all = first.iter().copied().chain((0..4).flat_map(values));
         assert_eq!(h.0.read(&*pool, &h.1), dense(all));
         for lane in &h.1 {
@@ -823,20 +837,9 @@ mod pooled_tests {
     #[test]
     fn shared_chunks_mt_keep_every_count_and_precision() {
         let chunks = Arc::new(shared());
-        let h = Arc::new(Striped(OctaveMap::new(), (0..4).map(|_| Lane::new()).collect()));
+        let h = Striped::four();
         let values = |t: u64| (0..30_000u64).map(move |i| (64 + (i * 7 + t) % 64) << (i % 5));
-        let threads: Vec<_> = (0..4u64)
-            .map(|t| {
-                let (chunks, h) = (Arc::clone(&chunks), Arc::clone(&h));
-                std::thread::spawn(move || {
-                    let lane = &h.1[t as usize];
-                    values(t).for_each(|v| h.0.record(v, &*chunks, lane, &h.1));
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
+        h.record_on_four_threads(&chunks, values);
         // Four lanes of five octaves: twenty chunks, within a site's 44.
         assert_eq!(h.0.read(&*chunks, &h.1), dense((0..4).flat_map(values)));
         assert_eq!(chunks.taken(), 20);
