@@ -175,7 +175,7 @@ impl Call {
             return;
         }
         match end {
-            Outcome::Error(kind) => state.record_error(kind),
+            Outcome::Error(kind) => state.kinds.record(kind),
             Outcome::Panic => add(&stripe.panics, 1, sole),
             _ => add(&stripe.cancelled, 1, sole),
         }

@@ -212,7 +212,7 @@ fn fill(
 ) {
     // Errors first and counts after: a call finishing meanwhile may show in the counts and
     // not in the histogram, never the other way round.
-    f.errors = state.read_errors();
+    f.errors = state.kinds.read();
     let c = state.read_counts();
     f.callers = state.read_callers(name_of);
     f.in_flight = c.current;

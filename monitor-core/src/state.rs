@@ -92,12 +92,17 @@ static KIND_NAMES: [OnceLock<&'static str>; MAX_KINDS] = [const { OnceLock::new(
 
 const _: () = assert!(MAX_KINDS < u16::MAX as usize, "a kind's position + 1 fits a u16");
 
+/// Whether two kind names are one kind: the same string, most often at the same address.
+fn same_kind(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
 /// Whether entry `id` (position + 1) of [`KIND_NAMES`] is `kind`.
 fn is_kind(id: u16, kind: &'static str) -> bool {
-    let Some(name) = usize::from(id).checked_sub(1).and_then(|i| KIND_NAMES.get(i)?.get()) else {
-        return false;
-    };
-    std::ptr::eq(*name, kind) || *name == kind
+    usize::from(id)
+        .checked_sub(1)
+        .and_then(|i| KIND_NAMES.get(i)?.get())
+        .is_some_and(|name| same_kind(name, kind))
 }
 
 /// `kind`'s position + 1 in [`KIND_NAMES`], added if new; `None` once the table is full.
@@ -112,7 +117,7 @@ fn kind_id(kind: &'static str) -> Option<u16> {
                 Err(_) => name.get().copied().unwrap_or(""),
             },
         };
-        (std::ptr::eq(claimed, kind) || claimed == kind).then_some(id)
+        same_kind(claimed, kind).then_some(id)
     })
 }
 
@@ -186,7 +191,7 @@ pub(crate) struct SiteState {
     pub(crate) chunks: SharedChunks,
     pub(crate) success_times: Times,
     pub(crate) failure_times: Times,
-    kinds: ErrorKinds,
+    pub(crate) kinds: ErrorKinds,
     /// Caller keys: 0 is an empty slot, [`ENTRY_KEY`] is entry, else the caller's id + 1.
     caller_keys: [AtomicU32; CALLER_SLOTS],
     /// Poll counts, one per stripe, made at the site's first poll timed (see `crate::polls`).
@@ -258,6 +263,13 @@ pub(crate) fn release_stripe(i: usize) {
     }
 }
 
+/// A stripe index shared by the threads that own none: one of the stripes nobody may own,
+/// round robin, so concurrently started threads spread out.
+pub(crate) fn shared_stripe() -> usize {
+    let owned = ownable();
+    owned + NEXT_STRIPE.fetch_add(1, Relaxed) % (stripes() - owned)
+}
+
 /// Sites whose statistics were made (that were called).
 static CALLED: AtomicUsize = AtomicUsize::new(0);
 
@@ -265,13 +277,6 @@ static CALLED: AtomicUsize = AtomicUsize::new(0);
 /// [`keep_chunks_ready`]).
 pub(crate) fn keep_site_chunks_ready() {
     keep_chunks_ready(CALLED.load(Relaxed));
-}
-
-/// A stripe index shared by the threads that own none: one of the stripes nobody may own,
-/// round robin, so concurrently started threads spread out.
-pub(crate) fn shared_stripe() -> usize {
-    let owned = ownable();
-    owned + NEXT_STRIPE.fetch_add(1, Relaxed) % (stripes() - owned)
 }
 
 impl SiteState {
@@ -295,17 +300,6 @@ impl SiteState {
             #[cfg(feature = "tracing")]
             tracing: crate::tracing_spans::Slot::default(),
         }
-    }
-
-    /// Counts an error of `kind`.
-    #[inline]
-    pub(crate) fn record_error(&self, kind: &'static str) {
-        self.kinds.record(kind);
-    }
-
-    /// Errors by kind, sorted by kind.
-    pub(crate) fn read_errors(&self) -> Vec<(&'static str, u64)> {
-        self.kinds.read()
     }
 
     /// Counts a poll of `ns` timed on stripe `i`.
