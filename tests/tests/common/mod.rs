@@ -133,15 +133,19 @@ pub fn check_with(tool_name: &str, args: &[&str], input: &str) {
     );
 }
 
+/// A name no other call in this process gets: tests run in parallel, and two Chromiums
+/// sharing a profile directory (or one removing it under the other) abort.
+fn unique(what: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("monitor-{what}-{}-{n}", std::process::id()))
+}
+
 /// Runs headless Chromium on `url` with `args` (e.g. `--dump-dom`); `None` where it is missing
 /// (see [`tool`]).
 pub fn chromium(args: &[&str], url: &str) -> Option<std::process::Output> {
     let path = tool("chromium")?;
-    let profile = std::env::temp_dir().join(format!(
-        "monitor-chromium-{}-{}",
-        std::process::id(),
-        url.len() ^ args.len() << 8
-    ));
+    let profile = unique("chromium");
     let out = Command::new(path)
         .args([
             "--headless",
@@ -166,11 +170,7 @@ pub fn chromium(args: &[&str], url: &str) -> Option<std::process::Output> {
 /// A PNG of `url` as headless Chromium draws it in a `width`x`height` window; `None` where
 /// Chromium is missing (see [`tool`]).
 pub fn screenshot(url: &str, width: u32, height: u32) -> Option<Vec<u8>> {
-    let shot = std::env::temp_dir().join(format!(
-        "monitor-shot-{}-{width}x{height}-{}.png",
-        std::process::id(),
-        url.len()
-    ));
+    let shot = unique("shot").with_extension("png");
     let arg = format!("--screenshot={}", shot.display());
     let size = format!("--window-size={width},{height}");
     let out = chromium(&[&arg, &size], url)?;
@@ -475,8 +475,7 @@ impl Prometheus {
     ) -> Option<Prometheus> {
         let prometheus = tool("prometheus")?;
         let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("monitor-prometheus-{}-{port}", std::process::id()));
+        let dir = unique("prometheus");
         std::fs::create_dir_all(&dir).unwrap();
         let mut config =
             String::from("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n");
