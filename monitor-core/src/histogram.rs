@@ -288,6 +288,7 @@ impl Chunk {
     }
 
     /// The non-empty buckets, as `(sub-bucket, count)`.
+    #[cfg(test)]
     fn read(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
         non_empty(&self.0)
     }
@@ -537,13 +538,19 @@ pub(crate) struct OctaveMap {
     mapped: AtomicU64,
     /// Values of octaves that found no chunk.
     coarse: [AtomicU32; SLOTS],
+    /// Octaves with values in `coarse`, one bit each.
+    coarsened: AtomicU64,
 }
 
 const _: () = assert!(SLOTS <= 64, "one bit per octave in `OctaveMap::mapped`");
 
 impl OctaveMap {
     pub(crate) fn new() -> Self {
-        Self { mapped: AtomicU64::new(0), coarse: std::array::from_fn(|_| AtomicU32::new(0)) }
+        Self {
+            mapped: AtomicU64::new(0),
+            coarse: std::array::from_fn(|_| AtomicU32::new(0)),
+            coarsened: AtomicU64::new(0),
+        }
     }
 
     /// Counts `v` through `lane`, one of `lanes`, in a chunk of `chunks`.
@@ -582,6 +589,7 @@ impl OctaveMap {
             }
             None => {
                 self.coarse[slot].fetch_add(1, Relaxed);
+                self.coarsened.fetch_or(1 << slot, Relaxed);
             }
         }
     }
@@ -607,11 +615,17 @@ impl OctaveMap {
     /// The non-empty buckets as `(low, high, count)`, in increasing order of `low`: each chunk
     /// any of `lanes` maps is counted once, however many lanes share it.
     pub(crate) fn read(&self, chunks: &impl Chunks, lanes: &impl Lanes) -> Vec<(u64, u64, u64)> {
-        let mut out = Vec::new();
-        // The distinct chunks of one octave (marks are at most 255).
-        let mut marks = [0u8; 255];
         let mapped = self.mapped.load(Relaxed);
-        for slot in 0..SLOTS {
+        // Room for a few buckets per octave reached: growing from empty, reallocation by
+        // reallocation, was most of the cost of a snapshot of many sites.
+        let mut out = Vec::with_capacity(mapped.count_ones() as usize * 8);
+        // The distinct chunks of one octave: one per lane at most.
+        let mut marks = [0u8; 64];
+        // Only the octaves that have values: most of a site's are empty.
+        let mut octaves = mapped | self.coarsened.load(Relaxed);
+        while octaves != 0 {
+            let slot = octaves.trailing_zeros() as usize;
+            octaves &= octaves - 1;
             let mut n = 0;
             let lanes_here = if mapped & (1 << slot) == 0 { 0 } else { lanes.count() };
             for i in 0..lanes_here {
@@ -622,23 +636,32 @@ impl OctaveMap {
                 }
             }
             let chunk = |m: u8| chunks.chunk(usize::from(m) - 1);
+            let mut push = |sub: usize, count: u64| {
+                if count > 0 {
+                    let (lo, hi) = bucket_range(slot * SUB + sub);
+                    out.push((lo, hi, count));
+                }
+            };
             match &marks[..n] {
                 [] => {}
                 // The common case, one lane (or one chunk every lane shares): read it as is.
-                &[m] => out.extend(chunk(m).into_iter().flat_map(Chunk::read).map(|(sub, n)| {
-                    let (lo, hi) = bucket_range(slot * SUB + sub);
-                    (lo, hi, n)
-                })),
+                &[m] => {
+                    if let Some(c) = chunk(m) {
+                        for (sub, b) in c.0.iter().enumerate() {
+                            push(sub, u64::from(b.load(Relaxed)));
+                        }
+                    }
+                }
+                // Each chunk counted once, however many lanes share it.
                 several => {
                     let mut counts = [0u64; SUB];
                     for c in several.iter().filter_map(|&m| chunk(m)) {
-                        for (sub, n) in c.read() {
-                            counts[sub] += n;
+                        for (sum, b) in counts.iter_mut().zip(&c.0) {
+                            *sum += u64::from(b.load(Relaxed));
                         }
                     }
-                    for (sub, &n) in counts.iter().enumerate().filter(|(_, &n)| n > 0) {
-                        let (lo, hi) = bucket_range(slot * SUB + sub);
-                        out.push((lo, hi, n));
+                    for (sub, &count) in counts.iter().enumerate() {
+                        push(sub, count);
                     }
                 }
             }

@@ -161,14 +161,16 @@ impl ErrorKinds {
     }
 
     pub(crate) fn read(&self) -> Vec<(&'static str, u64)> {
+        // Slots fill in order: the first empty one ends the kinds seen.
         let mut out: Vec<_> = self
             .ids
             .iter()
             .zip(&self.counts)
-            .filter_map(|(id, count)| {
+            .map_while(|(id, count)| {
                 let i = usize::from(id.load(Relaxed)).checked_sub(1)?;
-                Some((*KIND_NAMES.get(i)?.get()?, count.load(Relaxed)))
+                Some((KIND_NAMES.get(i)?.get().copied(), count))
             })
+            .filter_map(|(name, count)| Some((name?, count.load(Relaxed))))
             .filter(|(_, n)| *n > 0)
             .collect();
         match self.other.load(Relaxed) {

@@ -227,7 +227,7 @@ impl Store {
 /// failures), under one hold of the store.
 pub(crate) fn fill(functions: &mut [crate::snapshot::FunctionStats]) {
     let guard = store();
-    let Some(store) = guard.as_ref() else { return };
+    let Some(store) = guard.as_ref().filter(|s| !s.sites.is_empty()) else { return };
     for f in functions {
         if let Some(site) = store.sites.get(f.name) {
             f.exemplars = site.bands.iter().flatten().chain(&site.failures).copied().collect();

@@ -118,6 +118,11 @@ impl ExpositionFormat {
 }
 
 fn label_value(v: &str, out: &mut String) {
+    // Most values (every function's name) need no escape: one scan of their bytes.
+    if !v.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
+        out.push_str(v);
+        return;
+    }
     push_escaped(v, out, |c| match c {
         '\\' => Some("\\\\".into()),
         '"' => Some("\\\"".into()),
@@ -324,7 +329,7 @@ pub(crate) struct MetricsWriter<S> {
     /// Each called function's labels, `name="…",scope="…"`, escaped once and reused by every
     /// family; without braces, so a histogram can put `kind` first and `le` last.
     sets: String,
-    /// Each bound as nanoseconds and as the `le` label.
+    /// Each bound as nanoseconds, and its bucket line's end (see [`bound_tails`]).
     les: Vec<(f64, String)>,
     part: Part,
     /// The next function to write in `part`.
@@ -343,7 +348,7 @@ impl<S: Borrow<Snapshot>> MetricsWriter<S> {
                 (i, sets.len())
             })
             .collect();
-        let les = buckets.bounds().iter().map(|b| (b * 1e9, format!("{b}"))).collect();
+        let les = bound_tails(buckets.bounds());
         MetricsWriter { snapshot, format, funcs, sets, les, part: Part::Values(0), next: 0 }
     }
 
@@ -458,6 +463,7 @@ impl<S: Borrow<Snapshot> + Send> Parts for MetricsWriter<S> {
                 }
                 Part::Times => {
                     let les = &self.les;
+                    let mut head = String::new();
                     let open_metrics = format == ExpositionFormat::OpenMetrics;
                     let done = funcs.each(&mut self.next, out, min, |f, set, out| {
                         for (kind, d) in
@@ -475,7 +481,7 @@ impl<S: Borrow<Snapshot> + Send> Parts for MetricsWriter<S> {
                                 } else {
                                     Vec::new()
                                 };
-                                histogram(kind, set, d, les, &exemplars, out);
+                                histogram(kind, set, d, les, &exemplars, &mut head, out);
                             }
                         }
                     });
@@ -513,7 +519,7 @@ impl Functions<'_> {
         next: &mut usize,
         out: &mut String,
         min: usize,
-        one: impl Fn(&FunctionStats, &str, &mut String),
+        mut one: impl FnMut(&FunctionStats, &str, &mut String),
     ) -> bool {
         while let Some(&(i, end)) = self.funcs.get(*next) {
             let start = match *next {
@@ -766,41 +772,42 @@ fn exemplar(e: &Exemplar, value: f64, out: &mut String) {
     );
 }
 
+/// Each bound as nanoseconds, and the rest of its bucket line from the `le` label on
+/// (`,le="0.005"} `): written once per scrape, not once per line.
+fn bound_tails(bounds: &[f64]) -> Vec<(f64, String)> {
+    bounds.iter().map(|b| (b * 1e9, format!(",le=\"{b}\"}} "))).collect()
+}
+
 /// Cumulative counts at each bound. The histogram's buckets (at most 1.6% wide) are assigned
 /// to a bound by their midpoint; counts are scaled to the exact `count`, since the histogram
-/// keeps relative counts after halving itself. The label set is written once and reused.
-/// Each bucket carries the newest of `exemplars` whose duration falls in it.
+/// keeps relative counts after halving itself. Each bucket carries the newest of `exemplars`
+/// whose duration falls in it. `head` is scratch space for what every bucket line starts with
+/// (the family, `kind` and the function's labels `set`), put together once per histogram.
 fn histogram(
     kind: &str,
     set: &str,
     d: &Distribution,
     les: &[(f64, String)],
     exemplars: &[&Exemplar],
+    head: &mut String,
     out: &mut String,
 ) {
     let total: u64 = d.buckets.iter().map(|b| b.count).sum();
     let scale = |n: u64| -> u64 {
-        if total == 0 {
+        if total == d.count {
+            n
+        } else if total == 0 {
             0
         } else {
             ((u128::from(n) * u128::from(d.count)) / u128::from(total)) as u64
         }
     };
     // `kind` sorts before `name` and `scope`, and `le` after them.
-    let line = |suffix: &str, le: Option<&str>, out: &mut String| {
-        out.push_str("function_times_seconds");
-        out.push_str(suffix);
-        out.push_str("{kind=\"");
-        out.push_str(kind);
-        out.push_str("\",");
-        out.push_str(set);
-        if let Some(le) = le {
-            out.push_str(",le=\"");
-            out.push_str(le);
-            out.push('"');
-        }
-        out.push_str("} ");
-    };
+    head.clear();
+    head.push_str("function_times_seconds_bucket{kind=\"");
+    head.push_str(kind);
+    head.push_str("\",");
+    head.push_str(set);
     let mut cum = 0u64;
     let mut it = d.buckets.iter().peekable();
     let mut low = f64::NEG_INFINITY;
@@ -811,7 +818,7 @@ fn histogram(
             .filter(|e| (e.duration_ns as f64) > low && (e.duration_ns as f64) <= high)
             .max_by_key(|e| e.end_unix_ns)
     };
-    for (bound_ns, le) in les {
+    for (bound_ns, tail) in les {
         while let Some(b) = it.peek() {
             let mid = (b.low_ns as f64 + (b.high_ns - 1) as f64) / 2.0;
             if mid <= *bound_ns {
@@ -821,7 +828,8 @@ fn histogram(
                 break;
             }
         }
-        line("_bucket", Some(le), out);
+        out.push_str(head);
+        out.push_str(tail);
         push_u64(scale(cum).min(d.count), out);
         if let Some(e) = exemplar_in(low, *bound_ns) {
             exemplar(e, e.duration_ns as f64 / 1e9, out);
@@ -829,17 +837,29 @@ fn histogram(
         out.push('\n');
         low = *bound_ns;
     }
-    line("_bucket", Some("+Inf"), out);
+    out.push_str(head);
+    out.push_str(",le=\"+Inf\"} ");
     push_u64(d.count, out);
     if let Some(e) = exemplar_in(low, f64::INFINITY) {
         exemplar(e, e.duration_ns as f64 / 1e9, out);
     }
     out.push('\n');
-    line("_sum", None, out);
-    let _ = writeln!(out, "{}", d.sum_ns as f64 / 1e9);
-    line("_count", None, out);
-    push_u64(d.count, out);
-    out.push('\n');
+    for (suffix, value) in [("_sum", None), ("_count", Some(d.count))] {
+        out.push_str("function_times_seconds");
+        out.push_str(suffix);
+        out.push_str("{kind=\"");
+        out.push_str(kind);
+        out.push_str("\",");
+        out.push_str(set);
+        out.push_str("} ");
+        match value {
+            Some(n) => push_u64(n, out),
+            None => {
+                let _ = write!(out, "{}", d.sum_ns as f64 / 1e9);
+            }
+        }
+        out.push('\n');
+    }
 }
 
 #[cfg(test)]
@@ -862,9 +882,9 @@ mod tests {
         let relative: u64 = buckets.iter().map(|b| b.count).sum();
         let d = Distribution { count: relative / 2 + 1, buckets, ..Distribution::default() };
         let bounds = [0.000_05, 0.0001, 0.0015, 0.002, 0.25, 1.0, 7.5];
-        let les: Vec<(f64, String)> = bounds.iter().map(|b| (b * 1e9, format!("{b}"))).collect();
+        let les = super::bound_tails(&bounds);
         let mut out = String::new();
-        super::histogram("success", "name=\"f\"", &d, &les, &[], &mut out);
+        super::histogram("success", "name=\"f\"", &d, &les, &[], &mut String::new(), &mut out);
         for b in bounds {
             let line =
                 format!("function_times_seconds_bucket{{kind=\"success\",name=\"f\",le=\"{b}\"}} ");

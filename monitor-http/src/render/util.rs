@@ -22,19 +22,8 @@ pub(crate) fn push_escaped(
 }
 
 /// Appends `n` in decimal, without the formatting machinery (this runs for every line).
-pub(crate) fn push_u64(mut n: u64, out: &mut String) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
+pub(crate) fn push_u64(n: u64, out: &mut String) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// Appends `n` in decimal: [`push_u64`] for any that fits, which is every sum of durations
