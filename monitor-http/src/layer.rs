@@ -628,7 +628,7 @@ impl<S> Layer<S> for ClientLayer {
     type Service = ClientService<S>;
 
     fn layer(&self, inner: S) -> ClientService<S> {
-        ClientService { inner, sites: self.sites }
+        ClientService { inner, sites: self.sites, last: None }
     }
 }
 
@@ -643,6 +643,9 @@ impl<S> Layer<S> for ClientLayer {
 pub struct ClientService<S> {
     inner: S,
     sites: ClientSites,
+    /// The site of the last request: a client mostly talks to the same few servers, and
+    /// checking that the next request is named so costs less than looking its name up.
+    last: Option<&'static CallSite>,
 }
 
 /// The call sites of outgoing requests: `METHOD host[:port]`, and past the limit one
@@ -679,6 +682,47 @@ impl ClientSites {
         });
         site.or(self.overflow)
     }
+}
+
+/// Whether `name` is the client site [`ClientSites::site`] names so.
+fn is_client_site(name: &str, method: &str, host: Option<&str>, port: Option<u16>) -> bool {
+    let rest = name
+        .strip_prefix(method)
+        .and_then(|r| r.strip_prefix(' '))
+        .and_then(|r| r.strip_prefix(host.unwrap_or("(no host)")));
+    match (rest, port) {
+        (Some(rest), None) => rest.is_empty(),
+        (Some(rest), Some(port)) => {
+            rest.strip_prefix(':') == Some(itoa::Buffer::new().format(port))
+        }
+        (None, _) => false,
+    }
+}
+
+/// The host and port of an authority (`user@host:port`), as `Uri::host` and `Uri::port_u16`
+/// read them, in one pass over its bytes instead of a search or two each.
+fn host_and_port(authority: &str) -> (&str, Option<u16>) {
+    // The last `@` and `:`; the first `:` and `]` after that `@`.
+    let (mut at, mut last_colon, mut first_colon, mut bracket) = (None, None, None, None);
+    for (i, b) in authority.bytes().enumerate() {
+        match b {
+            b'@' => (at, first_colon, bracket) = (Some(i), None, None),
+            b':' => {
+                last_colon = Some(i);
+                first_colon = first_colon.or(Some(i));
+            }
+            b']' => bracket = bracket.or(Some(i)),
+            _ => {}
+        }
+    }
+    let start = at.map_or(0, |i| i + 1);
+    let end = if authority[start..].starts_with('[') {
+        bracket.map_or(authority.len(), |i| i + 1)
+    } else {
+        first_colon.unwrap_or(authority.len())
+    };
+    let port = last_colon.and_then(|i| authority.get(i + 1..)?.parse().ok());
+    (&authority[start..end], port)
 }
 
 /// The host of a `Host` header (for requests whose URI has none).
@@ -754,11 +798,17 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let inner = &mut self.inner;
         let method = method_name(req.method());
-        // The authority is parsed again by each of `host` and `port`: once each here.
-        let from_uri = req.uri().host();
-        let host = from_uri.or_else(|| host_header(req.headers()));
-        let port = from_uri.and_then(|_| req.uri().port_u16());
-        let Some(site) = self.sites.site(method, host, port) else {
+        let (host, port) = match req.uri().authority() {
+            Some(authority) => {
+                let (host, port) = host_and_port(authority.as_str());
+                (Some(host), port)
+            }
+            None => (host_header(req.headers()), None),
+        };
+        let last = self.last.filter(|s| is_client_site(s.name(), method, host, port));
+        let site = last.or_else(|| self.sites.site(method, host, port));
+        self.last = site;
+        let Some(site) = site else {
             send_traceparent(&Span::current(), req.headers_mut());
             return CallFuture::plain(inner.call(req));
         };
@@ -927,5 +977,73 @@ mod tests {
         let mut h = http::HeaderMap::new();
         h.insert(HOST, http::HeaderValue::from_static("svc.local:81"));
         assert_eq!(host_header(&h), Some("svc.local"));
+    }
+
+    #[test]
+    fn host_and_port_read_authorities_as_http_does() {
+        for uri in [
+            "http://a.example/x",
+            "http://a.example:8080/x",
+            "https://user:pw@a.example:8443/",
+            "https://user@a.example/",
+            "http://user:pw@a.example/",
+            "http://[::1]:9000/",
+            "http://[::1]/",
+            "http://user@[fe80::1]:81/",
+            "http://a.example:/x",
+            "http://127.0.0.1:65535",
+            "a.example:443",
+        ] {
+            let uri: http::Uri = uri.parse().unwrap();
+            let authority = uri.authority().unwrap().as_str();
+            assert_eq!(host_and_port(authority), (uri.host().unwrap(), uri.port_u16()), "{uri}");
+        }
+    }
+
+    #[test]
+    fn the_last_site_is_kept_only_for_requests_named_like_it() {
+        assert!(is_client_site("GET a.example:8080", "GET", Some("a.example"), Some(8080)));
+        assert!(is_client_site("GET a.example", "GET", Some("a.example"), None));
+        assert!(is_client_site("GET (no host)", "GET", None, None));
+        for (method, host, port) in [
+            ("POST", Some("a.example"), Some(8080)),
+            ("GET", Some("a.example"), Some(808)),
+            ("GET", Some("a.example"), Some(80800)),
+            ("GET", Some("a.exampl"), Some(8080)),
+            ("GET", Some("a.example"), None),
+            ("GET", None, Some(8080)),
+        ] {
+            let port = port.and_then(|p: u32| u16::try_from(p).ok());
+            assert!(!is_client_site("GET a.example:8080", method, host, port), "{host:?} {port:?}");
+        }
+    }
+
+    /// Requests to two servers in turn through one service: each counted at its own site.
+    #[test]
+    fn alternating_servers_count_at_their_own_sites() {
+        #[derive(Clone)]
+        struct Ok200;
+        impl Service<Request<()>> for Ok200 {
+            type Response = Response<()>;
+            type Error = std::convert::Infallible;
+            type Future = std::future::Ready<Result<Response<()>, Self::Error>>;
+            fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+                Poll::Ready(Ok(()))
+            }
+            fn call(&mut self, _: Request<()>) -> Self::Future {
+                std::future::ready(Ok(Response::new(())))
+            }
+        }
+        let mut svc = ClientLayer::new().layer(Ok200);
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let uris =
+            ["http://turn-a.internal/x", "http://turn-b.internal:81/y", "http://turn-a.internal/z"];
+        for uri in uris.iter().cycle().take(30) {
+            let req = http::Request::get(*uri).body(()).unwrap();
+            rt.block_on(svc.call(req)).unwrap();
+        }
+        let snap = registry().snapshot();
+        assert_eq!(snap.function("GET turn-a.internal").unwrap().success, 20);
+        assert_eq!(snap.function("GET turn-b.internal:81").unwrap().success, 10);
     }
 }
