@@ -8,7 +8,7 @@ use monitor_core::trace::Exemplar;
 use monitor_core::{Distribution, FunctionStats, MetricStats, MetricValue, Snapshot, Values};
 
 use super::series::{metric_tags, unique_names};
-use super::util::{push_escaped, push_u64};
+use super::util::{plain_ascii, push_escaped, push_u64};
 use super::Parts;
 
 /// Latency bucket bounds in seconds for the Prometheus histograms.
@@ -119,7 +119,7 @@ impl ExpositionFormat {
 
 fn label_value(v: &str, out: &mut String) {
     // Most values (every function's name) need no escape: one scan of their bytes.
-    if !v.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
+    if plain_ascii(v.as_bytes()) {
         out.push_str(v);
         return;
     }

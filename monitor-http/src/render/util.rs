@@ -37,9 +37,42 @@ pub(crate) fn push_u128(n: u128, out: &mut String) {
     }
 }
 
+/// Whether every byte of `bytes` is printable ASCII other than `"` and `\\`: a string that
+/// needs no escape in JSON or in a Prometheus label value. Eight bytes at a time: the names
+/// of 10,000 functions go through here on every `/funcs/json` and `/metrics`.
+pub(crate) fn plain_ascii(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = ONES << 7;
+    // High bit of each zero byte of `w` set (and none, if no byte is zero).
+    let zero_bytes = |w: u64| w.wrapping_sub(ONES) & !w & HIGH;
+    let plain = |w: u64| {
+        // Bytes below 0x20 (exact for a bound up to 0x80), bytes from 0x80 up, quotes and
+        // backslashes.
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        let quote = zero_bytes(w ^ (ONES * u64::from(b'"')));
+        let backslash = zero_bytes(w ^ (ONES * u64::from(b'\\')));
+        control | (w & HIGH) | quote | backslash == 0
+    };
+    let mut words = bytes.chunks_exact(8);
+    let all_words = words.by_ref().all(|w| {
+        let mut word = [0; 8];
+        word.copy_from_slice(w);
+        plain(u64::from_ne_bytes(word))
+    });
+    all_words
+        && words.remainder().iter().all(|&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
+}
+
 /// Appends `s` as a JSON string literal.
 pub(crate) fn json_str(s: &str, out: &mut String) {
     out.push('"');
+    // Most strings (every function's name) are printable ASCII without quotes or backslashes:
+    // one scan of their bytes, then one copy. Escaping char by char was a third of /funcs/json.
+    if plain_ascii(s.as_bytes()) {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     push_escaped(s, out, |c| match c {
         '"' => Some("\\\"".into()),
         '\\' => Some("\\\\".into()),
@@ -199,6 +232,25 @@ mod tests {
         assert_eq!(show(61_079_551), "61.08ms");
         assert_eq!(show(7_516_155_880), "7.516s");
         assert_eq!(show(7_516_155_880_000), "7516s");
+    }
+
+    /// The eight-bytes-at-a-time check says what a byte-by-byte one says, for every byte
+    /// value at every position of words and their remainders.
+    #[test]
+    fn plain_ascii_is_exact() {
+        let slow = |bytes: &[u8]| {
+            bytes.iter().all(|&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
+        };
+        for len in [1, 7, 8, 9, 16, 19] {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b;
+                    assert_eq!(super::plain_ascii(&bytes), slow(&bytes), "{b:#x} at {at} of {len}");
+                }
+            }
+        }
+        assert!(super::plain_ascii(b""));
     }
 
     #[test]
