@@ -499,8 +499,8 @@ fn zeroed_segment() -> Box<[Chunk; SEGMENT]> {
 pub(crate) struct Lane([AtomicU8; SLOTS]);
 
 impl Lane {
-    pub(crate) fn new() -> Self {
-        Self(std::array::from_fn(|_| AtomicU8::new(0)))
+    pub(crate) const fn new() -> Self {
+        Self([const { AtomicU8::new(0) }; SLOTS])
     }
 }
 

@@ -229,14 +229,14 @@ fn fill(
     let failures = f.failures();
     f.success_times = state.success_times.distribution(
         &state.chunks,
-        &state.success_lanes(),
+        &state.written_lanes(false),
         c.success,
         c.success_sum,
         c.recent_success,
     );
     f.failure_times = state.failure_times.distribution(
         &state.chunks,
-        &state.failure_lanes(),
+        &state.written_lanes(true),
         failures,
         c.failure_sum,
         c.recent_failure,

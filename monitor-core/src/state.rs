@@ -229,7 +229,13 @@ struct PollStripe {
 struct Peaks {
     bounds: [AtomicU32; MAX_STRIPES],
     highwater: AtomicU64,
+    /// Stripes a call has written, one bit each: readers visit only those (the others hold
+    /// nothing but zeros), which for a site called from one thread is a quarter of its lines.
+    /// Set once per stripe, by the first call to write it, before it writes.
+    written: AtomicU64,
 }
+
+const _: () = assert!(MAX_STRIPES <= 64, "one bit per stripe in `Peaks::written`");
 
 static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
 
@@ -291,6 +297,7 @@ impl SiteState {
             peaks: CachePadded::new(Peaks {
                 bounds: std::array::from_fn(|_| AtomicU32::new(0)),
                 highwater: AtomicU64::new(0),
+                written: AtomicU64::new(0),
             }),
             stripes: (0..stripes()).map(|_| CachePadded::new(Stripe::default())).collect(),
             chunks: SharedChunks::new(),
@@ -338,10 +345,30 @@ impl SiteState {
         Some(p)
     }
 
+    /// Stripe `i` (this thread's), for a call's end to count on.
     #[inline(always)]
     pub(crate) fn stripe(&self, i: usize) -> &Stripe {
         // The number of stripes is a power of two: a mask, not a division, on every call.
-        &self.stripes[i & (self.stripes.len() - 1)]
+        let i = i & (self.stripes.len() - 1);
+        self.mark_written(i);
+        &self.stripes[i]
+    }
+
+    /// Marks stripe `i` as written, before anything is written to it: a load of the line of
+    /// bounds every call reads, and a write of it once per stripe.
+    #[inline(always)]
+    fn mark_written(&self, i: usize) {
+        let bit = 1 << i;
+        if self.peaks.written.load(Relaxed) & bit == 0 {
+            self.peaks.written.fetch_or(bit, Relaxed);
+        }
+    }
+
+    /// The stripes a call has written.
+    fn written_stripes(&self) -> impl Iterator<Item = &Stripe> {
+        let written = self.peaks.written.load(Relaxed);
+        let stripes = self.stripes.iter().enumerate();
+        stripes.filter(move |(i, _)| written & (1 << i) != 0).map(|(_, s)| &**s)
     }
 
     /// Counts a call starting on stripe `i` (this thread's): in flight, highwater, and the
@@ -350,6 +377,7 @@ impl SiteState {
     pub(crate) fn begin(&self, i: usize, caller_key: u32) {
         let sole = i & OWNED != 0;
         let i = i & (self.stripes.len() - 1);
+        self.mark_written(i);
         let stripe = &self.stripes[i];
         let now = clamp_count(stripe.current.fetch_add(1, SeqCst) + 1);
         let bounds = &self.peaks.bounds[..self.stripes.len()];
@@ -367,12 +395,18 @@ impl SiteState {
 
     /// The lanes of the site's success histogram, one per stripe.
     pub(crate) fn success_lanes(&self) -> StripeLanes<'_> {
-        StripeLanes { stripes: &self.stripes, failure: false }
+        StripeLanes { stripes: &self.stripes, failure: false, written: u64::MAX }
     }
 
     /// The lanes of the site's failure histogram, one per stripe.
     pub(crate) fn failure_lanes(&self) -> StripeLanes<'_> {
-        StripeLanes { stripes: &self.stripes, failure: true }
+        StripeLanes { stripes: &self.stripes, failure: true, written: u64::MAX }
+    }
+
+    /// The lanes of the site's success (or `failure`) histogram for a reader: those of the
+    /// stripes a call has written.
+    pub(crate) fn written_lanes(&self, failure: bool) -> StripeLanes<'_> {
+        StripeLanes { stripes: &self.stripes, failure, written: self.peaks.written.load(Relaxed) }
     }
 
     /// Counts a call that started on stripe `i` ending.
@@ -430,7 +464,7 @@ impl SiteState {
 
     pub(crate) fn read_callers(&self, name_of: impl Fn(usize) -> &'static str) -> Vec<CallerCount> {
         let mut counts = [0u64; CALLER_SLOTS + 1];
-        for stripe in self.stripes.iter() {
+        for stripe in self.written_stripes() {
             for (sum, c) in counts.iter_mut().zip(&stripe.callers) {
                 *sum += c.load(Relaxed);
             }
@@ -461,7 +495,7 @@ impl SiteState {
         let mut c = Counts::default();
         let mut recent_success = (0, 0);
         let mut recent_failure = (0, 0);
-        for s in self.stripes.iter() {
+        for s in self.written_stripes() {
             c.current += u64::from(s.in_flight());
             c.success += s.success.load(Relaxed);
             c.panics += s.panics.load(Relaxed);
@@ -490,7 +524,12 @@ impl SiteState {
 pub(crate) struct StripeLanes<'a> {
     stripes: &'a [CachePadded<Stripe>],
     failure: bool,
+    /// The stripes whose lanes are read; the others read as empty, without touching them.
+    written: u64,
 }
+
+/// The lane of a stripe no call has written.
+static NO_LANE: Lane = Lane::new();
 
 impl Lanes for StripeLanes<'_> {
     fn count(&self) -> usize {
@@ -498,6 +537,9 @@ impl Lanes for StripeLanes<'_> {
     }
 
     fn lane(&self, i: usize) -> &Lane {
+        if self.written & (1 << i) == 0 {
+            return &NO_LANE;
+        }
         let stripe = &self.stripes[i];
         if self.failure {
             &stripe.failure_lane
@@ -573,6 +615,38 @@ mod tests {
         assert_eq!(b.read(), vec![("Another", 1), ("SharedKindName", 1)]);
         let entries = KIND_NAMES.iter().filter_map(OnceLock::get);
         assert_eq!(entries.filter(|n| **n == "SharedKindName").count(), 1);
+    }
+
+    /// Readers visit only the stripes marked written: a call's end counted on a stripe no call
+    /// started on (the future ended on another thread) is still read, counts and histogram.
+    #[test]
+    fn ends_on_a_stripe_never_started_on_are_read() {
+        let state = SiteState::new(0);
+        state.begin(0, ENTRY_KEY);
+        state.end(0);
+        let last = state.stripes.len() - 1;
+        assert_eq!(state.read_counts().success, 0);
+        let stripe = state.stripe(last);
+        add(&stripe.success, 1, false);
+        stripe.success_sum.add(1_000, false);
+        state.success_times.record(
+            1_000,
+            &state.chunks,
+            &stripe.success_lane,
+            &state.success_lanes(),
+        );
+        let c = state.read_counts();
+        assert_eq!((c.success, c.success_sum), (1, 1_000));
+        let d = state.success_times.distribution(
+            &state.chunks,
+            &state.written_lanes(false),
+            c.success,
+            c.success_sum,
+            0,
+        );
+        assert_eq!(d.buckets.iter().map(|b| b.count).sum::<u64>(), 1);
+        // A stripe nothing was written to reads as empty without being visited.
+        assert_eq!(state.peaks.written.load(Relaxed).count_ones(), if last == 0 { 1 } else { 2 });
     }
 
     #[test]
