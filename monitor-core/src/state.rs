@@ -185,7 +185,7 @@ impl ErrorKinds {
 /// What a site records, allocated on its first call.
 pub(crate) struct SiteState {
     pub(crate) id: u32,
-    /// Read by every call, written only when the bound they keep moves.
+    /// Read by every call, written only when a bound it keeps moves or a stripe is first written.
     peaks: CachePadded<Peaks>,
     stripes: Box<[CachePadded<Stripe>]>,
     /// The chunks of the site's two histograms, taken from the process's store as their
