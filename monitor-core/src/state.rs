@@ -97,12 +97,14 @@ fn same_kind(a: &str, b: &str) -> bool {
     std::ptr::eq(a, b) || a == b
 }
 
+/// The name of entry `id` (position + 1) of [`KIND_NAMES`], once it is set.
+fn kind_name(id: u16) -> Option<&'static str> {
+    KIND_NAMES.get(usize::from(id).checked_sub(1)?)?.get().copied()
+}
+
 /// Whether entry `id` (position + 1) of [`KIND_NAMES`] is `kind`.
 fn is_kind(id: u16, kind: &'static str) -> bool {
-    usize::from(id)
-        .checked_sub(1)
-        .and_then(|i| KIND_NAMES.get(i)?.get())
-        .is_some_and(|name| same_kind(name, kind))
+    kind_name(id).is_some_and(|name| same_kind(name, kind))
 }
 
 /// `kind`'s position + 1 in [`KIND_NAMES`], added if new; `None` once the table is full.
@@ -167,8 +169,8 @@ impl ErrorKinds {
             .iter()
             .zip(&self.counts)
             .map_while(|(id, count)| {
-                let i = usize::from(id.load(Relaxed)).checked_sub(1)?;
-                Some((KIND_NAMES.get(i)?.get().copied(), count))
+                let id = id.load(Relaxed);
+                (id != 0).then(|| (kind_name(id), count))
             })
             .filter_map(|(name, count)| Some((name?, count.load(Relaxed))))
             .filter(|(_, n)| *n > 0)
