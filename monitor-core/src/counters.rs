@@ -70,7 +70,7 @@ impl Recent {
     }
 }
 
-/// A duration histogram (chunks from a pool) with its exact extremes.
+/// A duration histogram (octave chunks taken as first reached) with its exact extremes.
 pub(crate) struct Times {
     hist: OctaveMap,
     min: AtomicU64,
