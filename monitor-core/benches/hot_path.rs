@@ -1,6 +1,8 @@
 //! What one monitored call costs, next to its floors: a relaxed atomic load, the function
-//! without instrumentation, and the two clock reads every monitored call makes; on 1 and 2
-//! threads, async, switched off at run time; and one histogram record.
+//! without instrumentation, two `Instant::now()`, and the two raw clock reads (with their
+//! conversion to nanoseconds) every monitored call makes, the floor of any timing
+//! instrumentation; on 1 and 2 threads, async, switched off at run time; and one histogram
+//! record.
 //!
 //! `cargo bench -p monitor-core --bench hot_path`
 
@@ -86,6 +88,15 @@ fn hot_path(c: &mut Criterion) {
             let t = Instant::now();
             black_box(t);
             Instant::now()
+        })
+    });
+    // The clock a monitored call reads: the TSC where the CPU's is invariant.
+    let clock = quanta::Clock::new();
+    g.bench_function("floor/two_tsc_reads", |b| {
+        b.iter(|| {
+            let t = clock.raw();
+            black_box(t);
+            clock.delta_as_nanos(t, clock.raw())
         })
     });
     g.bench_function("baseline/plain_fn", |b| b.iter(|| plain(black_box(7))));
