@@ -656,6 +656,9 @@ struct ClientSites {
     overflow: Option<&'static CallSite>,
 }
 
+/// The host part of a client site's name for a request whose URI has no host.
+const NO_HOST: &str = "(no host)";
+
 impl ClientSites {
     fn new() -> Self {
         ClientSites {
@@ -674,7 +677,7 @@ impl ClientSites {
         let site = site_named(HTTP_CLIENT, |buf| {
             buf.push_str(method);
             buf.push(' ');
-            buf.push_str(host.unwrap_or("(no host)"));
+            buf.push_str(host.unwrap_or(NO_HOST));
             if let Some(port) = port {
                 buf.push(':');
                 crate::render::util::push_u64(u64::from(port), buf);
@@ -689,7 +692,7 @@ fn is_client_site(name: &str, method: &str, host: Option<&str>, port: Option<u16
     let rest = name
         .strip_prefix(method)
         .and_then(|r| r.strip_prefix(' '))
-        .and_then(|r| r.strip_prefix(host.unwrap_or("(no host)")));
+        .and_then(|r| r.strip_prefix(host.unwrap_or(NO_HOST)));
     match (rest, port) {
         (Some(rest), None) => rest.is_empty(),
         (Some(rest), Some(port)) => {
