@@ -802,12 +802,8 @@ fn histogram(
             ((u128::from(n) * u128::from(d.count)) / u128::from(total)) as u64
         }
     };
-    // `kind` sorts before `name` and `scope`, and `le` after them.
     head.clear();
-    head.push_str("function_times_seconds_bucket{kind=\"");
-    head.push_str(kind);
-    head.push_str("\",");
-    head.push_str(set);
+    series_head("_bucket", kind, set, head);
     let mut cum = 0u64;
     let mut it = d.buckets.iter().peekable();
     let mut low = f64::NEG_INFINITY;
@@ -844,22 +840,24 @@ fn histogram(
         exemplar(e, e.duration_ns as f64 / 1e9, out);
     }
     out.push('\n');
-    for (suffix, value) in [("_sum", None), ("_count", Some(d.count))] {
-        out.push_str("function_times_seconds");
-        out.push_str(suffix);
-        out.push_str("{kind=\"");
-        out.push_str(kind);
-        out.push_str("\",");
-        out.push_str(set);
-        out.push_str("} ");
-        match value {
-            Some(n) => push_u64(n, out),
-            None => {
-                let _ = write!(out, "{}", d.sum_ns as f64 / 1e9);
-            }
-        }
-        out.push('\n');
-    }
+    series_head("_sum", kind, set, out);
+    let _ = writeln!(out, "}} {}", d.sum_ns as f64 / 1e9);
+    series_head("_count", kind, set, out);
+    out.push_str("} ");
+    push_u64(d.count, out);
+    out.push('\n');
+}
+
+/// What a line of a function's times histogram starts with, up to its labels' closing brace:
+/// the family with `suffix`, then `kind`, then the function's labels `set` (`kind` sorts before
+/// `name` and `scope`, and a bucket's `le` comes after them).
+fn series_head(suffix: &str, kind: &str, set: &str, out: &mut String) {
+    out.push_str("function_times_seconds");
+    out.push_str(suffix);
+    out.push_str("{kind=\"");
+    out.push_str(kind);
+    out.push_str("\",");
+    out.push_str(set);
 }
 
 #[cfg(test)]
