@@ -674,16 +674,19 @@ impl ClientSites {
         host: Option<&str>,
         port: Option<u16>,
     ) -> Option<&'static CallSite> {
-        let site = site_named(HTTP_CLIENT, |buf| {
-            buf.push_str(method);
-            buf.push(' ');
-            buf.push_str(host.unwrap_or(NO_HOST));
-            if let Some(port) = port {
-                buf.push(':');
-                crate::render::util::push_u64(u64::from(port), buf);
-            }
-        });
+        let site = site_named(HTTP_CLIENT, |buf| push_client_name(method, host, port, buf));
         site.or(self.overflow)
+    }
+}
+
+/// Appends a client site's name: `METHOD host[:port]`.
+fn push_client_name(method: &str, host: Option<&str>, port: Option<u16>, buf: &mut String) {
+    buf.push_str(method);
+    buf.push(' ');
+    buf.push_str(host.unwrap_or(NO_HOST));
+    if let Some(port) = port {
+        buf.push(':');
+        crate::render::util::push_u64(u64::from(port), buf);
     }
 }
 
@@ -700,6 +703,13 @@ fn is_client_site(name: &str, method: &str, host: Option<&str>, port: Option<u16
         }
         (None, _) => false,
     }
+}
+
+/// Whether `name` is `METHOD authority`: then it is the client site of a request to
+/// `authority`, as [`ClientSites::site`] names it from the host and port read out of it (a
+/// name never holds the `@` of credentials, and spells a port as the number it is).
+fn names_authority(name: &str, method: &str, authority: &str) -> bool {
+    name.strip_prefix(method).and_then(|r| r.strip_prefix(' ')) == Some(authority)
 }
 
 /// The host and port of an authority (`user@host:port`), as `Uri::host` and `Uri::port_u16`
@@ -801,15 +811,24 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let inner = &mut self.inner;
         let method = method_name(req.method());
-        let (host, port) = match req.uri().authority() {
-            Some(authority) => {
-                let (host, port) = host_and_port(authority.as_str());
-                (Some(host), port)
+        let authority = req.uri().authority().map(http::uri::Authority::as_str);
+        // The last site, if this request is named so: its name ends in the authority itself
+        // when that is `host[:port]` as the name spells it (no credentials, a plain port).
+        let same = |s: &&CallSite| authority.is_some_and(|a| names_authority(s.name(), method, a));
+        let site = match self.last.filter(same) {
+            Some(last) => Some(last),
+            None => {
+                let (host, port) = match authority {
+                    Some(authority) => {
+                        let (host, port) = host_and_port(authority);
+                        (Some(host), port)
+                    }
+                    None => (host_header(req.headers()), None),
+                };
+                let last = self.last.filter(|s| is_client_site(s.name(), method, host, port));
+                last.or_else(|| self.sites.site(method, host, port))
             }
-            None => (host_header(req.headers()), None),
         };
-        let last = self.last.filter(|s| is_client_site(s.name(), method, host, port));
-        let site = last.or_else(|| self.sites.site(method, host, port));
         self.last = site;
         let Some(site) = site else {
             send_traceparent(&Span::current(), req.headers_mut());
@@ -1019,6 +1038,46 @@ mod tests {
             let port = port.and_then(|p: u32| u16::try_from(p).ok());
             assert!(!is_client_site("GET a.example:8080", method, host, port), "{host:?} {port:?}");
         }
+    }
+
+    #[test]
+    fn a_site_named_by_an_authority_is_that_authoritys_site() {
+        // Every pair: when a request's authority matches the name of another's site, both
+        // are named alike by host and port (so the last site may be kept without parsing).
+        let authorities = [
+            "a.example",
+            "a.example:8080",
+            "a.example:08080",
+            "a.example:",
+            "a.example:99999",
+            "u:p@a.example:8080",
+            "u@a.example",
+            "[::1]",
+            "[::1]:80",
+            "[::1]:080",
+            "u@[fe80::1]:81",
+            "127.0.0.1:65535",
+        ];
+        let name = |a: &str| {
+            let (host, port) = host_and_port(a);
+            let mut buf = String::new();
+            push_client_name("GET", Some(host), port, &mut buf);
+            buf
+        };
+        let mut matched = 0;
+        for earlier in authorities {
+            for now in authorities {
+                let _ = now.parse::<http::uri::Authority>().unwrap();
+                if names_authority(&name(earlier), "GET", now) {
+                    assert_eq!(name(now), name(earlier), "{earlier} then {now}");
+                    matched += 1;
+                }
+            }
+        }
+        // Authorities spelled as names spell them (5 of them) match each authority named so:
+        // `a.example` four, `a.example:8080` three, `[::1]:80` two, the others one.
+        assert_eq!(matched, 11);
+        assert!(!names_authority("POST a.example", "GET", "a.example"));
     }
 
     /// Requests to two servers in turn through one service: each counted at its own site.
