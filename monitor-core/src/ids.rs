@@ -38,33 +38,21 @@ impl TraceId {
     /// assert_eq!(id.to_hex(), *id.to_string().as_bytes());
     /// ```
     pub fn to_hex(self) -> [u8; 32] {
+        // Truncations meant: the two halves of the id.
+        #[allow(clippy::cast_possible_truncation)]
+        let (high, low) = ((self.0 >> 64) as u64, self.0 as u64);
         let mut out = [0u8; 32];
-        put_hex(self.0, &mut out);
+        out[..16].copy_from_slice(&hex16(high));
+        out[16..].copy_from_slice(&hex16(low));
         out
     }
-}
-
-/// Writes the low `out.len()` nibbles of `v` into `out` as lower-case hex, most significant first.
-/// (Sixteen digits at a time, all in one register: a digit at a time was most of the cost of
-/// writing a `traceparent` header.)
-pub(crate) fn put_hex(v: u128, out: &mut [u8]) {
-    // Truncations meant: the two halves of `v`.
-    #[allow(clippy::cast_possible_truncation)]
-    let (high, low) = ((v >> 64) as u64, v as u64);
-    let mut all = [0u8; 32];
-    all[..16].copy_from_slice(&hex16(high));
-    all[16..].copy_from_slice(&hex16(low));
-    // Digits past the 32 a u128 has are zeros.
-    let zeros = out.len().saturating_sub(32);
-    let (lead, digits) = out.split_at_mut(zeros);
-    lead.fill(b'0');
-    digits.copy_from_slice(&all[32 - digits.len()..]);
 }
 
 /// The 16 lower-case hex digits of `v`, as ASCII. Each nibble is spread into a byte of its own
 /// (halves of ever smaller widths moved apart by shifts and masks), then each byte gets `'0'`
 /// added, and `'a' - '0' - 10` more where it is 10 or above.
-fn hex16(v: u64) -> [u8; 16] {
+#[inline]
+pub(crate) fn hex16(v: u64) -> [u8; 16] {
     const LOW_NIBBLES: u64 = 0x0f0f_0f0f_0f0f_0f0f;
     let spread = |half: u32| {
         let x = u64::from(half);
@@ -151,30 +139,22 @@ pub(crate) mod flags {
 
 #[cfg(test)]
 mod tests {
-    use super::put_hex;
+    use super::{hex16, TraceId};
 
     #[test]
-    fn hex_digits_of_any_width() {
+    fn hex_digits() {
         let v = 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128;
-        let hex = |v: u128, n: usize| {
-            let mut out = vec![0; n];
-            put_hex(v, &mut out);
-            String::from_utf8(out).unwrap()
-        };
-        assert_eq!(hex(v, 32), "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(hex(v, 16), "a3ce929d0e0e4736");
-        assert_eq!(hex(v, 3), "736");
-        assert_eq!(hex(1, 2), "01");
-        assert_eq!(hex(v, 34), "004bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(hex(v, 0), "");
+        let hex = |v: u128| String::from_utf8(TraceId::from_u128(v).to_hex().to_vec()).unwrap();
+        assert_eq!(hex(v), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(&hex16(0xab)[14..], b"ab");
         for n in [0u128, 1, 0xab, u128::MAX, u128::from(u64::MAX)] {
-            assert_eq!(hex(n, 32), format!("{n:032x}"));
+            assert_eq!(hex(n), format!("{n:032x}"));
         }
         // Every nibble value in every position.
         for digit in 0..16u128 {
             for at in 0..32 {
                 let n = digit << (4 * at) | 0x5a5a << (4 * ((at + 8) % 28));
-                assert_eq!(hex(n, 32), format!("{n:032x}"));
+                assert_eq!(hex(n), format!("{n:032x}"));
             }
         }
     }

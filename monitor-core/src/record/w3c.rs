@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::ids::{put_hex, SpanId, TraceId};
+use crate::ids::{hex16, SpanId, TraceId};
 
 /// Why a `traceparent` or `tracestate` value was refused. Receivers ignore such headers and
 /// start a new trace, as the W3C recommendation says.
@@ -141,9 +141,9 @@ impl TraceParent {
         let mut out = [b'-'; 55];
         out[0] = b'0';
         out[1] = b'0';
-        put_hex(self.trace_id.to_u128(), &mut out[3..35]);
-        put_hex(u128::from(self.parent_id.to_u64()), &mut out[36..52]);
-        put_hex(u128::from(self.flags), &mut out[53..55]);
+        out[3..35].copy_from_slice(&self.trace_id.to_hex());
+        out[36..52].copy_from_slice(&hex16(self.parent_id.to_u64()));
+        out[53..55].copy_from_slice(&hex16(u64::from(self.flags))[14..]);
         out
     }
 }
