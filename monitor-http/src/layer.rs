@@ -690,12 +690,14 @@ fn push_client_name(method: &str, host: Option<&str>, port: Option<u16>, buf: &m
     }
 }
 
+/// The `host[:port]` of a client site's name, if the name is of a request with `method`.
+fn server_of<'n>(name: &'n str, method: &str) -> Option<&'n str> {
+    name.strip_prefix(method)?.strip_prefix(' ')
+}
+
 /// Whether `name` is the client site [`ClientSites::site`] names so.
 fn is_client_site(name: &str, method: &str, host: Option<&str>, port: Option<u16>) -> bool {
-    let rest = name
-        .strip_prefix(method)
-        .and_then(|r| r.strip_prefix(' '))
-        .and_then(|r| r.strip_prefix(host.unwrap_or(NO_HOST)));
+    let rest = server_of(name, method).and_then(|r| r.strip_prefix(host.unwrap_or(NO_HOST)));
     match (rest, port) {
         (Some(rest), None) => rest.is_empty(),
         (Some(rest), Some(port)) => {
@@ -709,7 +711,7 @@ fn is_client_site(name: &str, method: &str, host: Option<&str>, port: Option<u16
 /// `authority`, as [`ClientSites::site`] names it from the host and port read out of it (a
 /// name never holds the `@` of credentials, and spells a port as the number it is).
 fn names_authority(name: &str, method: &str, authority: &str) -> bool {
-    name.strip_prefix(method).and_then(|r| r.strip_prefix(' ')) == Some(authority)
+    server_of(name, method) == Some(authority)
 }
 
 /// The host and port of an authority (`user@host:port`), as `Uri::host` and `Uri::port_u16`
