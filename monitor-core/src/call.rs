@@ -691,16 +691,12 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let deferred = match *this.call {
-            Slot::Deferred(site) => Some(site),
-            _ => None,
-        };
-        let prev = match deferred {
-            Some(site) => match start_in_place(site, this.ctx, this.call, this.traced) {
+        let prev = match *this.call {
+            Slot::Deferred(site) => match start_in_place(site, this.ctx, this.call, this.traced) {
                 Ok(prev) => prev,
                 Err(()) => return this.inner.poll(cx),
             },
-            None => match *this.ctx {
+            Slot::Running(_) | Slot::Empty => match *this.ctx {
                 Some(ctx) => {
                     let prev = replace_current(Some(ctx));
                     // A recorded call's poll that its parent's poll does not enclose (the future
