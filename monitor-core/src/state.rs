@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
+use once_cell::race::OnceBox;
 
 use crate::counters::{add, Recent, Times, WideSum};
 use crate::histogram::{keep_chunks_ready, Lane, Lanes, SharedChunks};
@@ -86,9 +87,11 @@ fn clamp_count(n: i64) -> u32 {
 const MAX_KINDS: usize = 4096;
 
 /// Every error kind any site has seen, in the order first seen, never emptied: a site keeps a
-/// kind as its position here (two bytes, where the name would take 24). Static and zeroed, so
-/// the pages of unused entries stay unmapped.
-static KIND_NAMES: [OnceLock<&'static str>; MAX_KINDS] = [const { OnceLock::new() }; MAX_KINDS];
+/// kind as its position here (two bytes, where the name would take 24). Each entry is a null
+/// pointer until its kind is first seen (then it points to the name, in 16 bytes of the heap),
+/// so the table is all zeros: in no binary's file, and its unused pages never mapped. (A
+/// table of `OnceLock`s, whose empty state is not zero, put 96 KiB into every binary.)
+static KIND_NAMES: [OnceBox<&'static str>; MAX_KINDS] = [const { OnceBox::new() }; MAX_KINDS];
 
 const _: () = assert!(MAX_KINDS < u16::MAX as usize, "a kind's position + 1 fits a u16");
 
@@ -109,15 +112,13 @@ fn is_kind(id: u16, kind: &'static str) -> bool {
 
 /// `kind`'s position + 1 in [`KIND_NAMES`], added if new; `None` once the table is full.
 /// Scans the filled entries: it runs at a kind's first sight at a site, the only time an error
-/// may wait (on an entry's once while another thread fills it).
+/// may wait, and allocate the entry's 16 bytes (the monitor's, not the call's).
 fn kind_id(kind: &'static str) -> Option<u16> {
     KIND_NAMES.iter().zip(1..).find_map(|(name, id)| {
         let claimed = match name.get() {
-            Some(k) => k,
-            None => match name.set(kind) {
-                Ok(()) => kind,
-                Err(_) => name.get().copied().unwrap_or(""),
-            },
+            Some(k) => *k,
+            // Another thread may claim the entry first: its kind is the entry's, ours is freed.
+            None => *crate::alloc::uncounted(|| name.get_or_init(|| Box::new(kind))),
         };
         same_kind(claimed, kind).then_some(id)
     })
@@ -615,7 +616,7 @@ mod tests {
         a.record(name);
         assert_eq!(a.read(), vec![("SharedKindName", 2)]);
         assert_eq!(b.read(), vec![("Another", 1), ("SharedKindName", 1)]);
-        let entries = KIND_NAMES.iter().filter_map(OnceLock::get);
+        let entries = KIND_NAMES.iter().filter_map(OnceBox::get);
         assert_eq!(entries.filter(|n| **n == "SharedKindName").count(), 1);
     }
 
