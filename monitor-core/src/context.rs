@@ -22,8 +22,7 @@ pub(crate) struct SpanCtx {
 }
 
 /// The site of remote contexts; not in the registry.
-pub(crate) static REMOTE_SITE: CallSite =
-    CallSite::new(Some("remote"), || "remote", "", "", 0, None);
+pub(crate) static REMOTE_SITE: CallSite = CallSite::new(Some("remote"), || "remote", " ", 0, None);
 
 impl SpanCtx {
     /// The parent's span id, if there is a parent.

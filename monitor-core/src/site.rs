@@ -27,8 +27,10 @@ use crate::state::{SiteState, ENTRY_KEY};
 pub struct CallSite {
     explicit_name: Option<&'static str>,
     path: fn() -> &'static str,
-    module: &'static str,
-    file: &'static str,
+    /// The module and the file as one string, `module file` (the macro `concat!`s them: one
+    /// pointer for the loader to relocate, and the same string for every function of a file).
+    /// A module path has no space; the file name is the rest. Empty for sites made at run time.
+    place: &'static str,
     line: u32,
     category: Option<&'static str>,
     name: OnceLock<&'static str>,
@@ -62,21 +64,20 @@ pub fn is_enabled() -> bool {
 }
 
 impl CallSite {
-    /// Used by the macro; `path` returns the `type_name` of an item declared inside the function.
+    /// Used by the macro; `path` returns the `type_name` of an item declared inside the function,
+    /// `place` is `module file` (see the field).
     #[doc(hidden)]
     pub const fn new(
         explicit_name: Option<&'static str>,
         path: fn() -> &'static str,
-        module: &'static str,
-        file: &'static str,
+        place: &'static str,
         line: u32,
         category: Option<&'static str>,
     ) -> Self {
         Self {
             explicit_name,
             path,
-            module,
-            file,
+            place,
             line,
             category,
             name: OnceLock::new(),
@@ -142,7 +143,8 @@ impl CallSite {
         })
     }
 
-    /// The module the function is defined in, as `module_path!()` gives it.
+    /// The module the function is defined in, as `module_path!()` gives it (for a site made
+    /// at run time: its category, or `dynamic`).
     ///
     /// ```
     /// # for site in monitor_core::registry().sites() {
@@ -150,10 +152,13 @@ impl CallSite {
     /// # }
     /// ```
     pub fn module(&self) -> &'static str {
-        self.module
+        match self.place.split_once(' ') {
+            Some((module, _)) => module,
+            None => self.category.unwrap_or(RUN_TIME_MODULE),
+        }
     }
 
-    /// The source file of the function.
+    /// The source file of the function (empty for a site made at run time).
     ///
     /// ```
     /// # for site in monitor_core::registry().sites() {
@@ -161,10 +166,10 @@ impl CallSite {
     /// # }
     /// ```
     pub fn file(&self) -> &'static str {
-        self.file
+        self.place.split_once(' ').map_or("", |(_, file)| file)
     }
 
-    /// The line of the function in its source file.
+    /// The line of the function in its source file (0 for a site made at run time).
     ///
     /// ```
     /// # for site in monitor_core::registry().sites() {
@@ -216,9 +221,9 @@ impl fmt::Debug for CallSite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallSite")
             .field("name", &self.name())
-            .field("module", &self.module)
-            .field("file", &self.file)
-            .field("line", &self.line)
+            .field("module", &self.module())
+            .field("file", &self.file())
+            .field("line", &self.line())
             .field("category", &self.category)
             .finish()
     }
@@ -305,6 +310,15 @@ pub(crate) fn table() -> &'static SiteTable {
     TABLE.get_or_init(SiteTable::build)
 }
 
+/// The order of the static sites: by name, file, line and module. Out of line, so sorting them
+/// is the standard library's sort with a call to this, not a copy of it with every accessor
+/// inlined.
+#[inline(never)]
+fn in_table_order(a: &&'static CallSite, b: &&'static CallSite) -> std::cmp::Ordering {
+    let key = |s: &CallSite| (s.name(), s.file(), s.line(), s.module());
+    key(a).cmp(&key(b))
+}
+
 fn address(site: &CallSite) -> usize {
     std::ptr::from_ref(site) as usize
 }
@@ -312,14 +326,7 @@ fn address(site: &CallSite) -> usize {
 impl SiteTable {
     fn build() -> SiteTable {
         let mut sites: Vec<&'static CallSite> = linked_sites().collect();
-        sites.sort_by(|a, b| {
-            (a.name(), a.file(), a.line(), a.module()).cmp(&(
-                b.name(),
-                b.file(),
-                b.line(),
-                b.module(),
-            ))
-        });
+        sites.sort_by(in_table_order);
         // A static linked in twice would show up twice; keep one.
         sites.dedup_by(|a, b| std::ptr::eq(*a, *b));
         let ids = sites.iter().enumerate().map(|(i, s)| (address(s), i as u32)).collect();
@@ -562,14 +569,8 @@ impl Dynamic {
         budget.used.fetch_add(1, Ordering::Relaxed);
         // Leaked once per name, bounded by MAX_DYNAMIC_SITES: sites live as long as the program.
         let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
-        let site: &'static CallSite = Box::leak(Box::new(CallSite::new(
-            Some(name),
-            no_path,
-            category.unwrap_or("dynamic"),
-            "",
-            0,
-            category,
-        )));
+        let site: &'static CallSite =
+            Box::leak(Box::new(CallSite::new(Some(name), no_path, "", 0, category)));
         let _ = cell.set(site);
         self.len.store(pos + 1, Ordering::Release);
         self.index[slot].store(pos as u32 + 1, Ordering::Release);
@@ -580,6 +581,9 @@ impl Dynamic {
 fn no_path() -> &'static str {
     ""
 }
+
+/// The module of a site made at run time without a category.
+const RUN_TIME_MODULE: &str = "dynamic";
 
 /// The name and category hashed sixteen bytes to a multiply, from a seed chosen per process:
 /// the index only needs spread (the comparison decides), and names clients choose (request
@@ -717,6 +721,30 @@ mod tests {
 
     #[crate::monitored(crate = crate)]
     fn in_the_section() {}
+
+    /// Every monitored function holds one in its binary, called or not.
+    #[test]
+    fn a_site_is_small() {
+        assert_eq!(std::mem::size_of::<CallSite>(), 96);
+    }
+
+    #[crate::monitored(crate = crate)]
+    fn placed() {}
+    const AFTER_PLACED: u32 = line!();
+
+    /// A site gives back the line of the function's name, and its module and file from the
+    /// one string the macro joins them in; a site made at run time has its category for a module, no file, line 0.
+    #[test]
+    fn a_site_knows_its_place() {
+        let site = super::linked_sites().find(|s| s.name().ends_with("::placed")).unwrap();
+        assert_eq!(site.line(), AFTER_PLACED - 1);
+        assert_eq!(site.module(), module_path!());
+        assert_eq!(site.file(), file!());
+        let made = crate::registry().site("a_site_knows_its_place", Some("jobs")).unwrap();
+        assert_eq!((made.module(), made.file(), made.line()), ("jobs", "", 0));
+        let made = crate::registry().site("a_site_knows_its_place", None).unwrap();
+        assert_eq!(made.module(), "dynamic");
+    }
 
     #[test]
     fn the_section_holds_every_site_once() {

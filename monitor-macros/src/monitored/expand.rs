@@ -216,8 +216,10 @@ fn site(ctx: &Ctx, sig: &Signature) -> TokenStream {
     let Ctx { krate, name, category, objective } = ctx;
     let objective = objective.as_ref().map(|o| linked_objective(krate, o));
     // file!() and line!() take the span of the function's name: its line, not the attribute's.
+    // The module and the file as one string (see `CallSite`'s `place`).
     let here = sig.ident.span();
-    let file = quote_spanned!(here=> ::core::file!());
+    let place =
+        quote_spanned!(here=> ::core::concat!(::core::module_path!(), " ", ::core::file!()));
     let line = quote_spanned!(here=> ::core::line!());
     let site = linked(
         krate,
@@ -227,8 +229,7 @@ fn site(ctx: &Ctx, sig: &Signature) -> TokenStream {
             #krate::__private::CallSite::new(
                 #name,
                 ::core::any::type_name::<__MonitorMarker>,
-                ::core::module_path!(),
-                #file,
+                #place,
                 #line,
                 #category,
             )
