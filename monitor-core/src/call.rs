@@ -423,11 +423,14 @@ impl Guard {
         });
     }
 
-    /// Ends the call with the outcome of its returned value.
+    /// Ends the call with the outcome of its returned value. The guard is left idle, so the
+    /// compiler sees that its drop at the function's normal return does nothing and leaves
+    /// it out (the guard is not moved: moving it copies it).
     #[inline(always)]
     pub fn finish(&mut self, outcome: Outcome) {
         if let Some(running) = &mut self.0 {
             running.end(outcome);
+            self.0 = None;
         }
     }
 }
