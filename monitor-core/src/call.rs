@@ -236,7 +236,8 @@ impl CallSite {
     /// Like [`CallSite::instrument`], for a body that needs the call's span before it exists,
     /// e.g. to send its `traceparent` with an outgoing request: the call starts, then `make`
     /// runs under its span (given to it; the current span if the site is switched off) and
-    /// returns the body. A panic in `make` counts as the call's panic.
+    /// returns the body. A panic in `make` counts as the call's panic. [`CallSite::start_body`]
+    /// does the same in two steps, without a closure.
     ///
     /// ```
     /// use monitor_core::{registry, Outcome, Span};
@@ -261,7 +262,123 @@ impl CallSite {
         F: Future,
         C: Fn(&F::Output) -> Outcome,
     {
-        Instrumented::start_with(self, make, classify)
+        let start = self.start_body(Span::current());
+        let inner = make(start.span());
+        start.body(inner, classify)
+    }
+}
+
+/// An async call started whose body is yet to be made: what [`CallSite::instrument_with`] does
+/// in two steps, for middleware that makes the body itself. [`CallSite::start_body`] starts
+/// the call and makes its span current; code that runs before [`BodyStart::body`] (calling
+/// the inner service, which may do work before it returns its future) runs under that span;
+/// `body` hands over the future and makes the span before the start current again. Dropped
+/// without `body`, for instance by a panic, the call counts as a panic. Moving the body into
+/// place once, instead of through a closure, saves copying it (an HTTP request, a future)
+/// several times.
+///
+/// ```
+/// use monitor_core::{registry, Outcome, Span};
+///
+/// let site = registry().site("start_body_doc::fetch", Some("http_client")).unwrap();
+/// let start = site.start_body(Span::none());
+/// let header = start.span().traceparent().unwrap().to_string(); // sent with the request
+/// let fut = start.body(async move { header }, |_| Outcome::Success);
+/// let sent = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(fut);
+/// assert!(sent.starts_with("00-"));
+/// ```
+#[must_use = "a started body dropped without `body` counts as a panic"]
+pub struct BodyStart {
+    site: &'static CallSite,
+    call: Option<Call>,
+    ctx: Option<SpanCtx>,
+    /// The span current before the start, made current again by `body` (or the drop).
+    prev: Option<Option<SpanCtx>>,
+}
+
+impl CallSite {
+    /// Starts an async call of this site as a child of `parent` (the empty span: an entry
+    /// point) and makes its span current until [`BodyStart::body`]; a switched-off site records
+    /// nothing, and `parent` is current meanwhile.
+    ///
+    /// ```
+    /// let site = monitor_core::registry().site("start_body_parent_doc", None).unwrap();
+    /// let start = site.start_body(monitor_core::Span::none());
+    /// assert!(start.span().parent_id().is_none());
+    /// let fut = start.body(async {}, |_| monitor_core::Outcome::Success);
+    /// # drop(fut);
+    /// ```
+    #[inline]
+    pub fn start_body(&'static self, parent: Span) -> BodyStart {
+        let prev = Some(replace_current(parent.ctx()));
+        if !self.active() {
+            return BodyStart { site: self, call: None, ctx: None, prev };
+        }
+        let (ctx, call) = start_async(self);
+        replace_current(Some(ctx));
+        BodyStart { site: self, call: Some(call), ctx: Some(ctx), prev }
+    }
+}
+
+impl BodyStart {
+    /// The call's span (the parent if the site is switched off).
+    ///
+    /// ```
+    /// let site = monitor_core::registry().site("body_start_span_doc", None).unwrap();
+    /// let start = site.start_body(monitor_core::Span::none());
+    /// assert!(start.span().trace_id().is_some());
+    /// # let _ = start.body(async {}, |_| monitor_core::Outcome::Success);
+    /// ```
+    pub fn span(&self) -> Span {
+        match self.ctx {
+            Some(ctx) => Span::from_ctx(ctx),
+            None => Span::current(),
+        }
+    }
+
+    /// The call's body: the future that is the call from now on, whose output `classify` tells
+    /// the outcome of. The span current before the start is current again.
+    ///
+    /// ```
+    /// let site = monitor_core::registry().site("body_start_body_doc", None).unwrap();
+    /// let fut = site.start_body(monitor_core::Span::none()).body(async { 7 }, |_| {
+    ///     monitor_core::Outcome::Success
+    /// });
+    /// # drop(fut);
+    /// ```
+    #[inline]
+    pub fn body<F, C>(mut self, inner: F, classify: C) -> Instrumented<F, C>
+    where
+        F: Future,
+        C: Fn(&F::Output) -> Outcome,
+    {
+        if let Some(prev) = self.prev.take() {
+            replace_current(prev);
+        }
+        let call = self.call.take();
+        let traced = match (&call, &self.ctx) {
+            (Some(c), Some(ctx)) => traced::open(c.state, self.site, ctx),
+            _ => Default::default(),
+        };
+        let call = call.map_or(Slot::Empty, Slot::Running);
+        Instrumented { inner, classify, ctx: self.ctx, call, traced }
+    }
+}
+
+impl Drop for BodyStart {
+    fn drop(&mut self) {
+        if let Some(prev) = self.prev.take() {
+            replace_current(prev);
+        }
+        if let Some(mut call) = self.call.take() {
+            call.finish(Outcome::Panic, None);
+        }
+    }
+}
+
+impl fmt::Debug for BodyStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BodyStart").field("site", &self.site.name()).finish_non_exhaustive()
     }
 }
 
@@ -548,45 +665,6 @@ where
     /// `inner` polled through, no call: what a switched-off site runs.
     fn passed_through(inner: F, classify: C) -> Self {
         Instrumented { inner, classify, ctx: None, call: Slot::Empty, traced: Default::default() }
-    }
-
-    /// Starts a call of `site`, then makes its body with `make`, which runs under the call's
-    /// span and is given it (the current span instead if the site is switched off).
-    pub(crate) fn start_with(
-        site: &'static CallSite,
-        make: impl FnOnce(Span) -> F,
-        classify: C,
-    ) -> Self {
-        if !site.active() {
-            return Instrumented::passed_through(make(Span::current()), classify);
-        }
-        let (ctx, call) = start_async(site);
-        let mut starting = Starting { call: Some(call), prev: replace_current(Some(ctx)) };
-        let inner = make(Span::from_ctx(ctx));
-        let call = starting.call.take();
-        drop(starting);
-        let traced = match &call {
-            Some(c) => traced::open(c.state, site, &ctx),
-            None => Default::default(),
-        };
-        let call = call.map_or(Slot::Empty, Slot::Running);
-        Instrumented { inner, classify, ctx: Some(ctx), call, traced }
-    }
-}
-
-/// Restores the caller's span after an async call's body was made, and records a panic that
-/// left the making.
-struct Starting {
-    call: Option<Call>,
-    prev: Option<SpanCtx>,
-}
-
-impl Drop for Starting {
-    fn drop(&mut self) {
-        replace_current(self.prev);
-        if let Some(mut call) = self.call.take() {
-            call.finish(Outcome::Panic, None);
-        }
     }
 }
 

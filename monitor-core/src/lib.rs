@@ -152,7 +152,7 @@ mod users;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use call::{Instrumented, OpenCall};
+pub use call::{BodyStart, Instrumented, OpenCall};
 pub use collector::set_collect_interval;
 pub use error::ErrorKind;
 pub use gauges::{gauge_time_limit, set_gauge_time_limit, stale_gauge_reads};

@@ -534,28 +534,28 @@ where
         };
         // A root span, or the caller's child: never a child of whatever runs the server.
         let parent = extract(req.headers()).map_or(Span::none(), |remote| remote.span());
-        let trace_header = config.trace_header.clone();
-        let inner = &mut self.inner;
-        let make = |span: Span| {
-            if span.is_recorded() {
-                let uri = req.uri();
-                span.annotate("http.request.method", method);
-                span.annotate("url.path", uri.path().to_string());
-                if let Some(q) = uri.query() {
-                    span.annotate("url.query", q.to_string());
-                }
-                // The site is `METHOD route` (not the overflow site, which has no route).
-                if let Some((_, route)) = site.name().split_once(' ') {
-                    span.annotate("http.route", route.to_string());
-                }
-                if let Some(host) = uri.host().or_else(|| host_header(req.headers())) {
-                    span.annotate("server.address", host.to_string());
-                }
+        let start = site.start_body(parent);
+        let span = start.span();
+        if span.is_recorded() {
+            let uri = req.uri();
+            span.annotate("http.request.method", method);
+            span.annotate("url.path", uri.path().to_string());
+            if let Some(q) = uri.query() {
+                span.annotate("url.query", q.to_string());
             }
-            Annotated { inner: inner.call(req), trace_header }
-        };
-        let fut = parent.in_scope(|| site.instrument_with(make, server_outcome as Classify<_>));
-        CallFuture::monitored(fut)
+            // The site is `METHOD route` (not the overflow site, which has no route).
+            if let Some((_, route)) = site.name().split_once(' ') {
+                span.annotate("http.route", route.to_string());
+            }
+            if let Some(host) = uri.host().or_else(|| host_header(req.headers())) {
+                span.annotate("server.address", host.to_string());
+            }
+        }
+        // The inner service is called under the request's span; its future moves once more,
+        // into the call's (a closure carrying the request moved both several times).
+        let trace_header = config.trace_header.clone();
+        let fut = Annotated { inner: self.inner.call(req), trace_header };
+        CallFuture::monitored(start.body(fut, server_outcome as Classify<_>))
     }
 }
 
@@ -836,17 +836,18 @@ where
             send_traceparent(&Span::current(), req.headers_mut());
             return CallFuture::plain(inner.call(req));
         };
-        let make = |span: Span| {
-            send_traceparent(&span, req.headers_mut());
-            if span.is_recorded() {
-                let uri = req.uri();
-                let host = uri.host().or_else(|| host_header(req.headers()));
-                let port = uri.port_u16().or_else(|| default_port(uri.scheme_str()));
-                annotate_client(&span, method, (host, port), || uri_without_secrets(uri));
-            }
-            Annotated { inner: inner.call(req), trace_header: None }
-        };
-        CallFuture::monitored(site.instrument_with(make, client_outcome as Classify<_>))
+        // The caller's child (the span current now); the inner service is called under it.
+        let start = site.start_body(Span::current());
+        let span = start.span();
+        send_traceparent(&span, req.headers_mut());
+        if span.is_recorded() {
+            let uri = req.uri();
+            let host = uri.host().or_else(|| host_header(req.headers()));
+            let port = uri.port_u16().or_else(|| default_port(uri.scheme_str()));
+            annotate_client(&span, method, (host, port), || uri_without_secrets(uri));
+        }
+        let fut = Annotated { inner: inner.call(req), trace_header: None };
+        CallFuture::monitored(start.body(fut, client_outcome as Classify<_>))
     }
 }
 

@@ -118,6 +118,22 @@ fn run_time_sites() {
         classify,
     ));
     assert_eq!(seen, 200);
+    // In two steps: the call is the given parent's child and current until its body is
+    // handed over, then the span current before is current again.
+    let job =
+        registry().site("start_body job", None).unwrap().open_call(monitor_core::Span::none());
+    let start = fragile.start_body(job.span());
+    assert_eq!(monitor_core::Span::current().span_id(), start.span().span_id());
+    assert_eq!(start.span().parent_id(), job.span().span_id());
+    let fut = start.body(std::future::ready(201u16), classify);
+    assert!(monitor_core::Span::current().is_none());
+    assert_eq!(block_on(fut), 201);
+    job.finish(monitor_core::Outcome::Success);
+    // Dropped without a body, as a panic in the inner service would: a panic, span restored.
+    drop(fragile.start_body(monitor_core::Span::none()));
+    assert!(monitor_core::Span::current().is_none());
+    let f = registry().snapshot().function("GET /fragile").cloned().unwrap();
+    assert_eq!((f.panics, f.in_flight, f.calls()), (2, 0, 4));
 
     // A web layer made now keeps one site for routes past the limit.
     let mut server = ServerLayer::new()
@@ -138,8 +154,8 @@ fn run_time_sites() {
     };
     assert_eq!(err, SiteError::BudgetFull { budget: "application", max: app.limit() });
     assert!(err.to_string().contains("route template"), "{err}");
-    // 50 routes, one without category, users, fragile: made before.
-    assert_eq!(made + 53, app.limit());
+    // 50 routes, one without category, users, fragile, the job: made before.
+    assert_eq!(made + 54, app.limit());
     assert_eq!(app.used(), app.limit());
 
     // The application's sites being used up, the layers still make sites of their own: what
