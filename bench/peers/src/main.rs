@@ -20,6 +20,8 @@
 
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
+
+mod instructions;
 use std::time::{Duration, Instant};
 
 #[inline(never)]
@@ -162,6 +164,22 @@ fn dispatch(which: Subscriber) -> Option<tracing::Dispatch> {
     }
 }
 
+/// What every variant needs before its first call: the subscribers (made first, so that the
+/// callsites' interest is settled), fastrace's reporter, the metrics recorder, and the
+/// switched-off site.
+fn setup() {
+    let _ = (dispatch(Subscriber::Registry), dispatch(Subscriber::Bridged));
+    fastrace::set_reporter(Discard, fastrace::collector::Config::default());
+    if let Err(e) = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+        eprintln!("monitor-peers: could not install the metrics recorder: {e}");
+    }
+    if let Some(site) =
+        monitor_core::registry().sites().find(|s| s.name().ends_with("::monitored_off"))
+    {
+        site.set_enabled(false);
+    }
+}
+
 /// ns per call on each of `threads` threads started together (the slowest thread's time).
 fn measure(
     f: fn(u64) -> Result<u64, std::io::Error>,
@@ -195,6 +213,10 @@ fn measure(
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--count") {
+        count_instructions(&args[1..]);
+        return;
+    }
     let number = |i: usize, default: u64| match args.get(i) {
         None => default,
         Some(v) => v.parse().unwrap_or_else(|_| {
@@ -205,17 +227,7 @@ fn main() {
     let rounds = number(0, 11).max(1) as usize;
     let calls = number(1, 300_000).max(1_000);
 
-    // Both made before any call, so that the callsites' interest is settled.
-    let _ = (dispatch(Subscriber::Registry), dispatch(Subscriber::Bridged));
-    fastrace::set_reporter(Discard, fastrace::collector::Config::default());
-    if let Err(e) = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
-        eprintln!("monitor-peers: could not install the metrics recorder: {e}");
-    }
-    if let Some(site) =
-        monitor_core::registry().sites().find(|s| s.name().ends_with("::monitored_off"))
-    {
-        site.set_enabled(false);
-    }
+    setup();
 
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
@@ -266,4 +278,20 @@ fn main() {
         bridge(0),
         bridge(1)
     );
+}
+
+/// `--count WORKLOAD N`: runs one workload for `bench/peers/instructions`; `--count` alone
+/// lists the workloads.
+fn count_instructions(args: &[String]) {
+    setup();
+    let (Some(which), Some(n)) = (args.first(), args.get(1).and_then(|n| n.parse().ok())) else {
+        for name in VARIANTS.iter().map(|v| v.0).chain(instructions::WORKLOADS) {
+            println!("{name}");
+        }
+        return;
+    };
+    if !instructions::count(which, n) {
+        eprintln!("monitor-peers: no workload {which:?}; `--count` lists them");
+        std::process::exit(2);
+    }
 }
