@@ -13,36 +13,39 @@ use std::future::{ready, Future, Ready};
 use std::hint::black_box;
 use std::task::{Context, Poll, Waker};
 
+use bytes::Bytes;
 use http::{Request, Response, Uri};
+use http_body_util::Empty;
 use monitor_http::layer::{ClientLayer, ServerLayer};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{dispatch, VARIANTS};
+use crate::{dispatch, Subscriber, VARIANTS};
 
-/// A service that answers at once, as in `monitor-http`'s middleware bench.
+/// A service that answers at once. Requests and responses have empty bodies of a body type,
+/// which tower-http's layer needs (and `()` is not).
 #[derive(Clone)]
 struct Answer;
 
-impl Service<Request<()>> for Answer {
-    type Response = Response<()>;
+impl Service<Request<Empty<Bytes>>> for Answer {
+    type Response = Response<Empty<Bytes>>;
     type Error = Infallible;
-    type Future = Ready<Result<Response<()>, Infallible>>;
+    type Future = Ready<Result<Response<Empty<Bytes>>, Infallible>>;
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
-    fn call(&mut self, req: Request<()>) -> Self::Future {
+    fn call(&mut self, req: Request<Empty<Bytes>>) -> Self::Future {
         black_box(req);
-        ready(Ok(Response::new(())))
+        ready(Ok(Response::new(Empty::new())))
     }
 }
 
 /// One request made and answered through `svc`, polled once with a no-op waker.
-fn request<S>(svc: &mut S, uri: &'static str) -> bool
+fn request<S, B>(svc: &mut S, uri: &'static str) -> bool
 where
-    S: Service<Request<()>, Response = Response<()>>,
+    S: Service<Request<Empty<Bytes>>, Response = Response<B>>,
 {
-    let mut req = Request::new(());
+    let mut req = Request::new(Empty::new());
     *req.uri_mut() = Uri::from_static(uri);
     let mut cx = Context::from_waker(Waker::noop());
     let mut fut = std::pin::pin!(svc.call(req));
@@ -71,13 +74,14 @@ fn poll_once<F: Future<Output = u64>>(fut: F) -> u64 {
 
 /// The workloads besides the peer variants (named by their position there): an async call,
 /// and requests through the HTTP layers.
-pub const WORKLOADS: [&str; 6] = [
+pub const WORKLOADS: [&str; 7] = [
     "async fn, no instrumentation",
     "async fn, #[monitored]",
     "request, bare service",
     "request, ServerLayer with a route fn",
     "request, ServerLayer, default route",
     "request, ClientLayer (sends traceparent)",
+    "request, tower-http TraceLayer (tracing registry)",
 ];
 
 /// Runs `body` 1,000 times, then `n` times inside [`counted`].
@@ -121,6 +125,17 @@ pub fn count(which: &str, n: u64) -> bool {
         Some(5) => {
             let mut svc = ClientLayer::new().layer(Answer);
             run(n, |_| u64::from(request(&mut svc, client_uri)));
+        }
+        Some(6) => {
+            // What a tracing user puts in front of a service: a span per request, at INFO so
+            // that the registry's filter lets it through (its events stay at DEBUG, filtered
+            // out), under the same registry as the tracing rows.
+            let _default =
+                dispatch(Subscriber::Registry).map(|d| tracing::dispatcher::set_default(&d));
+            let spans = tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::INFO);
+            let layer = tower_http::trace::TraceLayer::new_for_http().make_span_with(spans);
+            let mut svc = layer.layer(Answer);
+            run(n, |_| u64::from(request(&mut svc, "/users/42")));
         }
         _ => return false,
     }
