@@ -22,7 +22,12 @@ pub(crate) struct SpanCtx {
 }
 
 /// The site of remote contexts; not in the registry.
-pub(crate) static REMOTE_SITE: CallSite = CallSite::new(Some("remote"), || "remote", " ", 0, None);
+pub(crate) static REMOTE_SITE: CallSite = CallSite::new(
+    Some(&crate::site::SiteLabels { name: Some("remote"), category: None }),
+    || "remote",
+    " ",
+    0,
+);
 
 impl SpanCtx {
     /// The parent's span id, if there is a parent.

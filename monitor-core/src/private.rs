@@ -8,7 +8,7 @@ pub use crate::call::{Guard, Instrumented};
 pub use crate::metrics::MetricField;
 pub use crate::objective::{LinkedObjective, Objective};
 pub use crate::outcome::Outcome;
-pub use crate::site::CallSite;
+pub use crate::site::{CallSite, SiteLabels};
 #[cfg(not(any(
     target_os = "linux",
     target_os = "android",

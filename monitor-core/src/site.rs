@@ -25,17 +25,29 @@ use crate::state::{SiteState, ENTRY_KEY};
 /// assert!(site.file().ends_with(".rs"));
 /// ```
 pub struct CallSite {
-    explicit_name: Option<&'static str>,
+    /// The name and category given to the attribute (or to the run-time site); `None` (no
+    /// pointer for the loader to relocate) for the functions that have neither, most of them.
+    labels: Option<&'static SiteLabels>,
     path: fn() -> &'static str,
     /// The module and the file as one string, `module file` (the macro `concat!`s them: one
     /// pointer for the loader to relocate, and the same string for every function of a file).
     /// A module path has no space; the file name is the rest. Empty for sites made at run time.
     place: &'static str,
     line: u32,
-    category: Option<&'static str>,
     name: OnceLock<&'static str>,
     enabled: AtomicBool,
     state: OnceBox<SiteState>,
+}
+
+/// The name and category a site was given, kept apart from the site: most functions have
+/// neither, and their sites then hold no pointer to them.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct SiteLabels {
+    /// The name given with `name = "…"` (a run-time site's name).
+    pub name: Option<&'static str>,
+    /// The category given with `category = "…"`.
+    pub category: Option<&'static str>,
 }
 
 /// Whether monitored calls are recorded at all (see [`set_enabled`]).
@@ -68,18 +80,16 @@ impl CallSite {
     /// `place` is `module file` (see the field).
     #[doc(hidden)]
     pub const fn new(
-        explicit_name: Option<&'static str>,
+        labels: Option<&'static SiteLabels>,
         path: fn() -> &'static str,
         place: &'static str,
         line: u32,
-        category: Option<&'static str>,
     ) -> Self {
         Self {
-            explicit_name,
+            labels,
             path,
             place,
             line,
-            category,
             name: OnceLock::new(),
             enabled: AtomicBool::new(true),
             state: OnceBox::new(),
@@ -137,7 +147,7 @@ impl CallSite {
     /// assert!(monitor_core::registry().sites().any(|s| s.name().ends_with("shop::Cart::total")));
     /// ```
     pub fn name(&self) -> &'static str {
-        self.name.get_or_init(|| match self.explicit_name {
+        self.name.get_or_init(|| match self.labels.and_then(|l| l.name) {
             Some(name) => name,
             None => clean_path((self.path)()),
         })
@@ -154,7 +164,7 @@ impl CallSite {
     pub fn module(&self) -> &'static str {
         match self.place.split_once(' ') {
             Some((module, _)) => module,
-            None => self.category.unwrap_or(RUN_TIME_MODULE),
+            None => self.category().unwrap_or(RUN_TIME_MODULE),
         }
     }
 
@@ -188,7 +198,7 @@ impl CallSite {
     /// # }
     /// ```
     pub fn category(&self) -> Option<&'static str> {
-        self.category
+        self.labels.and_then(|l| l.category)
     }
 
     /// The site's statistics, built on its first call.
@@ -224,7 +234,7 @@ impl fmt::Debug for CallSite {
             .field("module", &self.module())
             .field("file", &self.file())
             .field("line", &self.line())
-            .field("category", &self.category)
+            .field("category", &self.category())
             .finish()
     }
 }
@@ -567,10 +577,13 @@ impl Dynamic {
         let pos = self.len.load(Ordering::Relaxed);
         let cell = self.sites.get(pos).ok_or(SiteError::Full { max: MAX_DYNAMIC_SITES })?;
         budget.used.fetch_add(1, Ordering::Relaxed);
-        // Leaked once per name, bounded by MAX_DYNAMIC_SITES: sites live as long as the program.
+        // Leaked once per name (its labels and site too), bounded by MAX_DYNAMIC_SITES: sites
+        // live as long as the program.
         let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
+        let labels: &'static SiteLabels =
+            Box::leak(Box::new(SiteLabels { name: Some(name), category }));
         let site: &'static CallSite =
-            Box::leak(Box::new(CallSite::new(Some(name), no_path, "", 0, category)));
+            Box::leak(Box::new(CallSite::new(Some(labels), no_path, "", 0)));
         let _ = cell.set(site);
         self.len.store(pos + 1, Ordering::Release);
         self.index[slot].store(pos as u32 + 1, Ordering::Release);
@@ -725,7 +738,7 @@ mod tests {
     /// Every monitored function holds one in its binary, called or not.
     #[test]
     fn a_site_is_small() {
-        assert_eq!(std::mem::size_of::<CallSite>(), 96);
+        assert_eq!(std::mem::size_of::<CallSite>(), 72);
     }
 
     #[crate::monitored(crate = crate)]

@@ -20,8 +20,8 @@ use super::rewrite::Rewriter;
 /// What every expansion of one attribute shares.
 pub(crate) struct Ctx {
     krate: TokenStream,
-    name: TokenStream,
-    category: TokenStream,
+    /// The site's `Option<&SiteLabels>`: `None` unless a name or a category is given.
+    labels: TokenStream,
     /// The `Objective` of `objective(...)`, checked already, as a constant expression.
     objective: Option<TokenStream>,
 }
@@ -54,7 +54,16 @@ impl Ctx {
                 ::core::time::Duration::from_secs(#window),
             ))
         });
-        Ctx { krate, name: opt(&args.name), category: opt(&args.category), objective }
+        let labels = if args.name.is_none() && args.category.is_none() {
+            quote!(::core::option::Option::None)
+        } else {
+            let (name, category) = (opt(&args.name), opt(&args.category));
+            quote!(::core::option::Option::Some(&#krate::__private::SiteLabels {
+                name: #name,
+                category: #category,
+            }))
+        };
+        Ctx { krate, labels, objective }
     }
 }
 
@@ -213,7 +222,7 @@ fn returns(sig: &Signature) -> Returns {
 }
 
 fn site(ctx: &Ctx, sig: &Signature) -> TokenStream {
-    let Ctx { krate, name, category, objective } = ctx;
+    let Ctx { krate, labels, objective } = ctx;
     let objective = objective.as_ref().map(|o| linked_objective(krate, o));
     // file!() and line!() take the span of the function's name: its line, not the attribute's.
     // The module and the file as one string (see `CallSite`'s `place`).
@@ -227,11 +236,10 @@ fn site(ctx: &Ctx, sig: &Signature) -> TokenStream {
         &quote!(CallSite),
         &quote! {
             #krate::__private::CallSite::new(
-                #name,
+                #labels,
                 ::core::any::type_name::<__MonitorMarker>,
                 #place,
                 #line,
-                #category,
             )
         },
         "monitor_call_sites",
