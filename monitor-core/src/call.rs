@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -275,7 +276,8 @@ impl CallSite {
 /// `body` hands over the future and makes the span before the start current again. Dropped
 /// without `body`, for instance by a panic, the call counts as a panic. Moving the body into
 /// place once, instead of through a closure, saves copying it (an HTTP request, a future)
-/// several times.
+/// several times. It is not `Send`: it makes its span current on the thread that made it, and
+/// `body` must run there.
 ///
 /// ```
 /// use monitor_core::{registry, Outcome, Span};
@@ -287,6 +289,14 @@ impl CallSite {
 /// let sent = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(fut);
 /// assert!(sent.starts_with("00-"));
 /// ```
+///
+/// It cannot be sent to another thread:
+///
+/// ```compile_fail
+/// fn on_another_thread<T: Send + 'static>(t: T) { std::thread::spawn(move || drop(t)); }
+/// let site = monitor_core::registry().site("start_body_not_send", None).unwrap();
+/// on_another_thread(site.start_body(monitor_core::Span::none()));
+/// ```
 #[must_use = "a started body dropped without `body` counts as a panic"]
 pub struct BodyStart {
     site: &'static CallSite,
@@ -294,6 +304,8 @@ pub struct BodyStart {
     ctx: Option<SpanCtx>,
     /// The span current before the start, made current again by `body` (or the drop).
     prev: Option<Option<SpanCtx>>,
+    /// It restores this thread's current span: it stays on the thread that made it.
+    _not_send: PhantomData<*const ()>,
 }
 
 impl CallSite {
@@ -312,11 +324,11 @@ impl CallSite {
     pub fn start_body(&'static self, parent: Span) -> BodyStart {
         let prev = Some(replace_current(parent.ctx()));
         if !self.active() {
-            return BodyStart { site: self, call: None, ctx: None, prev };
+            return BodyStart { site: self, call: None, ctx: None, prev, _not_send: PhantomData };
         }
         let (ctx, call) = start_async(self);
         replace_current(Some(ctx));
-        BodyStart { site: self, call: Some(call), ctx: Some(ctx), prev }
+        BodyStart { site: self, call: Some(call), ctx: Some(ctx), prev, _not_send: PhantomData }
     }
 }
 
