@@ -12,7 +12,7 @@ use crate::counters::add;
 use crate::ids::SpanId;
 use crate::outcome::Outcome;
 use crate::site::CallSite;
-use crate::span::{self, replace_current, Span};
+use crate::span::{self, replace_current, Restore, Span};
 use crate::state::{SiteState, OWNED};
 
 /// A call's `tracing` span (feature `tracing`): made when the call starts, entered while it
@@ -302,8 +302,9 @@ pub struct BodyStart {
     site: &'static CallSite,
     call: Option<Call>,
     ctx: Option<SpanCtx>,
-    /// The span current before the start, made current again by `body` (or the drop).
-    prev: Option<Option<SpanCtx>>,
+    /// The span current before the start, made current again when this drops: at the end of
+    /// `body`, or without one.
+    _restore: Restore,
     /// It restores this thread's current span: it stays on the thread that made it.
     _not_send: PhantomData<*const ()>,
 }
@@ -322,13 +323,25 @@ impl CallSite {
     /// ```
     #[inline]
     pub fn start_body(&'static self, parent: Span) -> BodyStart {
-        let prev = Some(replace_current(parent.ctx()));
+        let restore = Restore(replace_current(parent.ctx()));
         if !self.active() {
-            return BodyStart { site: self, call: None, ctx: None, prev, _not_send: PhantomData };
+            return BodyStart {
+                site: self,
+                call: None,
+                ctx: None,
+                _restore: restore,
+                _not_send: PhantomData,
+            };
         }
         let (ctx, call) = start_async(self);
         replace_current(Some(ctx));
-        BodyStart { site: self, call: Some(call), ctx: Some(ctx), prev, _not_send: PhantomData }
+        BodyStart {
+            site: self,
+            call: Some(call),
+            ctx: Some(ctx),
+            _restore: restore,
+            _not_send: PhantomData,
+        }
     }
 }
 
@@ -364,9 +377,6 @@ impl BodyStart {
         F: Future,
         C: Fn(&F::Output) -> Outcome,
     {
-        if let Some(prev) = self.prev.take() {
-            replace_current(prev);
-        }
         let call = self.call.take();
         let traced = match (&call, &self.ctx) {
             (Some(c), Some(ctx)) => traced::open(c.state, self.site, ctx),
@@ -379,9 +389,6 @@ impl BodyStart {
 
 impl Drop for BodyStart {
     fn drop(&mut self) {
-        if let Some(prev) = self.prev.take() {
-            replace_current(prev);
-        }
         if let Some(mut call) = self.call.take() {
             call.finish(Outcome::Panic, None);
         }

@@ -746,7 +746,8 @@ mod tests {
     const AFTER_PLACED: u32 = line!();
 
     /// A site gives back the line of the function's name, and its module and file from the
-    /// one string the macro joins them in; a site made at run time has its category for a module, no file, line 0.
+    /// one string the macro joins them in; a site made at run time has its category for a
+    /// module, no file, line 0.
     #[test]
     fn a_site_knows_its_place() {
         let site = super::linked_sites().find(|s| s.name().ends_with("::placed")).unwrap();
