@@ -150,13 +150,13 @@ impl Call {
         let at = clock::now();
         let ns = clock::nanos_between(self.start, at);
         let state = self.state;
+        let here = span::stripe();
         // In flight on the stripe the call started on; the rest on this thread's, whose
         // counters it may own (a future may end on another thread than it started on).
-        state.end(self.stripe as usize);
+        state.end(self.stripe as usize, here);
         if self.rec != 0 {
             self.close_span(ns, end);
         }
-        let here = span::stripe();
         let sole = here & OWNED != 0;
         let stripe = state.stripe(here);
         if self.allocated != (0, 0) {

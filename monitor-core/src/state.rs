@@ -2,7 +2,7 @@
 //! edges, histograms and the highwater. The hot path's writes land here.
 
 use std::sync::atomic::{
-    AtomicBool, AtomicI64, AtomicU16, AtomicU32, AtomicU64, AtomicUsize,
+    AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release, SeqCst},
 };
 use std::sync::OnceLock;
@@ -44,14 +44,19 @@ pub(crate) const ENTRY_KEY: u32 = u32::MAX;
 /// fills the 256 bytes its padding takes anyway.
 ///
 /// A stripe whose index a thread owns ([`OWNED`]) has that thread as its only writer of
-/// everything but `current` (which a call's end lowers from whichever thread ends it) and the
-/// histogram buckets its lanes map (which lanes may share), so the owner adds to the other
-/// counters with plain loads and stores ([`add`]).
+/// everything but `left_elsewhere` and the histogram buckets its lanes map (which lanes may
+/// share), so the owner adds to the other counters with plain loads and stores ([`add`]), and
+/// lowers `current` with them at the end of a call it started.
 #[derive(Default)]
 pub(crate) struct Stripe {
-    /// Calls started on this stripe and not ended yet (a call ends on the stripe it started on,
-    /// whichever thread ends it, so this never goes below zero).
-    current: AtomicI64,
+    /// Calls started on this stripe, less those that ended on it: on an owned stripe, those
+    /// its owner ended; on a shared one, all of them. Wrapping: only its difference with
+    /// `left_elsewhere` means anything, and that fits an `i32` (see [`calls_between`]).
+    current: AtomicU32,
+    /// Calls started on this owned stripe that ended on another thread (a future resumed
+    /// elsewhere), counted there with a locked add: the owner's plain stores to `current`
+    /// would lose another thread's. The calls in flight are `current - left_elsewhere`.
+    left_elsewhere: AtomicU32,
     pub(crate) success: AtomicU64,
     pub(crate) panics: AtomicU64,
     pub(crate) cancelled: AtomicU64,
@@ -72,8 +77,21 @@ pub(crate) struct Stripe {
 impl Stripe {
     /// Calls in flight that started on this stripe.
     fn in_flight(&self) -> u32 {
-        clamp_count(self.current.load(SeqCst))
+        // The ends counted elsewhere first: a call counted there started before (its start
+        // happens before its end, and the locked add publishes both), so this never reads an
+        // end without its start.
+        let elsewhere = self.left_elsewhere.load(SeqCst);
+        calls_between(self.current.load(SeqCst), elsewhere)
     }
+}
+
+/// The calls in flight on a stripe whose wrapping counters of calls started (less those ended
+/// on it) and of those ended elsewhere are `started` and `ended`.
+fn calls_between(started: u32, ended: u32) -> u32 {
+    // Reinterpreted as signed: a difference read mid-update may be briefly below zero.
+    #[allow(clippy::cast_possible_wrap)]
+    let n = started.wrapping_sub(ended) as i32;
+    clamp_count(i64::from(n))
 }
 
 /// An in-flight count as the bounds keep it (never below zero; saturating far above any real
@@ -382,7 +400,10 @@ impl SiteState {
         let i = i & (self.stripes.len() - 1);
         self.mark_written(i);
         let stripe = &self.stripes[i];
-        let now = clamp_count(stripe.current.fetch_add(1, SeqCst) + 1);
+        let started = stripe.current.fetch_add(1, SeqCst).wrapping_add(1);
+        // Ends counted by other threads lag at most: `now` may be above the stripe's true count,
+        // which only raises its bound.
+        let now = calls_between(started, stripe.left_elsewhere.load(Relaxed));
         let bounds = &self.peaks.bounds[..self.stripes.len()];
         if let Some(bound) = bounds.get(i) {
             if now > bound.load(SeqCst) {
@@ -412,10 +433,21 @@ impl SiteState {
         StripeLanes { stripes: &self.stripes, failure, written: self.peaks.written.load(Relaxed) }
     }
 
-    /// Counts a call that started on stripe `i` ending.
+    /// Counts a call that started on stripe `started` ending on stripe `here` (this thread's).
+    /// The thread that owns the stripe a call started on ends it with a plain store, most calls:
+    /// a locked subtraction here cost 2.5 ns of a 33 ns call.
     #[inline(always)]
-    pub(crate) fn end(&self, i: usize) {
-        self.stripe(i).current.fetch_sub(1, Relaxed);
+    pub(crate) fn end(&self, started: usize, here: usize) {
+        let stripe = &self.stripes[started & (self.stripes.len() - 1)];
+        if started & OWNED == 0 {
+            stripe.current.fetch_sub(1, Relaxed);
+        } else if started == here {
+            // This thread owns the stripe: nobody else writes `current`.
+            let current = stripe.current.load(Relaxed);
+            stripe.current.store(current.wrapping_sub(1), Relaxed);
+        } else {
+            stripe.left_elsewhere.fetch_add(1, Release);
+        }
     }
 
     /// Raises the highwater to the calls in flight, and lowers each stripe's bound to its count.
@@ -626,7 +658,7 @@ mod tests {
     fn ends_on_a_stripe_never_started_on_are_read() {
         let state = SiteState::new(0);
         state.begin(0, ENTRY_KEY);
-        state.end(0);
+        state.end(0, 0);
         let last = state.stripes.len() - 1;
         assert_eq!(state.read_counts().success, 0);
         let stripe = state.stripe(last);
@@ -664,28 +696,72 @@ mod tests {
         let stripes = state.stripes.len();
         // One call in flight on each stripe at once, then many calls that never overlap.
         (0..stripes).for_each(|i| state.begin(i, ENTRY_KEY));
-        (0..stripes).for_each(|i| state.end(i));
+        (0..stripes).for_each(|i| state.end(i, i));
         for i in 0..1_000 {
             state.begin(i, ENTRY_KEY);
-            state.end(i);
+            state.end(i, i);
         }
         let c = state.read_counts();
         assert_eq!((c.current, c.highwater), (0, stripes as u64));
         // Nested calls on one stripe; then two on each of two stripes: four at once.
         (0..6).for_each(|_| state.begin(1, ENTRY_KEY));
         assert_eq!(state.read_counts().highwater, (stripes as u64).max(6));
-        (0..6).for_each(|_| state.end(1));
+        (0..6).for_each(|_| state.end(1, 1));
         let state = SiteState::new(0);
         for i in [0, 0, 1, 1] {
             state.begin(i, ENTRY_KEY);
         }
         assert_eq!(state.read_counts().highwater, 4);
         for i in [0, 1, 0] {
-            state.end(i);
+            state.end(i, i);
         }
         state.begin(1, ENTRY_KEY);
         let c = state.read_counts();
         assert_eq!((c.current, c.highwater), (2, 4));
+    }
+
+    #[test]
+    fn an_owned_stripe_counts_ends_on_other_threads_apart() {
+        let state = SiteState::new(0);
+        let (mine, other) = (OWNED, 1 | OWNED);
+        (0..3).for_each(|_| state.begin(mine, ENTRY_KEY));
+        state.end(mine, mine);
+        // A future resumed on a thread owning another stripe, and on one sharing a stripe.
+        state.end(mine, other);
+        assert_eq!(state.read_counts().current, 1);
+        state.end(mine, 3);
+        let c = state.read_counts();
+        assert_eq!((c.current, c.highwater), (0, 3));
+        // The stripe's own count of ends lags behind: calls go on without settling.
+        for _ in 0..1_000 {
+            state.begin(mine, ENTRY_KEY);
+            state.end(mine, mine);
+        }
+        assert_eq!(state.stripes[0].in_flight(), 0);
+        assert_eq!(state.peaks.bounds[0].load(SeqCst), 3);
+    }
+
+    #[test]
+    fn ends_on_an_owners_stripe_and_elsewhere_are_exact_together() {
+        // The owner starts calls and ends half of them itself with plain stores while another
+        // thread ends the other half: every end is counted, none twice.
+        let state = Arc::new(SiteState::new(0));
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let ender = {
+            let state = Arc::clone(&state);
+            std::thread::spawn(move || rx.iter().for_each(|()| state.end(OWNED, 1 | OWNED)))
+        };
+        for i in 0..100_000 {
+            state.begin(OWNED, ENTRY_KEY);
+            if i % 2 == 0 {
+                state.end(OWNED, OWNED);
+            } else {
+                tx.send(()).unwrap();
+            }
+        }
+        drop(tx);
+        ender.join().unwrap();
+        assert_eq!(state.read_counts().current, 0);
     }
 
     #[test]
@@ -703,11 +779,11 @@ mod tests {
                     std::thread::spawn(move || {
                         for _ in 0..200 {
                             state.begin(t, ENTRY_KEY);
-                            state.end(t);
+                            state.end(t, t);
                         }
                         state.begin(t, ENTRY_KEY);
                         barrier.wait();
-                        state.end(t);
+                        state.end(t, t);
                     })
                 })
                 .collect();
@@ -729,7 +805,7 @@ mod tests {
                     for i in 0..10_000u32 {
                         let key = 1 + (i + t) % 12;
                         state.begin(t as usize, key);
-                        state.end(t as usize);
+                        state.end(t as usize, t as usize);
                     }
                 })
             })
