@@ -171,6 +171,7 @@ impl Call {
                 ns,
                 &state.chunks,
                 &stripe.success_lane,
+                Some(&stripe.success_last),
                 &state.success_lanes(),
             );
             return;
@@ -182,7 +183,13 @@ impl Call {
         }
         stripe.failure_sum.add(ns, sole);
         stripe.failure_recent.set(ns, at);
-        state.failure_times.record(ns, &state.chunks, &stripe.failure_lane, &state.failure_lanes());
+        state.failure_times.record(
+            ns,
+            &state.chunks,
+            &stripe.failure_lane,
+            None,
+            &state.failure_lanes(),
+        );
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::histogram::{Chunks, Lane, Lanes, OctaveMap, OwnChunks, SLOTS};
+use crate::histogram::{Chunks, Lane, Lanes, LastChunk, OctaveMap, OwnChunks, SLOTS};
 use crate::snapshot::Distribution;
 
 /// Chunks for every octave of a histogram of its own ([`crate::DurationVal`]): each keeps 1%.
@@ -101,10 +101,21 @@ impl Times {
         )
     }
 
-    /// Records `ns` through `lane`, one of `lanes`.
+    /// Records `ns` through `lane`, one of `lanes`, and `last` if the lane's writers keep one
+    /// ([`OctaveMap::record_after`]).
     #[inline(always)]
-    pub(crate) fn record(&self, ns: u64, chunks: &impl Chunks, lane: &Lane, lanes: &impl Lanes) {
-        self.hist.record(ns, chunks, lane, lanes);
+    pub(crate) fn record(
+        &self,
+        ns: u64,
+        chunks: &impl Chunks,
+        lane: &Lane,
+        last: Option<&LastChunk>,
+        lanes: &impl Lanes,
+    ) {
+        match last {
+            Some(last) => self.hist.record_after(ns, chunks, lane, last, lanes),
+            None => self.hist.record(ns, chunks, lane, lanes),
+        }
         // Load first: after warm-up a new extreme is rare, and a load of a line nobody writes
         // stays in this core's cache, where an RMW would take the line away from other cores.
         if ns < self.min.load(Relaxed) {

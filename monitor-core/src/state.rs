@@ -12,7 +12,7 @@ use crossbeam_utils::CachePadded;
 use once_cell::race::OnceBox;
 
 use crate::counters::{add, Recent, Times, WideSum};
-use crate::histogram::{keep_chunks_ready, Lane, Lanes, SharedChunks};
+use crate::histogram::{keep_chunks_ready, Lane, Lanes, LastChunk, SharedChunks};
 use crate::polls::SLOW_POLL;
 use crate::snapshot::{Caller, CallerCount, PollStats};
 
@@ -72,6 +72,9 @@ pub(crate) struct Stripe {
     /// Octave chunks of this stripe's calls in the site's two histograms.
     pub(crate) success_lane: Lane,
     pub(crate) failure_lane: Lane,
+    /// The octave of this stripe's last success and its chunk. Failures, rarer, read their
+    /// lane every time: a second one would take the stripe past its 256 bytes.
+    pub(crate) success_last: LastChunk,
 }
 
 impl Stripe {
@@ -668,6 +671,7 @@ mod tests {
             1_000,
             &state.chunks,
             &stripe.success_lane,
+            Some(&stripe.success_last),
             &state.success_lanes(),
         );
         let c = state.read_counts();

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::counters::{all_octaves, Times, WideSum};
-use crate::histogram::{float_index, float_range, AtomicHistogram, Lane, OwnChunks, F_BUCKETS};
+use crate::histogram::{
+    float_index, float_range, AtomicHistogram, Lane, LastChunk, OwnChunks, F_BUCKETS,
+};
 use crate::snapshot::{Distribution, Values};
 
 /// An exact sum of `i64`s: a carry word counts wraps of the low word, both ways.
@@ -352,6 +354,7 @@ pub struct DurationVal(Arc<DurationInner>);
 struct DurationInner {
     chunks: OwnChunks,
     lane: Lane,
+    last: LastChunk,
     times: Times,
     count: AtomicU64,
     sum: WideSum,
@@ -374,6 +377,7 @@ impl DurationVal {
         DurationVal(Arc::new(DurationInner {
             chunks: all_octaves(),
             lane: Lane::new(),
+            last: LastChunk::default(),
             times: Times::new(),
             count: AtomicU64::new(0),
             sum: WideSum::default(),
@@ -396,7 +400,7 @@ impl DurationVal {
     #[inline]
     pub(super) fn observe_nanos(&self, ns: u64) {
         let inner = &self.0;
-        inner.times.record(ns, &inner.chunks, &inner.lane, &inner.lane);
+        inner.times.record(ns, &inner.chunks, &inner.lane, Some(&inner.last), &inner.lane);
         inner.sum.add(ns, false);
         inner.recent.store(ns, Relaxed);
         inner.count.fetch_add(1, Relaxed);
