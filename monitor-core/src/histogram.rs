@@ -38,6 +38,13 @@ pub(crate) fn bucket_index(v: u64) -> usize {
     (exp - SUB_BITS + 1) as usize * SUB + sub
 }
 
+/// The octave (a slot of [`OctaveMap`]) and the bucket within it that a value falls in.
+#[inline(always)]
+fn octave_of(v: u64) -> (usize, usize) {
+    let i = bucket_index(v);
+    (i / SUB, i % SUB)
+}
+
 /// The values `[low, high)` that land in bucket `i`.
 pub(crate) fn bucket_range(i: usize) -> (u64, u64) {
     if i < SUB {
@@ -583,8 +590,20 @@ impl OctaveMap {
     /// Counts `v` through `lane`, one of `lanes`, in a chunk of `chunks`.
     #[inline(always)]
     pub(crate) fn record(&self, v: u64, chunks: &impl Chunks, lane: &Lane, lanes: &impl Lanes) {
-        let i = bucket_index(v);
-        let (slot, sub) = (i / SUB, i % SUB);
+        let (slot, sub) = octave_of(v);
+        self.record_in(slot, sub, chunks, lane, lanes);
+    }
+
+    /// Counts a value of bucket `sub` of octave `slot` through `lane`, one of `lanes`.
+    #[inline(always)]
+    fn record_in(
+        &self,
+        slot: usize,
+        sub: usize,
+        chunks: &impl Chunks,
+        lane: &Lane,
+        lanes: &impl Lanes,
+    ) {
         let mark = lane.0[slot].load(Relaxed);
         match usize::from(mark).checked_sub(1).and_then(|n| chunks.chunk(n)) {
             Some(chunk) => chunk.record(sub, chunks),
@@ -604,27 +623,28 @@ impl OctaveMap {
         last: &LastChunk,
         lanes: &impl Lanes,
     ) {
-        let i = bucket_index(v);
-        let (slot, sub) = (i / SUB, i % SUB);
+        let (slot, sub) = octave_of(v);
         match last.chunk_for(slot).and_then(|n| chunks.chunk(n)) {
             Some(chunk) => chunk.record(sub, chunks),
-            None => self.record_and_remember(v, chunks, lane, last, lanes),
+            None => self.record_and_remember(slot, sub, chunks, lane, last, lanes),
         }
     }
 
     /// A value in another octave than the last: out of line, so that the call it ends keeps
-    /// only the remembered path.
+    /// only the remembered path. The lane is read again after counting: counting may have
+    /// given it its chunk for the octave.
     #[inline(never)]
     fn record_and_remember(
         &self,
-        v: u64,
+        slot: usize,
+        sub: usize,
         chunks: &impl Chunks,
         lane: &Lane,
         last: &LastChunk,
         lanes: &impl Lanes,
     ) {
-        self.record(v, chunks, lane, lanes);
-        last.remember(bucket_index(v) / SUB, lane);
+        self.record_in(slot, sub, chunks, lane, lanes);
+        last.remember(slot, lane);
     }
 
     #[cold]
