@@ -741,9 +741,9 @@ impl Slot {
     }
 }
 
-/// Starts a call of `site` in the future being polled: its span is left for the poll to make
-/// current. Returns the span, or `None` if the site is switched off (the future then runs
-/// without a call).
+/// Starts a call of `site` in the future being polled, leaving `ctx` `None` if the site is
+/// switched off (the future then runs without a call). The poll makes the span current as at
+/// every later poll.
 ///
 /// The span that was current is not handed back from here: returned through memory written
 /// a moment before, it was read back in wider loads than it was written with, a
@@ -754,16 +754,15 @@ fn start_in_place(
     ctx: &mut Option<SpanCtx>,
     call: &mut Slot,
     traced: &mut traced::Traced,
-) -> Option<SpanCtx> {
+) {
     if !site.active() {
         *call = Slot::Empty;
-        return None;
+        return;
     }
     let (entry, started) = Call::start(site, false);
     *traced = traced::open(started.state, site, &entry.ctx);
     *call = Slot::Running(started);
     *ctx = Some(entry.ctx);
-    Some(entry.ctx)
 }
 
 /// Restores the current span after a poll and, if the poll panicked, records the panic then
@@ -802,26 +801,20 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let prev = match *this.call {
-            Slot::Deferred(site) => match start_in_place(site, this.ctx, this.call, this.traced) {
-                Some(ctx) => replace_current(Some(ctx)),
-                None => return this.inner.poll(cx),
-            },
-            Slot::Running(_) | Slot::Empty => match *this.ctx {
-                Some(ctx) => {
-                    let prev = replace_current(Some(ctx));
-                    // A recorded call's poll that its parent's poll does not enclose (the future
-                    // runs in another task): what it allocates is not in the parent's count.
-                    if let Some(call) = this.call.running_mut().filter(|c| c.rec != 0) {
-                        if prev.map_or(0, |p| p.span_id.to_u64()) != ctx.parent {
-                            call.nested = false;
-                        }
-                    }
-                    prev
-                }
-                None => return this.inner.poll(cx),
-            },
-        };
+        if let Slot::Deferred(site) = *this.call {
+            start_in_place(site, this.ctx, this.call, this.traced);
+        }
+        // No span: the site is switched off, or the call has ended.
+        let Some(ctx) = *this.ctx else { return this.inner.poll(cx) };
+        let prev = replace_current(Some(ctx));
+        // A recorded call's poll that its parent's poll does not enclose (the future runs in
+        // another task): what it allocates is not in the parent's count. (At the first poll,
+        // the span replaced is the parent itself.)
+        if let Some(call) = this.call.running_mut().filter(|c| c.rec != 0) {
+            if prev.map_or(0, |p| p.span_id.to_u64()) != ctx.parent {
+                call.nested = false;
+            }
+        }
         let alloc_base = Call::resume();
         traced::enter(this.traced);
         let mut guard = PollGuard { call: this.call, prev, alloc_base, traced: this.traced };
