@@ -173,6 +173,7 @@ impl Call {
                 &stripe.success_lane,
                 Some(&stripe.success_last),
                 &state.success_lanes(),
+                sole,
             );
             return;
         }
@@ -189,6 +190,7 @@ impl Call {
             &stripe.failure_lane,
             None,
             &state.failure_lanes(),
+            sole,
         );
     }
 }

@@ -102,7 +102,8 @@ impl Times {
     }
 
     /// Records `ns` through `lane`, one of `lanes`, and `last` if the lane's writers keep one
-    /// ([`OctaveMap::record_after`]).
+    /// ([`OctaveMap::record_after`]); `sole` if this thread is the lane's only writer (it owns
+    /// the lane's stripe).
     #[inline(always)]
     pub(crate) fn record(
         &self,
@@ -111,10 +112,11 @@ impl Times {
         lane: &Lane,
         last: Option<&LastChunk>,
         lanes: &impl Lanes,
+        sole: bool,
     ) {
         match last {
-            Some(last) => self.hist.record_after(ns, chunks, lane, last, lanes),
-            None => self.hist.record(ns, chunks, lane, lanes),
+            Some(last) => self.hist.record_after(ns, chunks, lane, last, lanes, sole),
+            None => self.hist.record(ns, chunks, lane, lanes, sole),
         }
         // Load first: after warm-up a new extreme is rare, and a load of a line nobody writes
         // stays in this core's cache, where an RMW would take the line away from other cores.

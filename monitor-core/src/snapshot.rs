@@ -721,7 +721,7 @@ mod tests {
         let pool = OwnChunks::new(SLOTS);
         let (h, lane) = (OctaveMap::new(), Lane::new());
         for &v in values {
-            h.record(v, &pool, &lane, &lane);
+            h.record(v, &pool, &lane, &lane, false);
         }
         Distribution::from_parts(
             values.len() as u64,

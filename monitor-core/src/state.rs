@@ -44,9 +44,11 @@ pub(crate) const ENTRY_KEY: u32 = u32::MAX;
 /// fills the 256 bytes its padding takes anyway.
 ///
 /// A stripe whose index a thread owns ([`OWNED`]) has that thread as its only writer of
-/// everything but `left_elsewhere` and the histogram buckets its lanes map (which lanes may
-/// share), so the owner adds to the other counters with plain loads and stores ([`add`]), and
-/// lowers `current` with them at the end of a call it started.
+/// everything but `left_elsewhere`, so the owner adds to the other counters with plain loads
+/// and stores ([`add`]), and lowers `current` with them at the end of a call it started. The
+/// histogram chunks its lanes take are the owner's alone too, counted in the same way; only a
+/// chunk a lane shares with others, once the site can take no more, takes a locked add
+/// ([`crate::histogram::SharedChunks`]).
 #[derive(Default)]
 pub(crate) struct Stripe {
     /// Calls started on this stripe, less those that ended on it: on an owned stripe, those
@@ -673,6 +675,7 @@ mod tests {
             &stripe.success_lane,
             Some(&stripe.success_last),
             &state.success_lanes(),
+            false,
         );
         let c = state.read_counts();
         assert_eq!((c.success, c.success_sum), (1, 1_000));

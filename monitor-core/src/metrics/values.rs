@@ -400,7 +400,7 @@ impl DurationVal {
     #[inline]
     pub(super) fn observe_nanos(&self, ns: u64) {
         let inner = &self.0;
-        inner.times.record(ns, &inner.chunks, &inner.lane, Some(&inner.last), &inner.lane);
+        inner.times.record(ns, &inner.chunks, &inner.lane, Some(&inner.last), &inner.lane, false);
         inner.sum.add(ns, false);
         inner.recent.store(ns, Relaxed);
         inner.count.fetch_add(1, Relaxed);
