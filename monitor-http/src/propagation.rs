@@ -107,9 +107,22 @@ pub(crate) fn header_value(bytes: &[u8]) -> Option<HeaderValue> {
                 *chunk = bytes::BytesMut::with_capacity(HEADER_CHUNK.max(bytes.len()));
             }
             chunk.extend_from_slice(bytes);
-            HeaderValue::from_maybe_shared(chunk.split().freeze()).ok()
+            let bytes = chunk.split().freeze();
+            if !visible_ascii(&bytes) {
+                return HeaderValue::from_maybe_shared(bytes).ok();
+            }
+            // SAFETY: every byte was just checked to be visible ASCII or a space, all of which a
+            // header value may hold; the check this skips costs a branch per byte.
+            #[allow(unsafe_code)]
+            Some(unsafe { HeaderValue::from_maybe_shared_unchecked(bytes) })
         })
         .or_else(|| HeaderValue::from_bytes(bytes).ok())
+}
+
+/// Whether every byte of `bytes` is visible ASCII or a space: a header value may hold them.
+/// No early exit, so that it is checked many bytes at a time.
+fn visible_ascii(bytes: &[u8]) -> bool {
+    bytes.iter().fold(true, |ok, &b| ok & (b' '..=b'~').contains(&b))
 }
 
 /// Writes `span`'s `traceparent` (and `state`, if not empty, as `tracestate`) into `headers`,
@@ -140,6 +153,21 @@ mod tests {
     use super::*;
 
     const TP: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    #[test]
+    fn header_values_hold_their_bytes_and_refuse_what_a_header_may_not_hold() {
+        // Visible ASCII takes the unchecked path (whose check `http` repeats in debug builds),
+        // anything else the checked one.
+        let printable: Vec<u8> = (b' '..=b'~').collect();
+        assert_eq!(header_value(&printable).map(|v| v.as_bytes().to_vec()), Some(printable));
+        assert_eq!(header_value(TP.as_bytes()).expect("valid").to_str().ok(), Some(TP));
+        for bad in [&b"a\x00b"[..], b"line\r\nbreak", b"del\x7f"] {
+            assert!(header_value(bad).is_none(), "{bad:?}");
+        }
+        let obs_text = "caf\u{e9}".as_bytes();
+        assert_eq!(header_value(obs_text).map(|v| v.as_bytes().to_vec()), Some(obs_text.to_vec()));
+        assert!(!visible_ascii(b"\tx") && visible_ascii(b"") && visible_ascii(b" ~"));
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
