@@ -324,10 +324,13 @@ pub(crate) enum Write<'a> {
     Behind,
 }
 
+/// Halvings that take any bucket to 1 (or 0), after which more change nothing: a sole
+/// writer's chunk never owes more (see [`SharedChunks::halve`]).
+const MOST_OWED: u8 = 32;
+
 /// Halves `x` `times` times, rounding up as [`halve_once`] does.
 fn halved(mut x: u32, times: u8) -> u32 {
-    // 32 halvings take any count to 1 (or 0): more change nothing.
-    for _ in 0..times.min(32) {
+    for _ in 0..times.min(MOST_OWED) {
         x -= x / 2;
     }
     x
@@ -440,8 +443,8 @@ pub(crate) struct SharedChunks {
     ids: [AtomicU32; SITE_CHUNKS],
     next: AtomicUsize,
     halving: AtomicBool,
-    /// Halvings of the site's chunks, wrapping (a sole writer's chunk cannot fall 256 behind:
-    /// each halving follows 2^31 values in one bucket).
+    /// Halvings of the site's chunks, wrapping: a sole writer's chunk owes at most
+    /// [`MOST_OWED`] of them, far from 256.
     halvings: AtomicU8,
 }
 
@@ -453,6 +456,28 @@ const SOLE: u32 = 1 << ID_BITS;
 const HALVINGS_SHIFT: u32 = 24;
 
 const _: () = assert!(SEGMENTS * SEGMENT < 1 << ID_BITS, "a store index + 1 fits its bits");
+
+/// The halvings a chunk whose [`SharedChunks`] entry is `entry` owes when the site has made
+/// `halvings`: none for a shared chunk.
+fn owed(entry: u32, halvings: u8) -> u8 {
+    if entry & SOLE == 0 {
+        return 0;
+    }
+    halvings.wrapping_sub(made(entry))
+}
+
+/// The halvings the chunk whose [`SharedChunks`] entry is `entry` has made.
+fn made(entry: u32) -> u8 {
+    // The halvings fit the top byte: the truncation drops nothing.
+    #[allow(clippy::cast_possible_truncation)]
+    let made = (entry >> HALVINGS_SHIFT) as u8;
+    made
+}
+
+/// `entry` with its chunk's halvings made set to `made`.
+fn with_made(entry: u32, made: u8) -> u32 {
+    entry & ((1 << HALVINGS_SHIFT) - 1) | u32::from(made) << HALVINGS_SHIFT
+}
 
 impl SharedChunks {
     pub(crate) fn new() -> Self {
@@ -476,13 +501,7 @@ impl SharedChunks {
 
     /// The halvings a sole writer's chunk whose entry is `entry` has not made.
     fn owed_by(&self, entry: u32) -> u8 {
-        if entry & SOLE == 0 {
-            return 0;
-        }
-        // The halvings fit the top byte: the truncation drops nothing.
-        #[allow(clippy::cast_possible_truncation)]
-        let made = (entry >> HALVINGS_SHIFT) as u8;
-        self.halvings.load(Relaxed).wrapping_sub(made)
+        owed(entry, self.halvings.load(Relaxed))
     }
 }
 
@@ -541,11 +560,23 @@ impl Chunks for SharedChunks {
         }
         // First: a reader then halves a sole writer's chunk it reads, whose writer halves it
         // later, when it next counts in it.
-        self.halvings.fetch_add(1, Relaxed);
-        let shared = (0..self.taken()).filter_map(|n| self.entry(n));
-        let shared = shared.filter(|(entry, _)| entry & SOLE == 0).map(|(_, c)| &c.0[..]);
-        for b in shared.flatten() {
-            let _ = b.fetch_update(Relaxed, Relaxed, |x| Some(x - x / 2));
+        let halvings = self.halvings.fetch_add(1, Relaxed).wrapping_add(1);
+        for (slot, n) in self.ids.iter().zip(0..self.taken()) {
+            let entry = slot.load(Relaxed);
+            if entry & SOLE == 0 {
+                let Some((_, chunk)) = self.entry(n) else { continue };
+                for b in &chunk.0 {
+                    let _ = b.fetch_update(Relaxed, Relaxed, |x| Some(x - x / 2));
+                }
+            } else if owed(entry, halvings) > MOST_OWED {
+                // An idle writer's chunk: halved more than `MOST_OWED` times, it would read as
+                // it does now, so it is marked as owing no more, and `halvings` wrapping
+                // around can never make it look owed nothing. Its writer, catching up at
+                // once, may store its own count over this one: the next halving marks it
+                // again.
+                let made = halvings.wrapping_sub(MOST_OWED);
+                let _ = slot.compare_exchange(entry, with_made(entry, made), Relaxed, Relaxed);
+            }
         }
         self.halving.store(false, Release);
     }
@@ -558,12 +589,12 @@ impl Chunks for SharedChunks {
         if owed == 0 {
             return;
         }
-        // Only this thread writes the chunk and its entry's halvings: plain stores.
+        // Only this thread writes the chunk, and (but for `halve` marking an idle chunk) its
+        // entry's halvings: plain stores.
         for b in &chunk.0 {
             b.store(halved(b.load(Relaxed), owed), Relaxed);
         }
-        let made = (entry >> HALVINGS_SHIFT).wrapping_add(u32::from(owed)) << HALVINGS_SHIFT;
-        self.ids[n].store(entry & ((1 << HALVINGS_SHIFT) - 1) | made, Relaxed);
+        self.ids[n].store(with_made(entry, made(entry).wrapping_add(owed)), Relaxed);
     }
 }
 
@@ -1291,6 +1322,33 @@ mod pooled_tests {
         assert_eq!((chunks.owed(1), bucket(1, 5_000).load(Relaxed)), (0, 4));
         assert_eq!(count(5_000), Some(4));
         assert!(!chunks.halving.load(Relaxed));
+    }
+
+    #[test]
+    fn an_idle_writers_chunk_stays_halved_through_any_number_of_halvings() {
+        let chunks = shared();
+        let h = Striped::four();
+        let sole = |v: u64| h.0.record(v, &chunks, &h.1[0], &h.1, true);
+        let shared = |v: u64| h.0.record(v, &chunks, &h.1[1], &h.1, false);
+        sole(5_000);
+        shared(100);
+        let bucket = |n: usize, v: u64| &chunks.chunk(n).expect("taken").0[bucket_index(v) % SUB];
+        let count =
+            |v: u64| h.0.read(&chunks, &h.1).iter().find(|b| b.0 <= v && v < b.1).map(|b| b.2);
+        // The sole writer goes idle with a bucket near full; the shared chunk then fills and
+        // halves the site 300 times: more than the site's count of halvings holds.
+        bucket(0, 5_000).store(HALVE_AT - 1, Relaxed);
+        for i in 1..=300u32 {
+            bucket(1, 100).store(HALVE_AT, Relaxed);
+            shared(100);
+            let times = u8::try_from(i.min(u32::from(MOST_OWED))).expect("small");
+            assert_eq!(chunks.owed(0), times, "halving {i}");
+            assert_eq!(count(5_000), Some(u64::from(halved(HALVE_AT - 1, times))), "halving {i}");
+        }
+        assert_eq!(count(5_000), Some(1));
+        // Written again, it makes what it owes: 1, and the new value.
+        sole(5_000);
+        assert_eq!((chunks.owed(0), count(5_000)), (0, Some(2)));
     }
 
     #[test]
