@@ -459,6 +459,7 @@ const _: () = assert!(SEGMENTS * SEGMENT < 1 << ID_BITS, "a store index + 1 fits
 
 /// The halvings a chunk whose [`SharedChunks`] entry is `entry` owes when the site has made
 /// `halvings`: none for a shared chunk.
+#[inline(always)]
 fn owed(entry: u32, halvings: u8) -> u8 {
     if entry & SOLE == 0 {
         return 0;
@@ -467,6 +468,7 @@ fn owed(entry: u32, halvings: u8) -> u8 {
 }
 
 /// The halvings the chunk whose [`SharedChunks`] entry is `entry` has made.
+#[inline(always)]
 fn made(entry: u32) -> u8 {
     // The halvings fit the top byte: the truncation drops nothing.
     #[allow(clippy::cast_possible_truncation)]
@@ -500,6 +502,7 @@ impl SharedChunks {
     }
 
     /// The halvings a sole writer's chunk whose entry is `entry` has not made.
+    #[inline(always)]
     fn owed_by(&self, entry: u32) -> u8 {
         owed(entry, self.halvings.load(Relaxed))
     }
