@@ -149,7 +149,7 @@ impl AtomicHistogram {
     #[cold]
     #[inline(never)]
     fn halve(&self) {
-        halve_once(&self.halving, std::iter::once(&self.buckets[..]));
+        halve_once(&self.halving, || halve_buckets(&self.buckets));
     }
 
     /// The non-empty buckets as `(index, count)`.
@@ -166,18 +166,28 @@ fn non_empty(buckets: &[AtomicU32]) -> impl Iterator<Item = (usize, u64)> + '_ {
     })
 }
 
-/// Halves every bucket of `runs`, rounding up, so no bucket that saw a value goes back to zero:
-/// the shape of the histograms, and so every quantile, survives. One thread halves (the one
-/// that sets `halving`); the others carry on recording. A bucket keeps 2^31 of headroom, far
-/// more than can arrive while one pass over the buckets runs.
-fn halve_once<'a>(halving: &AtomicBool, runs: impl Iterator<Item = &'a [AtomicU32]>) {
-    if halving.swap(true, Relaxed) {
+/// `x` halved, rounding up, so no bucket that saw a value goes back to zero: the shape of the
+/// histograms, and so every quantile, survives.
+fn half(x: u32) -> u32 {
+    x - x / 2
+}
+
+/// Halves every bucket of `buckets` ([`half`]), while other threads may count in them.
+fn halve_buckets(buckets: &[AtomicU32]) {
+    for b in buckets {
+        let _ = b.fetch_update(Relaxed, Relaxed, |x| Some(half(x)));
+    }
+}
+
+/// Runs `pass`, a halving of a histogram's buckets, on one thread: the one that sets
+/// `halving`; the others carry on recording. A bucket keeps 2^31 of headroom, far more than
+/// can arrive while one pass over the buckets runs.
+fn halve_once(halving: &AtomicBool, pass: impl FnOnce()) {
+    if halving.swap(true, Acquire) {
         return;
     }
-    for b in runs.flatten() {
-        let _ = b.fetch_update(Relaxed, Relaxed, |x| Some(x - x / 2));
-    }
-    halving.store(false, Relaxed);
+    pass();
+    halving.store(false, Release);
 }
 
 #[cfg(test)]
@@ -328,10 +338,10 @@ pub(crate) enum Write<'a> {
 /// writer's chunk never owes more (see [`SharedChunks::halve`]).
 const MOST_OWED: u8 = 32;
 
-/// Halves `x` `times` times, rounding up as [`halve_once`] does.
+/// Halves `x` `times` times ([`half`]).
 fn halved(mut x: u32, times: u8) -> u32 {
     for _ in 0..times.min(MOST_OWED) {
-        x -= x / 2;
+        x = half(x);
     }
     x
 }
@@ -419,7 +429,8 @@ impl Chunks for OwnChunks {
     #[cold]
     #[inline(never)]
     fn halve(&self) {
-        halve_once(&self.halving, self.chunks[..self.taken()].iter().map(|c| &c.0[..]));
+        let taken = &self.chunks[..self.taken()];
+        halve_once(&self.halving, || taken.iter().for_each(|c| halve_buckets(&c.0)));
     }
 
     fn catch_up(&self, _: usize) {}
@@ -476,6 +487,13 @@ fn made(entry: u32) -> u8 {
     made
 }
 
+/// The chunk a [`SharedChunks`] entry names, if it names one.
+#[inline(always)]
+fn chunk_of(entry: u32) -> Option<&'static Chunk> {
+    let id = (entry & (SOLE - 1)).checked_sub(1)?;
+    STORE.chunk(id as usize)
+}
+
 /// `entry` with its chunk's halvings made set to `made`.
 fn with_made(entry: u32, made: u8) -> u32 {
     entry & ((1 << HALVINGS_SHIFT) - 1) | u32::from(made) << HALVINGS_SHIFT
@@ -497,8 +515,7 @@ impl SharedChunks {
         // Relaxed: the thread that took a chunk stored its id itself; another lane sharing it
         // may not see the id yet, and then counts the value per octave (see `OctaveMap`).
         let entry = self.ids.get(n)?.load(Relaxed);
-        let id = (entry & (SOLE - 1)).checked_sub(1)?;
-        Some((entry, STORE.chunk(id as usize)?))
+        Some((entry, chunk_of(entry)?))
     }
 
     /// The halvings a sole writer's chunk whose entry is `entry` has not made.
@@ -558,30 +575,27 @@ impl Chunks for SharedChunks {
     #[cold]
     #[inline(never)]
     fn halve(&self) {
-        if self.halving.swap(true, Acquire) {
-            return;
-        }
-        // First: a reader then halves a sole writer's chunk it reads, whose writer halves it
-        // later, when it next counts in it.
-        let halvings = self.halvings.fetch_add(1, Relaxed).wrapping_add(1);
-        for (slot, n) in self.ids.iter().zip(0..self.taken()) {
-            let entry = slot.load(Relaxed);
-            if entry & SOLE == 0 {
-                let Some((_, chunk)) = self.entry(n) else { continue };
-                for b in &chunk.0 {
-                    let _ = b.fetch_update(Relaxed, Relaxed, |x| Some(x - x / 2));
+        halve_once(&self.halving, || {
+            // First: a reader then halves a sole writer's chunk it reads, whose writer halves
+            // it later, when it next counts in it.
+            let halvings = self.halvings.fetch_add(1, Relaxed).wrapping_add(1);
+            for slot in &self.ids[..self.taken()] {
+                let entry = slot.load(Relaxed);
+                if entry & SOLE == 0 {
+                    if let Some(chunk) = chunk_of(entry) {
+                        halve_buckets(&chunk.0);
+                    }
+                } else if owed(entry, halvings) > MOST_OWED {
+                    // An idle writer's chunk: halved more than `MOST_OWED` times, it would
+                    // read as it does now, so it is marked as owing no more, and `halvings`
+                    // wrapping around can never make it look owed nothing. Its writer,
+                    // catching up at once, may store its own count over this one: the next
+                    // halving marks it again.
+                    let made = halvings.wrapping_sub(MOST_OWED);
+                    let _ = slot.compare_exchange(entry, with_made(entry, made), Relaxed, Relaxed);
                 }
-            } else if owed(entry, halvings) > MOST_OWED {
-                // An idle writer's chunk: halved more than `MOST_OWED` times, it would read as
-                // it does now, so it is marked as owing no more, and `halvings` wrapping
-                // around can never make it look owed nothing. Its writer, catching up at
-                // once, may store its own count over this one: the next halving marks it
-                // again.
-                let made = halvings.wrapping_sub(MOST_OWED);
-                let _ = slot.compare_exchange(entry, with_made(entry, made), Relaxed, Relaxed);
             }
-        }
-        self.halving.store(false, Release);
+        });
     }
 
     #[cold]
@@ -1301,57 +1315,80 @@ mod pooled_tests {
         assert_eq!(shared_octave.map(|b| b.2).sum::<u64>(), 1 + 1 + counted);
     }
 
+    /// A site's chunks and four lanes, recorded through lane 0 as its only writer or through
+    /// lane 1 as a shared one.
+    struct SoleAndShared(SharedChunks, Arc<Striped>);
+
+    impl SoleAndShared {
+        fn new() -> Self {
+            SoleAndShared(shared(), Striped::four())
+        }
+
+        fn sole(&self, v: u64) {
+            let h = &self.1;
+            h.0.record(v, &self.0, &h.1[0], &h.1, true);
+        }
+
+        fn shared(&self, v: u64) {
+            let h = &self.1;
+            h.0.record(v, &self.0, &h.1[1], &h.1, false);
+        }
+
+        /// The bucket of `v` in chunk `n`.
+        fn bucket(&self, n: usize, v: u64) -> &AtomicU32 {
+            &self.0.chunk(n).expect("taken").0[bucket_index(v) % SUB]
+        }
+
+        /// The count read for the bucket of `v`.
+        fn count(&self, v: u64) -> Option<u64> {
+            let read = self.1 .0.read(&self.0, &self.1 .1);
+            read.iter().find(|b| b.0 <= v && v < b.1).map(|b| b.2)
+        }
+    }
+
     #[test]
     fn a_sole_writers_chunks_halve_when_next_written_and_read_halved_before() {
-        let chunks = shared();
-        let h = Striped::four();
-        let sole = |v: u64| h.0.record(v, &chunks, &h.1[0], &h.1, true);
-        let shared = |v: u64| h.0.record(v, &chunks, &h.1[1], &h.1, false);
-        sole(100);
-        (0..5).for_each(|_| sole(5_000));
-        (0..3).for_each(|_| shared(100));
-        let bucket = |n: usize, v: u64| &chunks.chunk(n).expect("taken").0[bucket_index(v) % SUB];
-        let count =
-            |v: u64| h.0.read(&chunks, &h.1).iter().find(|b| b.0 <= v && v < b.1).map(|b| b.2);
-        bucket(0, 100).store(HALVE_AT, Relaxed);
-        sole(100);
+        let site = SoleAndShared::new();
+        site.sole(100);
+        (0..5).for_each(|_| site.sole(5_000));
+        (0..3).for_each(|_| site.shared(100));
+        site.bucket(0, 100).store(HALVE_AT, Relaxed);
+        site.sole(100);
         // The writer's own chunk halved at once, the shared one by the halving: 2^30 + 1
         // and 2. The writer's other chunk owes its halving, which the read makes.
-        assert_eq!(count(100), Some(u64::from(HALVE_AT / 2) + 1 + 2));
-        assert_eq!((chunks.owed(1), bucket(1, 5_000).load(Relaxed)), (1, 5));
-        assert_eq!(count(5_000), Some(3));
+        assert_eq!(site.count(100), Some(u64::from(HALVE_AT / 2) + 1 + 2));
+        assert_eq!((site.0.owed(1), site.bucket(1, 5_000).load(Relaxed)), (1, 5));
+        assert_eq!(site.count(5_000), Some(3));
         // Written again, it halves itself first: 3, plus the new value.
-        sole(5_000);
-        assert_eq!((chunks.owed(1), bucket(1, 5_000).load(Relaxed)), (0, 4));
-        assert_eq!(count(5_000), Some(4));
-        assert!(!chunks.halving.load(Relaxed));
+        site.sole(5_000);
+        assert_eq!((site.0.owed(1), site.bucket(1, 5_000).load(Relaxed)), (0, 4));
+        assert_eq!(site.count(5_000), Some(4));
+        assert!(!site.0.halving.load(Relaxed));
     }
 
     #[test]
     fn an_idle_writers_chunk_stays_halved_through_any_number_of_halvings() {
-        let chunks = shared();
-        let h = Striped::four();
-        let sole = |v: u64| h.0.record(v, &chunks, &h.1[0], &h.1, true);
-        let shared = |v: u64| h.0.record(v, &chunks, &h.1[1], &h.1, false);
-        sole(5_000);
-        shared(100);
-        let bucket = |n: usize, v: u64| &chunks.chunk(n).expect("taken").0[bucket_index(v) % SUB];
-        let count =
-            |v: u64| h.0.read(&chunks, &h.1).iter().find(|b| b.0 <= v && v < b.1).map(|b| b.2);
+        let site = SoleAndShared::new();
+        site.sole(5_000);
+        site.shared(100);
         // The sole writer goes idle with a bucket near full; the shared chunk then fills and
         // halves the site 300 times: more than the site's count of halvings holds.
-        bucket(0, 5_000).store(HALVE_AT - 1, Relaxed);
+        site.bucket(0, 5_000).store(HALVE_AT - 1, Relaxed);
         for i in 1..=300u32 {
-            bucket(1, 100).store(HALVE_AT, Relaxed);
-            shared(100);
+            site.bucket(1, 100).store(HALVE_AT, Relaxed);
+            site.shared(100);
             let times = u8::try_from(i.min(u32::from(MOST_OWED))).expect("small");
-            assert_eq!(chunks.owed(0), times, "halving {i}");
-            assert_eq!(count(5_000), Some(u64::from(halved(HALVE_AT - 1, times))), "halving {i}");
+            assert_eq!(site.0.owed(0), times, "halving {i}");
+            assert_eq!(
+                site.count(5_000),
+                Some(u64::from(halved(HALVE_AT - 1, times))),
+                "halving {i}"
+            );
         }
-        assert_eq!(count(5_000), Some(1));
+        assert_eq!(site.count(5_000), Some(1));
         // Written again, it makes what it owes: 1, and the new value.
-        sole(5_000);
-        assert_eq!((chunks.owed(0), count(5_000)), (0, Some(2)));
+        site.sole(5_000);
+        assert_eq!((site.0.owed(0), site.count(5_000)), (0, Some(2)));
     }
 
     #[test]
